@@ -1,0 +1,78 @@
+import { z } from 'zod';
+
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(def);
+
+const url = z.string().url();
+
+/** One schema for every setting; loaded once at boot. An error names the variable. */
+export const ConfigSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  DATABASE_URL: url.optional(),
+  REDIS_URL: url.optional(),
+  PORT: int(3000, 0, 65535),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PUBLIC_URL: url.default('http://localhost:3000'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  /** CIDRs (comma separated) or the word `loopback`: only these may set X-Forwarded-For. */
+  TRUSTED_PROXIES: z.string().default(''),
+  /** 32 bytes, base64 or hex: seals TOTP seeds and signing keys (AES-256-GCM). */
+  THRESHOLD_MASTER_KEY: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || decodeKey(v) !== null, 'must be 32 bytes as base64 or 64 hex digits'),
+  THRESHOLD_ADMIN_EMAIL: z.string().email().optional(),
+  THRESHOLD_ADMIN_PASSWORD: z.string().min(8).max(256).optional(),
+  SESSION_IDLE_SECONDS: int(30 * 60, 60),
+  SESSION_ABSOLUTE_SECONDS: int(12 * 3600, 60),
+  ACCESS_TOKEN_TTL_SECONDS: int(600, 30, 86400),
+  FLOW_TTL_SECONDS: int(15 * 60, 30, 86400),
+  RISK_TIMEOUT_MS: int(2000, 50, 60000),
+  RISK_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('risk'),
+  RISK_MAX_TRAVEL_KMH: int(900, 1),
+  RISK_DENY_CIDRS: z.string().default(''),
+  RISK_FAILURE_WINDOW_SECONDS: int(3600, 1),
+  GEOIP_DB: z.string().optional(),
+  /** Consecutive password failures before the account locks (NIST: at most 100). */
+  LOCKOUT_THRESHOLD: int(10, 1, 100),
+  /** How long a lock lasts; 0 means only an administrator unlocks. */
+  LOCKOUT_SECONDS: int(15 * 60, 0),
+  MFA_MAX_ATTEMPTS: int(5, 1, 20),
+  PASSWORD_HASH_CONCURRENCY: int(4, 1, 64),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Config = z.infer<typeof ConfigSchema> & {
+  masterKey: Buffer | null;
+  secureCookies: boolean;
+  embedded: boolean;
+};
+
+export class ConfigError extends Error {}
+
+export function decodeKey(v: string): Buffer | null {
+  if (/^[0-9a-fA-F]{64}$/.test(v)) return Buffer.from(v, 'hex');
+  const b = Buffer.from(v, 'base64');
+  return b.length === 32 ? b : null;
+}
+
+/** Parse the environment; throws ConfigError naming each bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const r = ConfigSchema.safeParse(clean);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const c = r.data;
+  if (c.SESSION_IDLE_SECONDS > c.SESSION_ABSOLUTE_SECONDS)
+    throw new ConfigError('Invalid configuration:\n  SESSION_IDLE_SECONDS: must not exceed SESSION_ABSOLUTE_SECONDS');
+  if (c.NODE_ENV === 'production' && !c.THRESHOLD_MASTER_KEY)
+    throw new ConfigError('Invalid configuration:\n  THRESHOLD_MASTER_KEY: required in production');
+  return {
+    ...c,
+    masterKey: c.THRESHOLD_MASTER_KEY ? decodeKey(c.THRESHOLD_MASTER_KEY) : null,
+    secureCookies: c.PUBLIC_URL.startsWith('https:'),
+    embedded: !c.DATABASE_URL,
+  };
+}

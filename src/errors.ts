@@ -1,0 +1,63 @@
+/**
+ * The error registry: a stable UPPER_SNAKE code maps to an HTTP status and a public title.
+ * Only src/http/present.ts turns errors into responses; tests assert on `code`.
+ */
+export const ERRORS = {
+  VALIDATION_FAILED: { status: 400, title: 'The request is not valid.' },
+  INVALID_CREDENTIALS: { status: 401, title: 'The identifier or password is incorrect.' },
+  UNAUTHENTICATED: { status: 401, title: 'Authentication is required.' },
+  STEP_UP_REQUIRED: { status: 401, title: 'Stronger or fresher authentication is required.' },
+  PERMISSION_DENIED: { status: 403, title: 'You do not have this permission.' },
+  ACCOUNT_LOCKED: { status: 423, title: 'The account is locked.' },
+  FLOW_NOT_FOUND: { status: 404, title: 'The flow does not exist.' },
+  NOT_FOUND: { status: 404, title: 'Not found.' },
+  FLOW_EXPIRED: { status: 410, title: 'The flow has expired; start a new one.' },
+  FLOW_CONFLICT: { status: 409, title: 'The flow was changed by another request; reload it.' },
+  INVALID_EVENT: { status: 409, title: 'The flow does not accept this event in its current step.' },
+  CONFLICT: { status: 409, title: 'The resource already exists.' },
+  MFA_CODE_INVALID: { status: 400, title: 'The code is incorrect or was already used.' },
+  MFA_FACTOR_NOT_FOUND: { status: 404, title: 'The factor does not exist.' },
+  MFA_ALREADY_CONFIRMED: { status: 409, title: 'The factor is already confirmed.' },
+  LOGIN_DENIED: { status: 403, title: 'The sign-in was refused.' },
+  PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send application/json.' },
+  RATE_LIMITED: { status: 429, title: 'Too many requests.' },
+  SERVICE_UNAVAILABLE: { status: 503, title: 'A dependency is unavailable; try again later.' },
+  INTERNAL: { status: 500, title: 'An internal error occurred.' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly expose: boolean;
+  /** Public detail shown to the client. */
+  readonly detail?: string;
+  /** Extra public members of the problem document (e.g. the flow). */
+  readonly extra?: Record<string, unknown>;
+  /** Headers to add to the response (e.g. WWW-Authenticate). */
+  readonly headers?: Record<string, string>;
+
+  constructor(
+    code: ErrorCode,
+    opts: {
+      detail?: string;
+      privateDetail?: string;
+      cause?: unknown;
+      extra?: Record<string, unknown>;
+      headers?: Record<string, string>;
+    } = {},
+  ) {
+    super(opts.privateDetail ?? ERRORS[code].title, { cause: opts.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.expose = this.status < 500 || code === 'SERVICE_UNAVAILABLE';
+    this.detail = opts.detail;
+    this.extra = opts.extra;
+    this.headers = opts.headers;
+  }
+}
+
+export const isAppError = (e: unknown): e is AppError => e instanceof AppError;

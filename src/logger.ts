@@ -1,0 +1,14 @@
+import { pino, type Logger } from 'pino';
+
+/** JSON logs; secrets are redacted by field name wherever they appear. */
+export const REDACT_PATHS = [
+  'password', '*.password', 'code', '*.code', 'token', '*.token', 'secret', '*.secret',
+  'refresh_token', '*.refresh_token', 'access_token', '*.access_token', 'authorization',
+  '*.authorization', 'req.headers.authorization', 'req.headers.cookie', 'cookie', '*.cookie',
+  'otpauthUri', '*.otpauthUri', 'recoveryCodes', '*.recoveryCodes',
+];
+
+export function createLogger(level: string): Logger {
+  return pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { svc: 'threshold' } });
+}
+export type { Logger };
