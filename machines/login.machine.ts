@@ -1,0 +1,305 @@
+import { assign, emit, forwardTo, fromPromise, setup } from 'xstate';
+import { mfaMachine, type MfaOutput } from './mfa.machine.ts';
+import {
+  acrFor,
+  combineAmr,
+  TAG_AWAITING_INPUT,
+  TAG_DELEGATING,
+  type ClientEvent,
+  type FlowEffect,
+  type FlowMessage,
+  type MfaMethod,
+  type PasswordResult,
+  type RiskActorInput,
+  type RiskOutcome,
+} from './types.ts';
+
+/**
+ * Password login with risk-adaptive step-up.
+ * awaitingPassword → verifyingPassword → assessingRisk (deadline; fails closed) → deciding →
+ * allowed | stepUp (invokes the MFA machine) | denied; locked after repeated failures.
+ * Bump the version when behaviour changes; flows under way keep the rules they started with.
+ */
+export const LOGIN_MACHINE_VERSION = 1;
+
+export interface LoginInput {
+  flowId: string;
+  deviceId: string | null;
+  ip: string;
+  maxPasswordAttempts: number;
+  maxMfaAttempts: number;
+  riskTimeoutMs: number;
+  identifier?: string | null;
+}
+
+export interface LoginContext extends LoginInput {
+  identifier: string | null;
+  identityId: string | null;
+  passwordAttempts: number;
+  methods: MfaMethod[];
+  risk: RiskOutcome | null;
+  amr: string[];
+  factors: string[];
+  messages: FlowMessage[];
+  reason: string | null;
+  outcome: LoginOutput['outcome'] | null;
+}
+
+export type LoginEvent =
+  | ClientEvent
+  | { type: 'mfa.challenge_failed'; method: MfaMethod; attempts: number }
+  | { type: 'mfa.locked'; method: MfaMethod };
+
+export interface LoginOutput {
+  outcome: 'allowed' | 'denied' | 'locked';
+  identityId: string | null;
+  amr: string[];
+  acr: string;
+  factors: string[];
+  reason: string | null;
+}
+
+const invalidCredentials: FlowMessage = {
+  code: 'INVALID_CREDENTIALS',
+  text: 'The identifier or password is incorrect.',
+};
+
+/** The outcome when the scorer does not answer in time: step-up, never allow. */
+export const riskUnavailable = (): RiskOutcome => ({
+  decision: 'step_up',
+  level: 'high',
+  score: 0,
+  reasons: ['RISK_UNAVAILABLE'],
+  policyVersion: 'none',
+  contributions: {},
+  signals: null,
+  country: null,
+  lat: null,
+  lon: null,
+});
+
+export const loginMachine = setup({
+  types: {} as {
+    context: LoginContext;
+    events: LoginEvent;
+    input: LoginInput;
+    output: LoginOutput;
+    emitted: FlowEffect;
+  },
+  actors: {
+    verifyPassword: fromPromise<PasswordResult, { identifier: string; password: string }>(async () => {
+      throw new Error('verifyPassword not provided');
+    }),
+    scoreRisk: fromPromise<RiskOutcome, RiskActorInput>(async () => {
+      throw new Error('scoreRisk not provided');
+    }),
+    mfa: mfaMachine,
+  },
+  delays: {
+    riskTimeout: ({ context }) => context.riskTimeoutMs,
+  },
+  guards: {
+    passwordOk: (_, out: PasswordResult) => out.ok,
+    passwordAttemptsLeft: ({ context }, out: PasswordResult) =>
+      !out.accountLocked && context.passwordAttempts + 1 < context.maxPasswordAttempts,
+    riskDeny: ({ context }) => context.risk?.decision === 'deny',
+    riskStepUp: ({ context }) => context.risk?.decision === 'step_up',
+    hasMfa: ({ context }) => context.methods.length > 0,
+    mfaOk: (_, out: MfaOutput) => out.ok,
+  },
+  actions: {
+    clearMessages: assign({ messages: [] }),
+    rememberIdentifier: assign({
+      identifier: ({ event }) => (event.type === 'password' ? event.identifier : null),
+    }),
+    recordPasswordOk: assign((_, out: PasswordResult) => ({
+      identityId: out.identityId,
+      methods: out.methods,
+      amr: ['pwd'],
+      factors: ['pwd'],
+    })),
+    recordPasswordFailure: assign(({ context }, out: PasswordResult) => ({
+      identityId: out.identityId,
+      passwordAttempts: context.passwordAttempts + 1,
+      messages: [invalidCredentials],
+    })),
+    emitPasswordFailure: emit(({ context }) => ({
+      type: 'login.failed' as const,
+      identityId: context.identityId,
+      reason: 'INVALID_CREDENTIALS',
+      factor: 'pwd',
+    })),
+    setLockedReason: assign({ reason: 'TOO_MANY_ATTEMPTS' }),
+    emitLocked: emit(({ context }) => ({
+      type: 'login.locked' as const,
+      identityId: context.identityId,
+      reason: context.reason ?? 'TOO_MANY_ATTEMPTS',
+    })),
+    setRisk: assign((_, risk: RiskOutcome) => ({ risk })),
+    emitRisk: emit(({ context }) => ({
+      type: 'risk.decided' as const,
+      identityId: context.identityId,
+      risk: context.risk as RiskOutcome,
+    })),
+    emitSteppedUp: emit(({ context }) => ({
+      type: 'login.stepped_up' as const,
+      identityId: context.identityId,
+      reasons: context.risk?.reasons ?? [],
+    })),
+    emitDenied: emit(({ context }) => ({
+      type: 'login.denied' as const,
+      identityId: context.identityId,
+      reason: context.reason ?? 'RISK_DENY',
+    })),
+    emitSucceeded: emit(({ context }) => ({
+      type: 'login.succeeded' as const,
+      identityId: context.identityId as string,
+      amr: context.amr,
+      factors: context.factors,
+    })),
+    addFactor: assign(({ context }, out: MfaOutput) => ({
+      amr: combineAmr([...context.amr, ...out.amr]),
+      factors: [...context.factors, out.method as string],
+    })),
+    relayMfaFailure: emit(({ context, event }) => ({
+      type: 'mfa.challenge_failed' as const,
+      identityId: context.identityId as string,
+      method: event.type === 'mfa.challenge_failed' ? event.method : 'totp',
+      attempts: event.type === 'mfa.challenge_failed' ? event.attempts : 0,
+    })),
+    relayMfaLocked: emit(({ context, event }) => ({
+      type: 'mfa.locked' as const,
+      identityId: context.identityId as string,
+      method: event.type === 'mfa.locked' ? event.method : 'totp',
+    })),
+  },
+}).createMachine({
+  id: 'login',
+  context: ({ input }) => ({
+    ...input,
+    identifier: input.identifier ?? null,
+    identityId: null,
+    passwordAttempts: 0,
+    methods: [],
+    risk: null,
+    amr: [],
+    factors: [],
+    messages: [],
+    reason: null,
+    outcome: null,
+  }),
+  initial: 'awaitingPassword',
+  states: {
+    awaitingPassword: {
+      tags: [TAG_AWAITING_INPUT],
+      on: { password: { target: 'verifyingPassword', actions: ['clearMessages', 'rememberIdentifier'] } },
+    },
+    verifyingPassword: {
+      invoke: {
+        src: 'verifyPassword',
+        // The password goes to the actor only; it is never written to context.
+        input: ({ event }) =>
+          event.type === 'password'
+            ? { identifier: event.identifier, password: event.password }
+            : { identifier: '', password: '' },
+        onDone: [
+          {
+            guard: { type: 'passwordOk', params: ({ event }) => event.output },
+            target: 'assessingRisk',
+            actions: { type: 'recordPasswordOk', params: ({ event }) => event.output },
+          },
+          {
+            guard: { type: 'passwordAttemptsLeft', params: ({ event }) => event.output },
+            target: 'awaitingPassword',
+            actions: [{ type: 'recordPasswordFailure', params: ({ event }) => event.output }, 'emitPasswordFailure'],
+          },
+          {
+            target: 'locked',
+            actions: [
+              { type: 'recordPasswordFailure', params: ({ event }) => event.output },
+              'emitPasswordFailure',
+              'setLockedReason',
+              'emitLocked',
+            ],
+          },
+        ],
+        // A broken dependency never lets anyone in; the client may try again.
+        onError: { target: 'awaitingPassword', actions: assign({ messages: [{ code: 'SERVICE_UNAVAILABLE', text: 'Try again later.' }] }) },
+      },
+    },
+    assessingRisk: {
+      invoke: {
+        src: 'scoreRisk',
+        input: ({ context }) => ({
+          flowId: context.flowId,
+          identityId: context.identityId,
+          deviceId: context.deviceId,
+          ip: context.ip,
+        }),
+        onDone: { target: 'deciding', actions: { type: 'setRisk', params: ({ event }) => event.output } },
+        onError: { target: 'deciding', actions: { type: 'setRisk', params: riskUnavailable } },
+      },
+      after: {
+        riskTimeout: { target: 'deciding', actions: { type: 'setRisk', params: riskUnavailable } },
+      },
+    },
+    deciding: {
+      entry: 'emitRisk',
+      always: [
+        { guard: 'riskDeny', target: 'denied', actions: assign({ reason: 'RISK_DENY' }) },
+        { guard: 'riskStepUp', target: 'stepUp' },
+        { target: 'allowed' },
+      ],
+    },
+    stepUp: {
+      initial: 'checking',
+      states: {
+        checking: {
+          always: [
+            { guard: 'hasMfa', target: 'challenging', actions: 'emitSteppedUp' },
+            // Step-up is required but the user has no factor: refuse, never allow silently.
+            { target: '#login.denied', actions: assign({ reason: 'MFA_REQUIRED_NO_FACTOR' }) },
+          ],
+        },
+        challenging: {
+          tags: [TAG_DELEGATING],
+          invoke: {
+            id: 'mfa',
+            src: 'mfa',
+            input: ({ context }) => ({
+              identityId: context.identityId as string,
+              methods: context.methods,
+              maxAttempts: context.maxMfaAttempts,
+            }),
+            onDone: [
+              {
+                guard: { type: 'mfaOk', params: ({ event }) => event.output },
+                target: '#login.allowed',
+                actions: { type: 'addFactor', params: ({ event }) => event.output },
+              },
+              { target: '#login.locked', actions: assign({ reason: 'MFA_LOCKED' }) },
+            ],
+          },
+          on: {
+            choose: { actions: forwardTo('mfa') },
+            totp: { actions: forwardTo('mfa') },
+            recovery_code: { actions: forwardTo('mfa') },
+            'mfa.challenge_failed': { actions: 'relayMfaFailure' },
+            'mfa.locked': { actions: 'relayMfaLocked' },
+          },
+        },
+      },
+    },
+    allowed: { type: 'final', entry: [assign({ outcome: 'allowed' }), 'emitSucceeded'] },
+    denied: { type: 'final', entry: [assign({ outcome: 'denied' }), 'emitDenied'] },
+    locked: { type: 'final', entry: assign({ outcome: 'locked' }) },
+  },
+  output: ({ context }) => ({
+    outcome: context.outcome ?? 'locked',
+    identityId: context.identityId,
+    amr: context.amr,
+    acr: acrFor(context.amr),
+    factors: context.factors,
+    reason: context.reason,
+  }),
+});

@@ -1,0 +1,102 @@
+/**
+ * Shared, JSON-only types of the state machines. Machines import nothing from src/ adapters;
+ * the real behaviour behind each named actor is provided by src/ through `.provide()`.
+ */
+
+/** Tags of states a flow can rest in, and of outcomes. */
+export const TAG_AWAITING_INPUT = 'awaitingInput';
+export const TAG_DELEGATING = 'delegating';
+
+export type MfaMethod = 'totp' | 'recovery_code';
+
+/** Strongest first: the order in which methods are offered. */
+export const METHOD_STRENGTH: readonly MfaMethod[] = ['totp', 'recovery_code'];
+
+export interface FlowMessage {
+  code: string;
+  text: string;
+}
+
+/** What the risk scorer decided; raw signals stay server-side with the login event. */
+export interface RiskOutcome {
+  decision: 'allow' | 'step_up' | 'deny';
+  level: 'low' | 'medium' | 'high';
+  score: number;
+  reasons: string[];
+  policyVersion: string;
+  contributions: Record<string, number>;
+  signals: unknown;
+  country: string | null;
+  lat: number | null;
+  lon: number | null;
+}
+
+export interface PasswordResult {
+  ok: boolean;
+  /** Set when the identifier names a known identity (kept server-side, never presented). */
+  identityId: string | null;
+  /** The identity's usable second factors, strongest first (only when ok). */
+  methods: MfaMethod[];
+  /** True when the account is (now) locked; presented exactly like a wrong password. */
+  accountLocked: boolean;
+}
+
+export interface RiskActorInput {
+  flowId: string;
+  identityId: string | null;
+  deviceId: string | null;
+  ip: string;
+}
+
+/** Events a client can send to a login flow (`type` selects the machine event). */
+export type ClientEvent =
+  | { type: 'password'; identifier: string; password: string }
+  | { type: 'choose'; method: MfaMethod }
+  | { type: 'totp'; code: string }
+  | { type: 'recovery_code'; code: string };
+
+/** Side effects a transition asks for; the runtime applies them after the flow is persisted. */
+export type FlowEffect =
+  | { type: 'login.failed'; identityId: string | null; reason: string; factor: string }
+  | { type: 'login.locked'; identityId: string | null; reason: string }
+  | { type: 'risk.decided'; identityId: string | null; risk: RiskOutcome }
+  | { type: 'login.stepped_up'; identityId: string | null; reasons: string[] }
+  | { type: 'login.denied'; identityId: string | null; reason: string }
+  | { type: 'login.succeeded'; identityId: string; amr: string[]; factors: string[] }
+  | { type: 'mfa.challenge_failed'; identityId: string; method: MfaMethod; attempts: number }
+  | { type: 'mfa.locked'; identityId: string; method: MfaMethod };
+
+/** RFC 8176 amr: `mfa` only when two distinct factor kinds were proven. */
+export function combineAmr(parts: string[]): string[] {
+  const kinds = new Set<string>();
+  const out: string[] = [];
+  for (const p of parts) {
+    if (!out.includes(p)) out.push(p);
+    const kind = FACTOR_KIND[p];
+    if (kind) kinds.add(kind);
+  }
+  if (kinds.size >= 2 && !out.includes('mfa')) out.push('mfa');
+  return out;
+}
+
+/** Which NIST factor kind each amr value proves (something you know / have / are). */
+const FACTOR_KIND: Record<string, 'know' | 'have' | 'are'> = {
+  pwd: 'know',
+  pin: 'know',
+  otp: 'have',
+  hwk: 'have',
+  swk: 'have',
+  sms: 'have',
+  // Recovery codes are NIST look-up secrets (something you have); RFC 8176 has no value for
+  // them, so the internal marker `lookup` counts as a possession factor and is not published.
+  lookup: 'have',
+  fpt: 'are',
+  face: 'are',
+};
+
+/** amr values that may be published (RFC 8176 registry); internal markers are dropped. */
+export const publishAmr = (amr: string[]): string[] => amr.filter((v) => v !== 'lookup');
+
+/** acr per the assurance reached: aal2 when multi-factor. */
+export const acrFor = (amr: string[]): string => (amr.includes('mfa') ? ACR.aal2 : ACR.aal1);
+export const ACR = { aal1: 'urn:threshold:acr:aal1', aal2: 'urn:threshold:acr:aal2' } as const;
