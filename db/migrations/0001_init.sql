@@ -6,6 +6,7 @@ CREATE TABLE identities (
   display_name    text,
   status          text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'disabled')),
   failed_attempts integer NOT NULL DEFAULT 0,       -- consecutive password failures
+  mfa_failed_attempts integer NOT NULL DEFAULT 0,   -- consecutive second-factor failures (all flows)
   locked_at       timestamptz,
   locked_until    timestamptz,                      -- NULL with locked_at set: admin unlock only
   created_at      timestamptz NOT NULL
@@ -88,6 +89,7 @@ CREATE TABLE flows (
   session_id      uuid,
   machine_version integer NOT NULL,
   version         integer NOT NULL DEFAULT 0,        -- optimistic concurrency
+  lease_until     timestamptz,                       -- one request at a time advances a flow
   snapshot        jsonb NOT NULL,
   state           text NOT NULL,
   device_id       text,

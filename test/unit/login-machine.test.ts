@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createActor, fromPromise, SimulatedClock, waitFor, type AnyActorRef } from 'xstate';
 import { loginMachine, type LoginInput } from '../../machines/login.machine.ts';
+import { mfaMachine } from '../../machines/mfa.machine.ts';
 import type { FlowEffect, PasswordResult, RiskOutcome } from '../../machines/types.ts';
 
 const input: LoginInput = {
@@ -39,10 +40,10 @@ function machineWith(f: Fakes) {
         (f.password ?? ((i) => ({ ok: i.password.startsWith('right'), identityId: 'u1', methods: ['totp', 'recovery_code'], accountLocked: false })))(input),
       ),
       scoreRisk: fromPromise(async () => (f.risk ?? (async () => risk('allow')))()),
-      mfa: loginMachine.implementations.actors.mfa.provide({
+      mfa: mfaMachine.provide({
         actors: {
-          verifyTotp: fromPromise(async ({ input }: { input: { code: string } }) => (f.totp ?? ((c) => c === '123456'))(input.code)),
-          verifyRecoveryCode: fromPromise(async ({ input }: { input: { code: string } }) => (f.recovery ?? (() => false))(input.code)),
+          verifyTotp: fromPromise(async ({ input }: { input: { identityId: string; code: string } }) => (f.totp ?? ((c) => c === '123456'))(input.code)),
+          verifyRecoveryCode: fromPromise(async ({ input }: { input: { identityId: string; code: string } }) => (f.recovery ?? (() => false))(input.code)),
         },
       }) as never,
     },
@@ -227,7 +228,7 @@ describe('login machine', () => {
     actor.stop();
     const text = JSON.stringify(persisted);
     expect(text).not.toContain('right-password-xyz');
-    const restored = createActor(machineWith(f), { snapshot: JSON.parse(text) });
+    const restored = createActor(machineWith(f), { snapshot: JSON.parse(text), input });
     restored.start();
     const mfa = restored.getSnapshot().children.mfa as AnyActorRef;
     expect(mfa.getSnapshot().value).toBe('totp');

@@ -1,0 +1,126 @@
+import { hash, verify, type Algorithm } from '@node-rs/argon2';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/db.ts';
+import type { MfaMethod, PasswordResult } from '../../machines/types.ts';
+import { AppError } from '../errors.ts';
+
+/** OWASP minimum for argon2id: m=19456 KiB, t=2, p=1. */
+// Algorithm.Argon2id is an ambient const enum (value 2), which verbatimModuleSyntax cannot import.
+export const ARGON2_PARAMS = { algorithm: 2 as Algorithm, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+
+/** Bounds concurrent hashing so a burst of logins cannot exhaust memory or CPU. */
+export class Semaphore {
+  private active = 0;
+  private queue: (() => void)[] = [];
+  constructor(private readonly max: number) {}
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) await new Promise<void>((r) => this.queue.push(r));
+    this.active++;
+    try {
+      return await fn();
+    } finally {
+      this.active--;
+      this.queue.shift()?.();
+    }
+  }
+}
+
+/** NIST 800-63B: 8–256 characters, as entered (no trimming or truncation). */
+export function checkPasswordPolicy(pw: string): void {
+  const len = [...pw].length;
+  if (len < 8 || len > 256)
+    throw new AppError('VALIDATION_FAILED', { detail: 'A password must be 8 to 256 characters long.' });
+}
+
+export const normalizeIdentifier = (s: string): string => s.trim().toLowerCase();
+
+export interface PasswordService {
+  hash(pw: string): Promise<string>;
+  /** Stops online guessing: a dummy hash for unknown users, a durable lockout counter for known ones. */
+  verifyLogin(identifier: string, password: string): Promise<PasswordResult>;
+  setPassword(identityId: string, pw: string): Promise<void>;
+}
+
+export async function createPasswordService(deps: {
+  db: Db;
+  clock: Clock;
+  concurrency: number;
+  lockoutThreshold: number;
+  lockoutSeconds: number;
+  methodsOf: (identityId: string) => Promise<MfaMethod[]>;
+}): Promise<PasswordService> {
+  const { db, clock } = deps;
+  const sem = new Semaphore(deps.concurrency);
+  const doHash = (pw: string) => sem.run(() => hash(pw, ARGON2_PARAMS));
+  const doVerify = (h: string, pw: string) => sem.run(() => verify(h, pw).catch(() => false));
+  // Unknown users are checked against this so they cost the same time as known ones.
+  const dummy = await doHash(`dummy-${Math.floor(clock.now())}`);
+
+  const fail = (identityId: string | null, accountLocked = false): PasswordResult => ({
+    ok: false,
+    identityId,
+    methods: [],
+    accountLocked,
+  });
+
+  return {
+    hash: doHash,
+    async verifyLogin(identifier, password) {
+      const email = normalizeIdentifier(identifier);
+      const tooLong = [...password].length > 256;
+      const { rows } = await db.query<{
+        id: string;
+        status: string;
+        hash: string | null;
+        locked_at: Date | null;
+        locked_until: Date | null;
+      }>(
+        `SELECT i.id, i.status, p.hash, i.locked_at, i.locked_until
+           FROM identities i LEFT JOIN password_credentials p ON p.identity_id = i.id
+          WHERE i.email = $1`,
+        [email],
+      );
+      const row = rows[0];
+      if (!row || !row.hash || row.status !== 'active' || tooLong) {
+        await doVerify(row?.hash ?? dummy, tooLong ? 'x' : password);
+        return fail(row?.id ?? null);
+      }
+      const now = clock.now();
+      const locked = row.locked_at !== null && (row.locked_until === null || row.locked_until.getTime() > now);
+      if (locked) {
+        await doVerify(row.hash, password);
+        return fail(row.id, true);
+      }
+      const ok = await doVerify(row.hash, password);
+      if (ok) {
+        await db.query(
+          'UPDATE identities SET failed_attempts = 0, locked_at = NULL, locked_until = NULL WHERE id = $1',
+          [row.id],
+        );
+        return { ok: true, identityId: row.id, methods: await deps.methodsOf(row.id), accountLocked: false };
+      }
+      // Count atomically; a lock that has lapsed starts a fresh count.
+      const until = deps.lockoutSeconds > 0 ? new Date(now + deps.lockoutSeconds * 1000) : null;
+      const r = await db.query<{ locked_at: Date | null }>(
+        `UPDATE identities
+            SET failed_attempts = CASE WHEN locked_at IS NOT NULL THEN 1 ELSE failed_attempts + 1 END,
+                locked_at = CASE WHEN (CASE WHEN locked_at IS NOT NULL THEN 1 ELSE failed_attempts + 1 END) >= $2
+                                 THEN $3::timestamptz ELSE NULL END,
+                locked_until = CASE WHEN (CASE WHEN locked_at IS NOT NULL THEN 1 ELSE failed_attempts + 1 END) >= $2
+                                 THEN $4::timestamptz ELSE NULL END
+          WHERE id = $1 RETURNING locked_at`,
+        [row.id, deps.lockoutThreshold, new Date(now), until],
+      );
+      return fail(row.id, r.rows[0]?.locked_at != null);
+    },
+    async setPassword(identityId, pw) {
+      checkPasswordPolicy(pw);
+      const h = await doHash(pw);
+      await db.query(
+        `INSERT INTO password_credentials (identity_id, hash, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (identity_id) DO UPDATE SET hash = EXCLUDED.hash, updated_at = EXCLUDED.updated_at`,
+        [identityId, h, new Date(clock.now())],
+      );
+    },
+  };
+}

@@ -1,0 +1,105 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/db.ts';
+import { isUniqueViolation } from '../db/db.ts';
+import { AppError } from '../errors.ts';
+import { checkPasswordPolicy, normalizeIdentifier, type PasswordService } from '../auth/password.ts';
+
+export const CreateUserSchema = z
+  .object({
+    email: z.string().trim().email().max(254),
+    password: z.string().optional(),
+    roles: z.array(z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/)).max(20).default([]),
+    displayName: z.string().trim().min(1).max(200).optional(),
+  })
+  .strict();
+export type CreateUser = z.infer<typeof CreateUserSchema>;
+
+export interface UserView {
+  id: string;
+  email: string;
+  displayName: string | null;
+  roles: string[];
+  status: string;
+  locked: boolean;
+  createdAt: string;
+}
+
+export interface UserService {
+  create(u: CreateUser): Promise<UserView>;
+  get(id: string): Promise<UserView | null>;
+  byEmail(email: string): Promise<UserView | null>;
+  unlock(id: string): Promise<boolean>;
+  lock(id: string): Promise<boolean>;
+  count(): Promise<number>;
+}
+
+export function createUserService(deps: { db: Db; clock: Clock; passwords: PasswordService }): UserService {
+  const { db, clock } = deps;
+  const view = async (where: string, arg: string): Promise<UserView | null> => {
+    const { rows } = await db.query<{
+      id: string; email: string; display_name: string | null; status: string; locked_at: Date | null;
+      locked_until: Date | null; created_at: Date; roles: string[] | null;
+    }>(
+      `SELECT i.id, i.email, i.display_name, i.status, i.locked_at, i.locked_until, i.created_at,
+              (SELECT coalesce(json_agg(role ORDER BY role), '[]'::json) FROM user_roles WHERE identity_id = i.id) AS roles
+         FROM identities i WHERE ${where}`,
+      [arg],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    const now = clock.now();
+    return {
+      id: r.id,
+      email: r.email,
+      displayName: r.display_name,
+      roles: r.roles ?? [],
+      status: r.status,
+      locked: r.locked_at !== null && (r.locked_until === null || r.locked_until.getTime() > now),
+      createdAt: r.created_at.toISOString(),
+    };
+  };
+  return {
+    async create(u) {
+      if (u.password !== undefined) checkPasswordPolicy(u.password);
+      const known = await db.query<{ name: string }>('SELECT name FROM roles WHERE name = ANY($1::text[])', [u.roles]);
+      const unknown = u.roles.filter((r) => !known.rows.some((k) => k.name === r));
+      if (unknown.length) throw new AppError('VALIDATION_FAILED', { detail: `Unknown roles: ${unknown.join(', ')}` });
+      const id = randomUUID();
+      try {
+        await db.tx(async (q) => {
+          await q.query('INSERT INTO identities (id, email, display_name, created_at) VALUES ($1, $2, $3, $4)', [
+            id,
+            normalizeIdentifier(u.email),
+            u.displayName ?? null,
+            new Date(clock.now()),
+          ]);
+          for (const r of new Set(u.roles)) await q.query('INSERT INTO user_roles (identity_id, role) VALUES ($1, $2)', [id, r]);
+        });
+      } catch (e) {
+        if (isUniqueViolation(e)) throw new AppError('CONFLICT', { detail: 'A user with this email exists.' });
+        throw e;
+      }
+      if (u.password !== undefined) await deps.passwords.setPassword(id, u.password);
+      return (await view('i.id = $1', id)) as UserView;
+    },
+    get: (id) => (/^[0-9a-f-]{36}$/i.test(id) ? view('i.id = $1', id) : Promise.resolve(null)),
+    byEmail: (email) => view('i.email = $1', normalizeIdentifier(email)),
+    async unlock(id) {
+      const r = await db.query(
+        'UPDATE identities SET locked_at = NULL, locked_until = NULL, failed_attempts = 0, mfa_failed_attempts = 0 WHERE id = $1',
+        [id],
+      );
+      return r.rowCount === 1;
+    },
+    async lock(id) {
+      const r = await db.query('UPDATE identities SET locked_at = $2, locked_until = NULL WHERE id = $1', [id, new Date(clock.now())]);
+      return r.rowCount === 1;
+    },
+    async count() {
+      const r = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM identities');
+      return r.rows[0].n;
+    },
+  };
+}

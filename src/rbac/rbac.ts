@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import type { Clock } from '../clock.ts';
+import type { Queryable } from '../db/db.ts';
+import { ACR } from '../../machines/types.ts';
+
+export const RequirementSchema = z
+  .object({ amr: z.array(z.string().min(1)).optional(), maxAge: z.number().int().positive().optional() })
+  .strict();
+export type Requirement = z.infer<typeof RequirementSchema>;
+
+/** Who is asking: from a session or a verified access token. */
+export interface Principal {
+  identityId: string;
+  sessionId: string;
+  amr: string[];
+  authTime: number; // epoch seconds
+  /** amr value → epoch seconds when that factor was last proven. */
+  factorTimes: Record<string, number>;
+}
+
+export type Decision =
+  | { allow: true }
+  | { allow: false; code: 'PERMISSION_DENIED' }
+  | { allow: false; code: 'STEP_UP_REQUIRED'; acrValues: string; maxAge?: number; description: string };
+
+export interface Rbac {
+  rolesOf(identityId: string): Promise<string[]>;
+  permissionsOf(identityId: string): Promise<{ name: string; requirement: Requirement | null }[]>;
+  /** Stops use of a permission without the role, or with weaker or staler authentication than it demands. */
+  authorize(p: Principal, permission: string): Promise<Decision>;
+}
+
+/** When the strongest requested amr was proven; auth_time when nothing specific was asked. */
+export function provenAt(p: Principal, amr: string[] | undefined): number {
+  if (!amr?.length) return p.authTime;
+  return Math.min(...amr.map((a) => p.factorTimes[a] ?? p.authTime));
+}
+
+/** Pure check of a requirement against a principal at `now` (epoch seconds). */
+export function checkRequirement(p: Principal, req: Requirement | null, now: number): Decision {
+  if (!req) return { allow: true };
+  const missing = (req.amr ?? []).filter((a) => !p.amr.includes(a));
+  const acrValues = (req.amr ?? []).some((a) => a !== 'pwd') ? ACR.aal2 : ACR.aal1;
+  if (missing.length)
+    return { allow: false, code: 'STEP_UP_REQUIRED', acrValues, maxAge: req.maxAge, description: `Requires ${missing.join(' ')}` };
+  if (req.maxAge !== undefined && now - provenAt(p, req.amr) > req.maxAge)
+    return { allow: false, code: 'STEP_UP_REQUIRED', acrValues, maxAge: req.maxAge, description: 'Authentication is too old' };
+  return { allow: true };
+}
+
+/** RFC 9470 §3 challenge. */
+export function stepUpChallenge(d: Extract<Decision, { code: 'STEP_UP_REQUIRED' }>): string {
+  const parts = [
+    'Bearer error="insufficient_user_authentication"',
+    `error_description="${d.description.replace(/["\\]/g, '')}"`,
+    `acr_values="${d.acrValues}"`,
+  ];
+  if (d.maxAge !== undefined) parts.push(`max_age=${d.maxAge}`);
+  return parts.join(', ');
+}
+
+export function createRbac(db: Queryable, clock: Clock): Rbac {
+  const permissionsOf = async (identityId: string) => {
+    const { rows } = await db.query<{ name: string; requirement: Requirement | null }>(
+      `SELECT DISTINCT p.name, p.requirement FROM user_roles ur
+         JOIN role_permissions rp ON rp.role = ur.role JOIN permissions p ON p.name = rp.permission
+        WHERE ur.identity_id = $1 ORDER BY p.name`,
+      [identityId],
+    );
+    return rows;
+  };
+  return {
+    async rolesOf(identityId) {
+      const { rows } = await db.query<{ role: string }>('SELECT role FROM user_roles WHERE identity_id = $1 ORDER BY role', [identityId]);
+      return rows.map((r) => r.role);
+    },
+    permissionsOf,
+    async authorize(p, permission) {
+      const { rows } = await db.query<{ requirement: Requirement | null }>(
+        `SELECT p.requirement FROM user_roles ur
+           JOIN role_permissions rp ON rp.role = ur.role JOIN permissions p ON p.name = rp.permission
+          WHERE ur.identity_id = $1 AND p.name = $2 LIMIT 1`,
+        [p.identityId, permission],
+      );
+      if (!rows[0]) return { allow: false, code: 'PERMISSION_DENIED' };
+      return checkRequirement(p, rows[0].requirement, Math.floor(clock.now() / 1000));
+    },
+  };
+}
