@@ -26,6 +26,8 @@ export const ConfigSchema = z.object({
   SESSION_IDLE_SECONDS: int(30 * 60, 60),
   SESSION_ABSOLUTE_SECONDS: int(12 * 3600, 60),
   ACCESS_TOKEN_TTL_SECONDS: int(600, 30, 86400),
+  /** `aud` of access tokens (the resource servers'); defaults to PUBLIC_URL. */
+  TOKEN_AUDIENCE: z.string().min(1).optional(),
   FLOW_TTL_SECONDS: int(15 * 60, 30, 86400),
   RISK_TIMEOUT_MS: int(2000, 50, 60000),
   RISK_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('risk'),

@@ -1,0 +1,50 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from './config/config.ts';
+import type { Logger } from './logger.ts';
+import type { UserService } from './identity/users.ts';
+import type { Audit } from './audit/audit.ts';
+
+/**
+ * The master key: from the environment, or (embedded default only) generated once into the
+ * data folder with a loud warning.
+ */
+export async function resolveMasterKey(config: Config, logger: Logger): Promise<Buffer> {
+  if (config.masterKey) return config.masterKey;
+  if (!config.embedded) throw new Error('THRESHOLD_MASTER_KEY is required when DATABASE_URL is set');
+  await mkdir(config.DATA_DIR, { recursive: true });
+  const file = join(config.DATA_DIR, 'master.key');
+  let key: Buffer;
+  try {
+    key = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+  } catch {
+    key = randomBytes(32);
+    await writeFile(file, key.toString('base64'), { mode: 0o600 });
+    await chmod(file, 0o600);
+  }
+  if (key.length !== 32) throw new Error(`${file} does not hold a 32-byte key`);
+  logger.warn({ file }, 'THRESHOLD_MASTER_KEY is not set: using a key generated into the data folder (development only)');
+  return key;
+}
+
+/**
+ * The first administrator: from THRESHOLD_ADMIN_EMAIL/PASSWORD, or in the embedded default a
+ * generated one printed once. Nothing happens once any user exists.
+ */
+export async function bootstrapAdmin(config: Config, users: UserService, audit: Audit, print: (s: string) => void) {
+  if ((await users.count()) > 0) return null;
+  let email = config.THRESHOLD_ADMIN_EMAIL;
+  let password = config.THRESHOLD_ADMIN_PASSWORD;
+  let generated = false;
+  if (!email || !password) {
+    if (!config.embedded) return null;
+    email ??= 'admin@threshold.local';
+    password = randomBytes(18).toString('base64url');
+    generated = true;
+  }
+  const u = await users.create({ email, password, roles: ['ADMIN'] });
+  await audit.append({ type: 'user.created', actor: 'system', subject: u.id, reason: 'BOOTSTRAP_ADMIN', data: { roles: u.roles } });
+  if (generated) print(`\n  Threshold created the first administrator (shown once):\n    email:    ${email}\n    password: ${password}\n`);
+  return u;
+}

@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/db.ts';
+import type { Audit } from '../audit/audit.ts';
+import type { FlowEffect, RiskOutcome } from '../../machines/types.ts';
+import type { FlowRow } from './runtime.ts';
+
+type Outcome = 'succeeded' | 'failed' | 'denied' | 'locked' | 'stepped_up';
+
+/**
+ * Applies what a login transition asked for, after the flow was persisted: one login event per
+ * outcome (with the risk decision's signals, policy version and contributions, so it can be
+ * explained and replayed) and one audit event each.
+ */
+export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit }) {
+  const { db, clock, audit } = deps;
+
+  async function loginEvent(flow: FlowRow, outcome: Outcome, identityId: string | null, risk: RiskOutcome | null, extra: { factors?: string[]; reason?: string } = {}) {
+    await db.query(
+      `INSERT INTO login_events (id, flow_id, identity_id, device_id, ip, country, latitude, longitude, outcome, signals,
+                                 policy_version, contributions, score, decision, reasons, factors, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12::jsonb, $13, $14, $15::jsonb, $16::jsonb, $17)`,
+      [
+        randomUUID(), flow.id, identityId, flow.device_id, flow.ip, risk?.country ?? null, risk?.lat ?? null, risk?.lon ?? null,
+        outcome, risk ? JSON.stringify(risk.signals ?? null) : null, risk?.policyVersion ?? null,
+        risk ? JSON.stringify(risk.contributions) : null, risk?.score ?? null, risk?.decision ?? null,
+        JSON.stringify(extra.reason ? [...(risk?.reasons ?? []), extra.reason] : (risk?.reasons ?? [])),
+        JSON.stringify(extra.factors ?? []), new Date(clock.now()),
+      ],
+    );
+  }
+
+  return async function apply(flow: FlowRow, effects: FlowEffect[], risk: RiskOutcome | null): Promise<void> {
+    const base = { flow: flow.id, device: flow.device_id };
+    for (const e of effects) {
+      switch (e.type) {
+        case 'login.failed':
+          await loginEvent(flow, 'failed', e.identityId, null, { reason: e.reason, factors: [e.factor] });
+          await audit.append({ type: 'login.failed', subject: e.identityId, reason: e.reason, data: { ...base, factor: e.factor } });
+          break;
+        case 'login.locked':
+          await loginEvent(flow, 'locked', e.identityId, risk, { reason: e.reason });
+          await audit.append({ type: 'login.locked', subject: e.identityId, reason: e.reason, data: base });
+          break;
+        case 'risk.decided':
+          await audit.append({
+            type: 'risk.decided',
+            subject: e.identityId,
+            reason: e.risk.reasons.join(' ') || 'NONE',
+            data: { ...base, decision: e.risk.decision, score: e.risk.score, policyVersion: e.risk.policyVersion, contributions: e.risk.contributions },
+          });
+          break;
+        case 'login.stepped_up':
+          await loginEvent(flow, 'stepped_up', e.identityId, risk);
+          await audit.append({ type: 'login.stepped_up', subject: e.identityId, reason: e.reasons.join(' ') || 'NONE', data: base });
+          break;
+        case 'login.denied':
+          await loginEvent(flow, 'denied', e.identityId, risk, { reason: e.reason });
+          await audit.append({ type: 'login.denied', subject: e.identityId, reason: e.reason, data: base });
+          break;
+        case 'login.succeeded':
+          await loginEvent(flow, 'succeeded', e.identityId, risk, { factors: e.factors });
+          await audit.append({ type: 'login.succeeded', subject: e.identityId, reason: e.factors.join(' '), data: { ...base, amr: e.amr } });
+          break;
+        case 'mfa.challenge_failed':
+          await audit.append({ type: 'mfa.challenge_failed', subject: e.identityId, reason: 'MFA_CODE_INVALID', data: { ...base, method: e.method, attempts: e.attempts } });
+          break;
+        case 'mfa.locked':
+          await loginEvent(flow, 'locked', e.identityId, risk, { reason: 'MFA_LOCKED', factors: [e.method] });
+          await audit.append({ type: 'mfa.locked', subject: e.identityId, reason: 'MFA_LOCKED', data: { ...base, method: e.method } });
+          break;
+      }
+    }
+  };
+}

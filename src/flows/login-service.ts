@@ -1,0 +1,135 @@
+import { fromPromise } from 'xstate';
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config/config.ts';
+import type { Db } from '../db/db.ts';
+import type { Audit } from '../audit/audit.ts';
+import type { Jobs } from '../jobs/jobs.ts';
+import type { PasswordService } from '../auth/password.ts';
+import type { TotpService } from '../auth/totp.ts';
+import type { RecoveryService } from '../auth/recovery.ts';
+import type { SessionRecord, SessionService } from '../session/sessions.ts';
+import type { TokenService } from '../tokens/access-token.ts';
+import { guardSecondFactor } from '../auth/mfa-guard.ts';
+import { loginMachine, LOGIN_MACHINE_VERSION, type LoginContext, type LoginOutput } from '../../machines/login.machine.ts';
+import { mfaMachine } from '../../machines/mfa.machine.ts';
+import { publishAmr, type FlowEffect, type RiskOutcome } from '../../machines/types.ts';
+import { QUEUES, RISK_JOB, riskJobId } from '../../workers/queues.ts';
+import { createFlowRuntime, type FlowRow } from './runtime.ts';
+import { createLoginEffects } from './login-effects.ts';
+
+export interface Completion {
+  sessionToken: string;
+  session: SessionRecord;
+  tokens?: { access_token: string; token_type: 'Bearer'; expires_in: number };
+}
+
+export function createLoginService(deps: {
+  db: Db;
+  clock: Clock;
+  config: Config;
+  audit: Audit;
+  jobs: Jobs;
+  passwords: PasswordService;
+  totp: TotpService;
+  recovery: RecoveryService;
+  sessions: SessionService;
+  tokens: TokenService;
+  roleNames: (identityId: string) => Promise<string[]>;
+}) {
+  const { db, clock, config } = deps;
+  const guard = { db, clock, threshold: config.LOCKOUT_THRESHOLD, lockoutSeconds: config.LOCKOUT_SECONDS };
+  const totp = guardSecondFactor(guard, deps.totp.verify);
+  const recovery = guardSecondFactor(guard, deps.recovery.consume);
+
+  const machine = loginMachine.provide({
+    actors: {
+      verifyPassword: fromPromise(({ input }) => deps.passwords.verifyLogin(input.identifier, input.password)),
+      // Scored by the risk worker through the job queue; the machine's deadline fails closed.
+      scoreRisk: fromPromise(({ input }) =>
+        deps.jobs.request<RiskOutcome>(
+          QUEUES.risk,
+          RISK_JOB,
+          { identityId: input.identityId, deviceId: input.deviceId, ip: input.ip, at: clock.now() },
+          { jobId: riskJobId(input.flowId, 0), timeoutMs: config.RISK_TIMEOUT_MS },
+        ),
+      ),
+      mfa: mfaMachine.provide({
+        actors: {
+          verifyTotp: fromPromise(({ input }) => totp(input.identityId, input.code)),
+          verifyRecoveryCode: fromPromise(({ input }) => recovery(input.identityId, input.code)),
+        },
+      }),
+    },
+  });
+
+  const runtime = createFlowRuntime({
+    db,
+    clock,
+    type: 'login',
+    machine,
+    machineVersion: LOGIN_MACHINE_VERSION,
+    ttlSeconds: config.FLOW_TTL_SECONDS,
+    leaseMs: Math.max(30_000, config.RISK_TIMEOUT_MS + 15_000),
+  });
+  const applyEffects = createLoginEffects({ db, clock, audit: deps.audit });
+
+  /** Issue the session (and tokens) for the one request that finished the flow. */
+  async function complete(flow: FlowRow): Promise<Completion | undefined> {
+    const out = flow.snapshot.output as LoginOutput | undefined;
+    if (!out || out.outcome !== 'allowed' || !out.identityId) return undefined;
+    const ctx = flow.snapshot.context as unknown as LoginContext;
+    const authTime = Math.floor(clock.now() / 1000);
+    const amr = publishAmr(out.amr);
+    const factorTimes = Object.fromEntries(out.amr.map((a) => [a, authTime]));
+    const { token, session } = await deps.sessions.create({
+      identityId: out.identityId,
+      amr,
+      acr: out.acr,
+      authTime,
+      factorTimes,
+      deviceId: flow.device_id,
+      ip: flow.ip,
+      country: ctx.risk?.country ?? null,
+    });
+    await db.query('UPDATE flows SET session_id = $2 WHERE id = $1', [flow.id, session.id]);
+    await deps.audit.append({ type: 'session.created', subject: out.identityId, reason: out.acr, data: { session: session.id, flow: flow.id, amr } });
+    const completion: Completion = { sessionToken: token, session };
+    if (flow.return_tokens) {
+      const t = await deps.tokens.issue({
+        sub: out.identityId,
+        sid: session.id,
+        amr,
+        acr: out.acr,
+        auth_time: authTime,
+        roles: await deps.roleNames(out.identityId),
+      });
+      completion.tokens = { access_token: t.token, token_type: 'Bearer', expires_in: t.expiresIn };
+    }
+    return completion;
+  }
+
+  return {
+    runtime,
+    start(meta: { deviceId: string | null; ip: string; identifier?: string | null; returnTokens: boolean }) {
+      return runtime.create(
+        {
+          deviceId: meta.deviceId,
+          ip: meta.ip,
+          identifier: meta.identifier ?? null,
+          maxPasswordAttempts: config.LOCKOUT_THRESHOLD,
+          maxMfaAttempts: config.MFA_MAX_ATTEMPTS,
+          riskTimeoutMs: config.RISK_TIMEOUT_MS,
+        },
+        { deviceId: meta.deviceId, ip: meta.ip, returnTokens: meta.returnTokens },
+      );
+    },
+    async submit(id: string, event: { type: string }): Promise<{ flow: FlowRow; completion?: Completion }> {
+      const { flow, effects, finished } = await runtime.advance<FlowEffect>(id, event);
+      const risk = (flow.snapshot.context as unknown as LoginContext).risk;
+      await applyEffects(flow, effects, risk);
+      return { flow, completion: finished ? await complete(flow) : undefined };
+    },
+  };
+}
+
+export type LoginService = ReturnType<typeof createLoginService>;

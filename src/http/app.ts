@@ -1,0 +1,57 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { randomUUID } from 'node:crypto';
+import { AppError, isAppError } from '../errors.ts';
+import { clientContext } from './middleware/client.ts';
+import { problem } from './present.ts';
+import { loginRoutes } from './routes/login.ts';
+import { sessionRoutes } from './routes/session.ts';
+import { mfaRoutes } from './routes/mfa.ts';
+import { adminRoutes } from './routes/admin.ts';
+import type { Env, Services } from './services.ts';
+
+export function createApp(s: Services, extra: { checks?: Record<string, () => Promise<void>> } = {}) {
+  const app = new Hono<Env>();
+
+  app.use('*', async (c, next) => {
+    c.set('requestId', randomUUID());
+    c.header('X-Content-Type-Options', 'nosniff');
+    c.header('Referrer-Policy', 'no-referrer');
+    await next();
+  });
+  app.use('*', bodyLimit({ maxSize: 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } }));
+  app.use('*', clientContext({ trustedProxies: s.config.TRUSTED_PROXIES, secureCookies: s.config.secureCookies }));
+
+  app.onError((err, c) => {
+    const e = isAppError(err) ? err : new AppError('INTERNAL', { cause: err });
+    if (e.status >= 500) s.logger.error({ err, requestId: c.get('requestId'), path: c.req.path }, 'request failed');
+    return problem(c, e, c.get('requestId'));
+  });
+  app.notFound((c) => problem(c, new AppError('NOT_FOUND'), c.get('requestId')));
+
+  app.get('/health', async (c) => {
+    const checks: Record<string, () => Promise<void>> = { db: () => s.db.ping(), queue: () => s.jobs.ping(), ...extra.checks };
+    const results: Record<string, string> = {};
+    await Promise.all(
+      Object.entries(checks).map(async ([k, f]) => {
+        results[k] = await Promise.race([
+          f().then(() => 'ok'),
+          new Promise<string>((r) => setTimeout(() => r('timeout'), 2000).unref()),
+        ]).catch(() => 'down');
+      }),
+    );
+    const ok = Object.values(results).every((v) => v === 'ok');
+    return c.json({ status: ok ? 'ok' : 'degraded', checks: results }, ok ? 200 : 503);
+  });
+
+  app.get('/.well-known/jwks.json', async (c) => {
+    c.header('Cache-Control', 'public, max-age=300');
+    return c.json(await s.keys.jwks());
+  });
+
+  app.route('/auth/login', loginRoutes(s));
+  app.route('/auth/mfa', mfaRoutes(s));
+  app.route('/auth', sessionRoutes(s));
+  app.route('/api', adminRoutes(s));
+  return app;
+}

@@ -1,0 +1,69 @@
+import type { Context } from 'hono';
+import { getCookie } from 'hono/cookie';
+import { AppError } from '../../errors.ts';
+import type { Principal } from '../../rbac/rbac.ts';
+import type { Env, Services } from '../services.ts';
+
+export const sessionCookieName = (secure: boolean) => (secure ? '__Host-threshold_session' : 'threshold_session');
+
+/**
+ * Who is calling: a session cookie (sliding its idle window) or a bearer access token whose
+ * session (`sid`) must still be live. Stops use of unknown, expired or revoked credentials.
+ */
+export async function authenticate(c: Context<Env>, s: Services): Promise<Principal | null> {
+  const cached = c.get('principal');
+  if (cached) return cached;
+  const auth = c.req.header('authorization');
+  let p: Principal | null = null;
+  if (auth !== undefined) {
+    const m = /^Bearer ([A-Za-z0-9_.-]{20,4096})$/.exec(auth);
+    if (!m) return null;
+    try {
+      const claims = await s.tokens.verify(m[1]);
+      const session = await s.sessions.byId(claims.sid);
+      if (!session || session.identityId !== claims.sub) return null;
+      p = {
+        identityId: claims.sub,
+        sessionId: claims.sid,
+        amr: claims.amr,
+        authTime: claims.auth_time,
+        factorTimes: Object.fromEntries(claims.amr.map((a) => [a, session.factorTimes[a] ?? claims.auth_time])),
+      };
+      c.set('via', 'bearer');
+    } catch {
+      return null;
+    }
+  } else {
+    const token = getCookie(c, sessionCookieName(s.config.secureCookies));
+    if (!token) return null;
+    const session = await s.sessions.authenticate(token);
+    if (!session) return null;
+    p = {
+      identityId: session.identityId,
+      sessionId: session.id,
+      amr: session.amr,
+      authTime: session.authTime,
+      factorTimes: session.factorTimes,
+    };
+    c.set('via', 'cookie');
+  }
+  c.set('principal', p);
+  return p;
+}
+
+export async function requirePrincipal(c: Context<Env>, s: Services): Promise<Principal> {
+  const p = await authenticate(c, s);
+  if (!p) throw new AppError('UNAUTHENTICATED', { headers: { 'WWW-Authenticate': 'Bearer' } });
+  return p;
+}
+
+/** Stops non-administrators from using admin routes. */
+export async function requirePermission(c: Context<Env>, s: Services, permission: string): Promise<Principal> {
+  const p = await requirePrincipal(c, s);
+  const d = await s.rbac.authorize(p, permission);
+  if (!d.allow) {
+    await s.audit.append({ type: 'authorization.denied', actor: p.identityId, subject: permission, reason: d.code, data: { route: c.req.path } });
+    throw new AppError(d.code === 'PERMISSION_DENIED' ? 'PERMISSION_DENIED' : 'STEP_UP_REQUIRED');
+  }
+  return p;
+}

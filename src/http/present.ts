@@ -1,0 +1,82 @@
+import type { Context } from 'hono';
+import { ERRORS, type AppError } from '../errors.ts';
+import type { FlowRow, PersistedSnapshot } from '../flows/runtime.ts';
+import type { FlowMessage, MfaMethod, RiskOutcome } from '../../machines/types.ts';
+import type { SessionRecord } from '../session/sessions.ts';
+
+/** The one place that serialises: flows are whitelisted field by field, never dumped. */
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+const MFA_STEP: Record<string, string> = { choosing: 'choose_method', totp: 'totp', recoveryCode: 'recovery_code' };
+
+function stepOf(snap: PersistedSnapshot, expired: boolean): string {
+  if (expired) return 'expired';
+  const v = snap.value;
+  if (v === 'awaitingPassword' || v === 'verifyingPassword') return 'password';
+  if (v === 'allowed') return 'done';
+  if (v === 'denied') return 'denied';
+  if (v === 'locked') return 'locked';
+  const child = snap.children?.mfa?.snapshot;
+  if (child && typeof child.value === 'string') return MFA_STEP[child.value] ?? 'choose_method';
+  return 'password';
+}
+
+export interface PresentedFlow {
+  id: string;
+  type: string;
+  step: string;
+  methods?: MfaMethod[];
+  risk?: { level: string; reasons: string[] };
+  messages: FlowMessage[];
+  expiresAt: string;
+  state: string;
+}
+
+export function presentFlow(row: FlowRow, opts: { expired?: boolean } = {}): PresentedFlow {
+  const snap = row.snapshot;
+  const ctx = snap.context as { risk?: RiskOutcome | null; messages?: FlowMessage[] };
+  const child = snap.children?.mfa?.snapshot;
+  const childCtx = child?.context as { methods?: MfaMethod[]; messages?: FlowMessage[] } | undefined;
+  const out: PresentedFlow = {
+    id: row.id,
+    type: row.type,
+    step: stepOf(snap, !!opts.expired),
+    messages: [...(ctx.messages ?? []), ...(childCtx?.messages ?? [])].map((m) => ({ code: m.code, text: m.text })),
+    expiresAt: row.expires_at.toISOString(),
+    state: typeof snap.value === 'string' ? snap.value : JSON.stringify(snap.value),
+  };
+  if (childCtx?.methods && child?.status === 'active') out.methods = [...childCtx.methods];
+  if (ctx.risk) out.risk = { level: ctx.risk.level, reasons: [...ctx.risk.reasons] };
+  return out;
+}
+
+export function presentSession(s: SessionRecord) {
+  return {
+    id: s.id,
+    amr: s.amr,
+    acr: s.acr,
+    authTime: iso(s.authTime * 1000),
+    expiresAt: iso(s.absoluteExpiresAt),
+    idleExpiresAt: iso(s.idleExpiresAt),
+  };
+}
+
+/** RFC 9457 problem details with our stable code; 5xx never carries internals. */
+export function problem(c: Context, err: AppError, requestId: string): Response {
+  const body: Record<string, unknown> = {
+    type: `https://threshold.dev/problems/${err.code.toLowerCase().replace(/_/g, '-')}`,
+    title: ERRORS[err.code].title,
+    status: err.status,
+    code: err.code,
+  };
+  if (err.expose && err.detail) body.detail = err.detail;
+  if (err.expose && err.extra) {
+    for (const [k, v] of Object.entries(err.extra)) if (k !== 'flowRow') body[k] = v;
+    const row = err.extra.flowRow as FlowRow | undefined;
+    if (row) body.flow = presentFlow(row, { expired: err.code === 'FLOW_EXPIRED' });
+  }
+  if (err.status >= 500) body.requestId = requestId;
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json', ...(err.headers ?? {}) };
+  return c.body(JSON.stringify(body), err.status as 400, headers);
+}

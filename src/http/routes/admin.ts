@@ -1,0 +1,47 @@
+import { Hono } from 'hono';
+import { readJson } from '../body.ts';
+import { requirePermission } from '../middleware/auth.ts';
+import { AppError } from '../../errors.ts';
+import { CreateUserSchema } from '../../identity/users.ts';
+import type { Env, Services } from '../services.ts';
+
+export function adminRoutes(s: Services) {
+  const app = new Hono<Env>();
+
+  app.post('/users', async (c) => {
+    const admin = await requirePermission(c, s, 'MANAGE_USERS');
+    const b = await readJson(c, CreateUserSchema);
+    const u = await s.users.create(b);
+    await s.audit.append({ type: 'user.created', actor: admin.identityId, subject: u.id, reason: 'ADMIN', data: { roles: u.roles } });
+    return c.json(u, 201);
+  });
+
+  app.get('/users/:id', async (c) => {
+    await requirePermission(c, s, 'MANAGE_USERS');
+    const u = await s.users.get(c.req.param('id'));
+    if (!u) throw new AppError('NOT_FOUND');
+    return c.json(u);
+  });
+
+  for (const action of ['lock', 'unlock'] as const) {
+    app.post(`/users/:id/${action}`, async (c) => {
+      const admin = await requirePermission(c, s, 'MANAGE_USERS');
+      const id = c.req.param('id');
+      const ok = /^[0-9a-f-]{36}$/.test(id) && (await s.users[action](id));
+      if (!ok) throw new AppError('NOT_FOUND');
+      await s.audit.append({ type: `user.${action}ed`, actor: admin.identityId, subject: id, reason: 'ADMIN' });
+      return c.json((await s.users.get(id))!);
+    });
+  }
+
+  app.get('/roles', async (c) => {
+    await requirePermission(c, s, 'MANAGE_USERS');
+    const { rows } = await s.db.query<{ name: string; description: string; permissions: string[] }>(
+      `SELECT r.name, r.description, coalesce(json_agg(rp.permission ORDER BY rp.permission) FILTER (WHERE rp.permission IS NOT NULL), '[]') AS permissions
+         FROM roles r LEFT JOIN role_permissions rp ON rp.role = r.name GROUP BY r.name, r.description ORDER BY r.name`,
+    );
+    return c.json(rows);
+  });
+
+  return app;
+}

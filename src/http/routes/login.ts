@@ -1,0 +1,81 @@
+import { Hono, type Context } from 'hono';
+import { setCookie } from 'hono/cookie';
+import { z } from 'zod';
+import { AppError, ERRORS, type ErrorCode } from '../../errors.ts';
+import { readJson } from '../body.ts';
+import { deviceId } from '../middleware/client.ts';
+import { sessionCookieName } from '../middleware/auth.ts';
+import { presentFlow, presentSession } from '../present.ts';
+import type { Completion } from '../../flows/login-service.ts';
+import type { FlowRow } from '../../flows/runtime.ts';
+import type { Env, Services } from '../services.ts';
+
+const code = z.string().max(64);
+export const LoginEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('password'), identifier: z.string().min(1).max(320), password: z.string().max(1024) }).strict(),
+  z.object({ type: z.literal('choose'), method: z.enum(['totp', 'recovery_code']) }).strict(),
+  z.object({ type: z.literal('totp'), code }).strict(),
+  z.object({ type: z.literal('recovery_code'), code }).strict(),
+]);
+
+const StartSchema = z
+  .object({ identifier: z.string().min(1).max(320).optional(), returnTokens: z.boolean().optional() })
+  .strict();
+
+/** A flow whose last step failed answers with the matching problem (and the flow). */
+function outcomeError(row: FlowRow): AppError | null {
+  const body = presentFlow(row);
+  if (body.step === 'denied') return new AppError('LOGIN_DENIED', { extra: { flowRow: row } });
+  if (body.step === 'locked') return new AppError('ACCOUNT_LOCKED', { extra: { flowRow: row } });
+  const m = body.messages.find((x) => x.code in ERRORS);
+  return m ? new AppError(m.code as ErrorCode, { extra: { flowRow: row } }) : null;
+}
+
+export function loginRoutes(s: Services) {
+  const app = new Hono<Env>();
+  const secure = s.config.secureCookies;
+
+  const finish = (c: Context<Env>, row: FlowRow, done?: Completion) => {
+    const body: Record<string, unknown> = { ...presentFlow(row) };
+    if (done) {
+      setCookie(c, sessionCookieName(secure), done.sessionToken, {
+        httpOnly: true,
+        secure,
+        sameSite: 'Lax',
+        path: '/',
+        expires: new Date(done.session.absoluteExpiresAt),
+      });
+      const { id: _id, ...session } = presentSession(done.session);
+      body.session = session;
+      if (done.tokens) body.tokens = done.tokens;
+    }
+    c.header('Cache-Control', 'no-store');
+    return body;
+  };
+
+  app.post('/', async (c) => {
+    const b = await readJson(c, StartSchema);
+    const row = await s.login.start({
+      deviceId: deviceId(c, secure, true),
+      ip: c.get('clientIp'),
+      identifier: b.identifier ?? null,
+      returnTokens: b.returnTokens ?? false,
+    });
+    return c.json(finish(c, row), 201);
+  });
+
+  app.get('/:id', async (c) => {
+    const row = await s.login.runtime.load(c.req.param('id'));
+    return c.json(finish(c, row));
+  });
+
+  app.post('/:id', async (c) => {
+    const event = await readJson(c, LoginEventSchema);
+    const { flow, completion } = await s.login.submit(c.req.param('id'), event);
+    const err = outcomeError(flow);
+    if (err) throw err;
+    return c.json(finish(c, flow, completion));
+  });
+
+  return app;
+}

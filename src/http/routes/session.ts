@@ -1,0 +1,61 @@
+import { Hono } from 'hono';
+import { deleteCookie } from 'hono/cookie';
+import { z } from 'zod';
+import { AppError } from '../../errors.ts';
+import { readJson } from '../body.ts';
+import { authenticate, requirePrincipal, sessionCookieName } from '../middleware/auth.ts';
+import { presentSession } from '../present.ts';
+import { stepUpChallenge } from '../../rbac/rbac.ts';
+import type { Env, Services } from '../services.ts';
+
+export function sessionRoutes(s: Services) {
+  const app = new Hono<Env>();
+
+  app.get('/check', async (c) => c.json({ authenticated: (await authenticate(c, s)) !== null }));
+
+  app.get('/me', async (c) => {
+    const p = await requirePrincipal(c, s);
+    const [user, session, roles, perms] = await Promise.all([
+      s.users.get(p.identityId),
+      s.sessions.byId(p.sessionId),
+      s.rbac.rolesOf(p.identityId),
+      s.rbac.permissionsOf(p.identityId),
+    ]);
+    if (!user || !session) throw new AppError('UNAUTHENTICATED');
+    return c.json({
+      user: { id: user.id, email: user.email, displayName: user.displayName },
+      roles,
+      permissions: perms.map((x) => x.name),
+      session: { ...presentSession(session), warning: false },
+    });
+  });
+
+  app.post('/logout', async (c) => {
+    const p = await authenticate(c, s);
+    if (p) {
+      await s.sessions.revoke(p.sessionId, 'logout');
+      await s.audit.append({ type: 'session.revoked', actor: p.identityId, subject: p.sessionId, reason: 'LOGOUT' });
+    }
+    deleteCookie(c, sessionCookieName(s.config.secureCookies), { path: '/', secure: s.config.secureCookies });
+    return c.body(null, 204);
+  });
+
+  app.post('/authorize', async (c) => {
+    const b = await readJson(
+      c,
+      z.object({ permission: z.string().min(1).max(128), namespace: z.string().max(128).optional() }).strict(),
+    );
+    const p = await requirePrincipal(c, s);
+    const d = await s.rbac.authorize(p, b.permission);
+    if (d.allow) return c.json({ allow: true });
+    await s.audit.append({ type: 'authorization.denied', actor: p.identityId, subject: b.permission, reason: d.code, data: { session: p.sessionId } });
+    if (d.code === 'PERMISSION_DENIED') throw new AppError('PERMISSION_DENIED');
+    throw new AppError('STEP_UP_REQUIRED', {
+      detail: d.description,
+      headers: { 'WWW-Authenticate': stepUpChallenge(d) },
+      extra: { acr_values: d.acrValues, ...(d.maxAge !== undefined ? { max_age: d.maxAge } : {}) },
+    });
+  });
+
+  return app;
+}

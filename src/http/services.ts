@@ -1,0 +1,38 @@
+import type { Clock } from '../clock.ts';
+import type { Config } from '../config/config.ts';
+import type { Db } from '../db/db.ts';
+import type { Logger } from '../logger.ts';
+import type { Audit } from '../audit/audit.ts';
+import type { Jobs } from '../jobs/jobs.ts';
+import type { PasswordService } from '../auth/password.ts';
+import type { TotpService } from '../auth/totp.ts';
+import type { RecoveryService } from '../auth/recovery.ts';
+import type { SessionService } from '../session/sessions.ts';
+import type { TokenService } from '../tokens/access-token.ts';
+import type { KeyStore } from '../tokens/keys.ts';
+import type { Rbac, Principal } from '../rbac/rbac.ts';
+import type { UserService } from '../identity/users.ts';
+import type { LoginService } from '../flows/login-service.ts';
+
+/** Everything the HTTP layer may call; built once by the composition root. */
+export interface Services {
+  config: Config;
+  db: Db;
+  clock: Clock;
+  logger: Logger;
+  audit: Audit;
+  jobs: Jobs;
+  passwords: PasswordService;
+  totp: TotpService;
+  recovery: RecoveryService;
+  sessions: SessionService;
+  tokens: TokenService;
+  keys: KeyStore;
+  rbac: Rbac;
+  users: UserService;
+  login: LoginService;
+}
+
+export type Env = {
+  Variables: { requestId: string; clientIp: string; principal?: Principal; via?: 'cookie' | 'bearer' };
+};

@@ -1,0 +1,73 @@
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { serve } from '@hono/node-server';
+import { loadConfig, ConfigError, type Config } from './config/config.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { createLogger } from './logger.ts';
+import { createPgDb } from './db/pg.ts';
+import { createPgliteDb } from './db/pglite.ts';
+import { migrate } from './db/migrate.ts';
+import type { Db } from './db/db.ts';
+import { createBullJobs } from './jobs/bullmq.ts';
+import { createInProcessJobs } from './jobs/in-process.ts';
+import type { Jobs } from './jobs/jobs.ts';
+import { openGeo } from './risk/geo.ts';
+import { createRiskScorer } from './risk/scorer.ts';
+import { riskProcessor } from '../workers/risk-score.worker.ts';
+import { bootstrapAdmin, resolveMasterKey } from './bootstrap.ts';
+import { buildServices } from './services.ts';
+import { createApp } from './http/app.ts';
+
+export async function openDb(config: Config): Promise<Db> {
+  if (config.DATABASE_URL) return createPgDb(config.DATABASE_URL);
+  await mkdir(config.DATA_DIR, { recursive: true });
+  return createPgliteDb(join(config.DATA_DIR, 'pglite'));
+}
+
+/** Composition root: config → adapters → services → app → serve. */
+export async function start(env: Record<string, string | undefined> = process.env, clock: Clock = systemClock) {
+  const config = loadConfig(env);
+  const logger = createLogger(config.LOG_LEVEL);
+  const db = await openDb(config);
+  await migrate(db);
+  let jobs: Jobs;
+  if (config.REDIS_URL) {
+    jobs = createBullJobs(config.REDIS_URL);
+  } else {
+    // Embedded default: the same job interface, run in this process.
+    const scorer = createRiskScorer({ db, geo: await openGeo(config.GEOIP_DB), config });
+    jobs = createInProcessJobs({ [config.RISK_QUEUE]: riskProcessor(scorer) });
+  }
+  const masterKey = await resolveMasterKey(config, logger);
+  const services = await buildServices({ config, db, jobs, clock, logger, masterKey });
+  await services.keys.active();
+  await bootstrapAdmin(config, services.users, services.audit, (s) => process.stdout.write(s + '\n'));
+  const app = createApp(services);
+  const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST });
+  await new Promise<void>((r) => server.once('listening', () => r()));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.PORT;
+  logger.info({ port, embedded: config.embedded }, `Threshold listening on http://${config.HOST}:${port}`);
+  const stop = async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+    await jobs.close();
+    await db.close();
+  };
+  return { app, services, port, stop };
+}
+
+const isMain = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isMain) {
+  start().then(
+    ({ stop }) => {
+      const shutdown = () => stop().then(() => process.exit(0), () => process.exit(1));
+      process.once('SIGTERM', shutdown);
+      process.once('SIGINT', shutdown);
+    },
+    (e) => {
+      if (e instanceof ConfigError) process.stderr.write(`${e.message}\n`);
+      else process.stderr.write(`Threshold failed to start: ${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,54 @@
+import type { Clock } from './clock.ts';
+import type { Config } from './config/config.ts';
+import type { Db } from './db/db.ts';
+import type { Jobs } from './jobs/jobs.ts';
+import type { Logger } from './logger.ts';
+import { Sealer } from './crypto/seal.ts';
+import { createAudit } from './audit/audit.ts';
+import { createPasswordService } from './auth/password.ts';
+import { createTotpService } from './auth/totp.ts';
+import { createRecoveryService } from './auth/recovery.ts';
+import { createSessionService } from './session/sessions.ts';
+import { createKeyStore } from './tokens/keys.ts';
+import { createTokenService } from './tokens/access-token.ts';
+import { createRbac } from './rbac/rbac.ts';
+import { createUserService } from './identity/users.ts';
+import { createLoginService } from './flows/login-service.ts';
+import type { Services } from './http/services.ts';
+import type { MfaMethod } from '../machines/types.ts';
+import { createHmac } from 'node:crypto';
+
+/** Wires adapters into services. Tests call this with their own db, jobs and clock. */
+export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clock: Clock; logger: Logger; masterKey: Buffer }): Promise<Services> {
+  const { config, db, jobs, clock, logger } = d;
+  const sealer = new Sealer(d.masterKey);
+  const audit = createAudit(db, clock);
+  const totp = createTotpService({ db, clock, sealer, issuer: 'Threshold' });
+  // A separate key for recovery-code digests, derived from the master key.
+  const recovery = createRecoveryService({ db, clock, pepper: createHmac('sha256', d.masterKey).update('recovery-codes').digest() });
+  const methodsOf = async (identityId: string): Promise<MfaMethod[]> => {
+    const m: MfaMethod[] = [];
+    if (await totp.hasConfirmed(identityId)) m.push('totp');
+    if ((await recovery.remaining(identityId)) > 0) m.push('recovery_code');
+    return m;
+  };
+  const passwords = await createPasswordService({
+    db,
+    clock,
+    concurrency: config.PASSWORD_HASH_CONCURRENCY,
+    lockoutThreshold: config.LOCKOUT_THRESHOLD,
+    lockoutSeconds: config.LOCKOUT_SECONDS,
+    methodsOf,
+  });
+  const sessions = createSessionService({ db, clock, idleSeconds: config.SESSION_IDLE_SECONDS, absoluteSeconds: config.SESSION_ABSOLUTE_SECONDS });
+  const keys = createKeyStore(db, sealer, clock);
+  const tokens = createTokenService(keys, clock, {
+    issuer: config.PUBLIC_URL,
+    audience: config.TOKEN_AUDIENCE ?? config.PUBLIC_URL,
+    ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+  });
+  const rbac = createRbac(db, clock);
+  const users = createUserService({ db, clock, passwords });
+  const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf });
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login };
+}
