@@ -13,7 +13,7 @@ import { guardSecondFactor } from '../auth/mfa-guard.ts';
 import { loginMachine, LOGIN_MACHINE_VERSION, type LoginContext, type LoginOutput } from '../../machines/login.machine.ts';
 import { mfaMachine } from '../../machines/mfa.machine.ts';
 import { publishAmr, type FlowEffect, type RiskOutcome } from '../../machines/types.ts';
-import { QUEUES, RISK_JOB, riskJobId } from '../../workers/queues.ts';
+import { RISK_JOB, riskJobId } from '../../workers/queues.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { createLoginEffects } from './login-effects.ts';
 
@@ -47,7 +47,7 @@ export function createLoginService(deps: {
       // Scored by the risk worker through the job queue; the machine's deadline fails closed.
       scoreRisk: fromPromise(({ input }) =>
         deps.jobs.request<RiskOutcome>(
-          QUEUES.risk,
+          config.RISK_QUEUE,
           RISK_JOB,
           { identityId: input.identityId, deviceId: input.deviceId, ip: input.ip, at: clock.now() },
           { jobId: riskJobId(input.flowId, 0), timeoutMs: config.RISK_TIMEOUT_MS },

@@ -1,0 +1,136 @@
+import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { serve } from '@hono/node-server';
+import { loadConfig } from '../../src/config/config.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createBullJobs } from '../../src/jobs/bullmq.ts';
+import { openGeo } from '../../src/risk/geo.ts';
+import { createRiskScorer } from '../../src/risk/scorer.ts';
+import { startRiskWorker } from '../../workers/risk-score.worker.ts';
+import { buildServices } from '../../src/services.ts';
+import { bootstrapAdmin } from '../../src/bootstrap.ts';
+import { createApp } from '../../src/http/app.ts';
+import type { Clock } from '../../src/clock.ts';
+import { createTestDb, TEST_REDIS_URL, uniqueName } from './db.ts';
+
+/** Real time plus an offset tests can move forward (lockout expiry, TOTP steps). */
+export class OffsetClock implements Clock {
+  offset = 0;
+  now() {
+    return Date.now() + this.offset;
+  }
+  advance(ms: number) {
+    this.offset += ms;
+  }
+}
+
+export const ADMIN = { email: 'admin@example.test', password: 'correct horse battery staple' };
+
+/**
+ * A full Threshold on a real socket: private Postgres schema, BullMQ on the real Redis with its
+ * own queue name, and a real risk worker process-local (stoppable).
+ */
+export async function startTestServer(env: Record<string, string> = {}) {
+  const tdb = await createTestDb();
+  const queue = uniqueName('risk');
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: tdb.url,
+    REDIS_URL: TEST_REDIS_URL,
+    RISK_QUEUE: queue,
+    TRUSTED_PROXIES: 'loopback',
+    THRESHOLD_MASTER_KEY: randomBytes(32).toString('base64'),
+    THRESHOLD_ADMIN_EMAIL: ADMIN.email,
+    THRESHOLD_ADMIN_PASSWORD: ADMIN.password,
+    LOG_LEVEL: 'silent',
+    ...env,
+  });
+  const clock = new OffsetClock();
+  const logger = createLogger('silent');
+  const jobs = createBullJobs(TEST_REDIS_URL);
+  const scorer = createRiskScorer({ db: tdb.db, geo: await openGeo(), config });
+  let worker: ReturnType<typeof startRiskWorker> | null = null;
+  const startWorker = async () => {
+    worker = startRiskWorker({ redisUrl: TEST_REDIS_URL, queueName: queue, scorer });
+    await worker.worker.waitUntilReady();
+  };
+  const stopWorker = async () => {
+    await worker?.close();
+    worker = null;
+  };
+  await startWorker();
+  const services = await buildServices({ config, db: tdb.db, jobs, clock, logger, masterKey: config.masterKey! });
+  await bootstrapAdmin(config, services.users, services.audit, () => {});
+  const app = createApp(services);
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+  await new Promise<void>((r) => server.once('listening', () => r()));
+  const addr = server.address();
+  const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  return {
+    url,
+    config,
+    clock,
+    services,
+    db: tdb.db,
+    dbUrl: tdb.url,
+    queue,
+    startWorker,
+    stopWorker,
+    async close() {
+      await new Promise<void>((r) => server.close(() => r()));
+      await stopWorker();
+      await jobs.close();
+      await tdb.drop();
+    },
+  };
+}
+export type TestServer = Awaited<ReturnType<typeof startTestServer>>;
+
+/** A minimal browser: a cookie jar and fixed client headers (device, forwarded IP). */
+export class Client {
+  cookies = new Map<string, string>();
+  constructor(
+    private base: string,
+    public headers: Record<string, string> = {},
+  ) {}
+  async req(method: string, path: string, body?: unknown, extra: Record<string, string> = {}) {
+    const h: Record<string, string> = { ...this.headers, ...extra };
+    if (this.cookies.size) h.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    if (body !== undefined) h['content-type'] = 'application/json';
+    const res = await fetch(this.base + path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+    for (const sc of res.headers.getSetCookie()) {
+      const [pair] = sc.split(';');
+      const i = pair.indexOf('=');
+      const k = pair.slice(0, i);
+      const v = pair.slice(i + 1);
+      if (v === '' || /max-age=0/i.test(sc)) this.cookies.delete(k);
+      else this.cookies.set(k, v);
+    }
+    const text = await res.text();
+    let json: any = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      json = text;
+    }
+    return { status: res.status, headers: res.headers, body: json };
+  }
+  get = (p: string, h?: Record<string, string>) => this.req('GET', p, undefined, h);
+  post = (p: string, b?: unknown, h?: Record<string, string>) => this.req('POST', p, b ?? {}, h);
+
+  /** Start a login flow and submit the password; returns the last response. */
+  async passwordLogin(identifier: string, password: string, opts: { returnTokens?: boolean } = {}) {
+    const start = await this.post('/auth/login', { returnTokens: opts.returnTokens ?? false });
+    if (start.status !== 201) throw new Error(`start failed: ${start.status} ${JSON.stringify(start.body)}`);
+    const r = await this.post(`/auth/login/${start.body.id}`, { type: 'password', identifier, password });
+    return { ...r, flowId: start.body.id as string };
+  }
+}
+
+/** The current RFC 6238 code from Debian's oathtool, independent of otplib. */
+export function oathtool(secret: string, atMs: number): string {
+  return execFileSync('oathtool', ['--totp', '-b', `--now=@${Math.floor(atMs / 1000)}`, secret], { encoding: 'utf8' }).trim();
+}
+
+export const IP = { london: '81.2.69.142', mountainView: '8.8.8.8', sydney: '1.1.1.1', falkenstein: '5.9.0.1' };
+export const device = (n: string) => `device-${n}-${randomBytes(8).toString('hex')}`;

@@ -1,0 +1,32 @@
+import { loadConfig, ConfigError } from '../src/config/config.ts';
+import { createLogger } from '../src/logger.ts';
+import { createPgDb } from '../src/db/pg.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { openGeo } from '../src/risk/geo.ts';
+import { createRiskScorer } from '../src/risk/scorer.ts';
+import { startRiskWorker } from './risk-score.worker.ts';
+
+/** `npm run worker`: the BullMQ workers as their own process (needs DATABASE_URL and REDIS_URL). */
+async function main() {
+  const config = loadConfig();
+  const logger = createLogger(config.LOG_LEVEL);
+  if (!config.DATABASE_URL || !config.REDIS_URL)
+    throw new ConfigError('Invalid configuration:\n  DATABASE_URL, REDIS_URL: the worker process needs both (the embedded default runs jobs in-process)');
+  const db = createPgDb(config.DATABASE_URL, 5);
+  await migrate(db);
+  const scorer = createRiskScorer({ db, geo: await openGeo(config.GEOIP_DB), config });
+  const risk = startRiskWorker({ redisUrl: config.REDIS_URL, queueName: config.RISK_QUEUE, scorer, logger });
+  logger.info({ queues: [config.RISK_QUEUE] }, 'Threshold workers running');
+  const stop = async () => {
+    await risk.close();
+    await db.close();
+    process.exit(0);
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((e) => {
+  process.stderr.write(e instanceof ConfigError ? `${e.message}\n` : `worker failed: ${e instanceof Error ? e.stack : e}\n`);
+  process.exit(1);
+});
