@@ -100,8 +100,9 @@ export const loginMachine = setup({
   },
   guards: {
     passwordOk: (_, out: PasswordResult) => out.ok,
-    passwordAttemptsLeft: ({ context }, out: PasswordResult) =>
-      !out.accountLocked && context.passwordAttempts + 1 < context.maxPasswordAttempts,
+    // A locked account is answered exactly like a wrong password (no enumeration oracle): it
+    // spends the flow's budget the same way, and the flow locks at the same count.
+    passwordAttemptsLeft: ({ context }) => context.passwordAttempts + 1 < context.maxPasswordAttempts,
     riskDeny: ({ context }) => context.risk?.decision === 'deny',
     riskStepUp: ({ context }) => context.risk?.decision === 'step_up',
     hasMfa: ({ context }) => context.methods.length > 0,
@@ -209,7 +210,7 @@ export const loginMachine = setup({
             actions: { type: 'recordPasswordOk', params: ({ event }) => event.output },
           },
           {
-            guard: { type: 'passwordAttemptsLeft', params: ({ event }) => event.output },
+            guard: 'passwordAttemptsLeft',
             target: 'awaitingPassword',
             actions: [{ type: 'recordPasswordFailure', params: ({ event }) => event.output }, 'emitPasswordFailure'],
           },

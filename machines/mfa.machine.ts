@@ -58,6 +58,7 @@ export const mfaMachine = setup({
     chosenRecovery: ({ context, event }) =>
       event.type === 'choose' && event.method === 'recovery_code' && context.methods.includes('recovery_code'),
     attemptsLeft: ({ context }) => context.attempts + 1 < context.maxAttempts,
+    codeOk: (_, p: { ok: boolean }) => p.ok,
   },
   actions: {
     clearMessages: assign({ messages: [] }),
@@ -108,7 +109,7 @@ export const mfaMachine = setup({
           code: event.type === 'totp' ? event.code : '',
         }),
         onDone: [
-          { guard: ({ event }) => event.output, target: 'verified' },
+          { guard: { type: 'codeOk', params: ({ event }) => ({ ok: event.output }) }, target: 'verified' },
           { guard: 'attemptsLeft', target: 'totp', actions: ['countFailure', 'reportFailure'] },
           { target: 'locked', actions: ['countFailure', 'reportFailure', 'reportLocked'] },
         ],
@@ -131,7 +132,7 @@ export const mfaMachine = setup({
           code: event.type === 'recovery_code' ? event.code : '',
         }),
         onDone: [
-          { guard: ({ event }) => event.output, target: 'verified' },
+          { guard: { type: 'codeOk', params: ({ event }) => ({ ok: event.output }) }, target: 'verified' },
           { guard: 'attemptsLeft', target: 'recoveryCode', actions: ['countFailure', 'reportFailure'] },
           { target: 'locked', actions: ['countFailure', 'reportFailure', 'reportLocked'] },
         ],

@@ -100,13 +100,14 @@ describe('login machine', () => {
     expect(effects.at(-1)?.type).toBe('login.locked');
   });
 
-  it('locks at once when the account itself is locked', async () => {
+  it('answers a locked account exactly like a wrong password', async () => {
     const { actor, settle } = await start({
       password: () => ({ ok: false, identityId: 'u1', methods: [], accountLocked: true }),
     });
     actor.send({ type: 'password', identifier: 'a@x.io', password: 'x' });
     await settle();
-    expect(actor.getSnapshot().value).toBe('locked');
+    expect(actor.getSnapshot().value).toBe('awaitingPassword');
+    expect(actor.getSnapshot().context.messages[0]?.code).toBe('INVALID_CREDENTIALS');
   });
 
   it('never lets in when the password check itself fails', async () => {
