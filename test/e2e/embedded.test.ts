@@ -47,13 +47,13 @@ async function stop(child: ChildProcess, exited: Promise<unknown>) {
 async function passwordLogin(port: number, email: string, password: string) {
   const base = `http://127.0.0.1:${port}`;
   const start = await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-  const flow = await start.json();
+  const flow = (await start.json()) as { id: string };
   const r = await fetch(`${base}/auth/login/${flow.id}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ type: 'password', identifier: email, password }),
   });
-  return { status: r.status, body: await r.json(), cookies: r.headers.getSetCookie() };
+  return { status: r.status, body: (await r.json()) as any, cookies: r.headers.getSetCookie() };
 }
 
 describe('embedded default (npm start on a fresh folder)', () => {
@@ -71,7 +71,7 @@ describe('embedded default (npm start on a fresh folder)', () => {
     expect(m).not.toBeNull();
     const [, email, password] = m!;
 
-    const health = await (await fetch(`http://127.0.0.1:${port}/health`)).json();
+    const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as unknown;
     expect(health).toEqual({ status: 'ok', checks: { db: 'ok', queue: 'ok' } });
 
     const login = await passwordLogin(port, email, password);
