@@ -30,7 +30,16 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.notFound((c) => problem(c, new AppError('NOT_FOUND'), c.get('requestId')));
 
   app.get('/health', async (c) => {
-    const checks: Record<string, () => Promise<void>> = { db: () => s.db.ping(), queue: () => s.jobs.ping(), ...extra.checks };
+    const checks: Record<string, () => Promise<void>> = {
+      db: () => s.db.ping(),
+      // Embedded default: no Redis; jobs run in this process.
+      ...(s.config.REDIS_URL ? { redis: () => s.jobs.ping() } : {}),
+      // Without a risk worker every login fails closed to step-up: report it.
+      queue: async () => {
+        if ((await s.jobs.workers(s.config.RISK_QUEUE)) === 0) throw new Error('no risk worker');
+      },
+      ...extra.checks,
+    };
     const results: Record<string, string> = {};
     await Promise.all(
       Object.entries(checks).map(async ([k, f]) => {

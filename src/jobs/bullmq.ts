@@ -50,6 +50,9 @@ export function createBullJobs(redisUrl: string, opts: { prefix?: string } = {})
     async ping() {
       await conn.ping();
     },
+    async workers(queue) {
+      return (await get(queue).q.getWorkers()).length;
+    },
     async close() {
       for (const { q, ev } of queues.values()) {
         await ev.close().catch(() => {});

@@ -24,6 +24,9 @@ export function createInProcessJobs(processors: Record<string, Processor>): Jobs
       run(queue, name, payload, o.jobId).catch(() => {});
     },
     async ping() {},
+    async workers(queue) {
+      return processors[queue] ? 1 : 0;
+    },
     async close() {},
   };
 }

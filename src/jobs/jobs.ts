@@ -16,6 +16,8 @@ export interface Jobs {
   /** Fire and forget (with retries). */
   enqueue(queue: string, name: string, payload: unknown, opts: JobOptions): Promise<void>;
   ping(): Promise<void>;
+  /** Workers listening on a queue (the in-process runner always has its processors). */
+  workers(queue: string): Promise<number>;
   close(): Promise<void>;
 }
 

@@ -26,7 +26,14 @@ describe('risk worker down: fail closed', () => {
     expect((await bob.passwordLogin('bob@example.test', 'a-very-good-password')).body.step).toBe('done');
     await enrolTotp(bob, t);
 
+    const healthy = await bob.get('/health');
+    expect(healthy.status).toBe(200);
+    expect(healthy.body).toEqual({ status: 'ok', checks: { db: 'ok', redis: 'ok', queue: 'ok' } });
+
     await t.stopWorker();
+    const sick = await bob.get('/health');
+    expect(sick.status).toBe(503);
+    expect(sick.body.checks).toEqual({ db: 'ok', redis: 'ok', queue: 'down' });
     const started = Date.now();
     const r = await bob.passwordLogin('bob@example.test', 'a-very-good-password');
     const elapsed = Date.now() - started;
