@@ -41,6 +41,27 @@ export const ConfigSchema = z.object({
   LOCKOUT_SECONDS: int(15 * 60, 0),
   MFA_MAX_ATTEMPTS: int(5, 1, 20),
   PASSWORD_HASH_CONCURRENCY: int(4, 1, 64),
+  /** WebAuthn relying party: rpID defaults to PUBLIC_URL's host, origins to PUBLIC_URL's origin. */
+  WEBAUTHN_RP_ID: z.string().min(1).optional(),
+  WEBAUTHN_RP_NAME: z.string().min(1).default('Threshold'),
+  WEBAUTHN_ORIGINS: z.string().optional(),
+  /** Email: an smtp(s):// URL; without one, messages go to the dev mailbox (embedded default only). */
+  SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
+  MAIL_FROM: z.string().min(3).default('Threshold <no-reply@threshold.local>'),
+  /** SMS: `dev` (dev mailbox), `twilio` (Twilio-compatible HTTP API) or `webhook` (JSON POST). */
+  SMS_PROVIDER: z.enum(['dev', 'twilio', 'webhook']).default('dev'),
+  SMS_TWILIO_BASE_URL: url.default('https://api.twilio.com'),
+  SMS_TWILIO_ACCOUNT_SID: z.string().optional(),
+  SMS_TWILIO_AUTH_TOKEN: z.string().optional(),
+  SMS_TWILIO_FROM: z.string().optional(),
+  SMS_WEBHOOK_URL: url.optional(),
+  SMS_WEBHOOK_SECRET: z.string().optional(),
+  /** One-time SMS/email codes: lifetime (≤ 10 min), resend cooldown. */
+  CODE_TTL_SECONDS: int(600, 60, 600),
+  CODE_RESEND_COOLDOWN_SECONDS: int(30, 0, 600),
+  NOTIFY_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('notify'),
+  /** The dev mailbox (GET /dev/mailbox); on by default only in the embedded default. */
+  DEV_MAILBOX: z.enum(['on', 'off']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -48,6 +69,8 @@ export type Config = z.infer<typeof ConfigSchema> & {
   masterKey: Buffer | null;
   secureCookies: boolean;
   embedded: boolean;
+  webauthn: { rpID: string; rpName: string; origins: string[] };
+  devMailbox: boolean;
 };
 
 export class ConfigError extends Error {}
@@ -71,10 +94,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError('Invalid configuration:\n  SESSION_IDLE_SECONDS: must not exceed SESSION_ABSOLUTE_SECONDS');
   if (c.NODE_ENV === 'production' && !c.THRESHOLD_MASTER_KEY)
     throw new ConfigError('Invalid configuration:\n  THRESHOLD_MASTER_KEY: required in production');
+  const devMailbox = c.DEV_MAILBOX ? c.DEV_MAILBOX === 'on' : !c.DATABASE_URL;
+  if (devMailbox && c.NODE_ENV === 'production')
+    throw new ConfigError('Invalid configuration:\n  DEV_MAILBOX: must be off in production');
+  if (c.SMS_PROVIDER === 'twilio' && (!c.SMS_TWILIO_ACCOUNT_SID || !c.SMS_TWILIO_AUTH_TOKEN || !c.SMS_TWILIO_FROM))
+    throw new ConfigError('Invalid configuration:\n  SMS_TWILIO_ACCOUNT_SID, SMS_TWILIO_AUTH_TOKEN, SMS_TWILIO_FROM: required with SMS_PROVIDER=twilio');
+  if (c.SMS_PROVIDER === 'webhook' && !c.SMS_WEBHOOK_URL)
+    throw new ConfigError('Invalid configuration:\n  SMS_WEBHOOK_URL: required with SMS_PROVIDER=webhook');
+  const publicUrl = new URL(c.PUBLIC_URL);
   return {
     ...c,
     masterKey: c.THRESHOLD_MASTER_KEY ? decodeKey(c.THRESHOLD_MASTER_KEY) : null,
     secureCookies: c.PUBLIC_URL.startsWith('https:'),
     embedded: !c.DATABASE_URL,
+    webauthn: {
+      rpID: c.WEBAUTHN_RP_ID ?? publicUrl.hostname,
+      rpName: c.WEBAUTHN_RP_NAME,
+      origins: (c.WEBAUTHN_ORIGINS ?? publicUrl.origin).split(',').map((o) => o.trim()).filter(Boolean),
+    },
+    devMailbox,
   };
 }
