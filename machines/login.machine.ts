@@ -1,5 +1,5 @@
 import { assign, emit, forwardTo, fromPromise, setup } from 'xstate';
-import { mfaMachine, type MfaOutput } from './mfa.machine.ts';
+import { mfaMachine, type MfaEffect, type MfaOutput } from './mfa.machine.ts';
 import {
   acrFor,
   combineAmr,
@@ -20,7 +20,7 @@ import {
  * allowed | stepUp (invokes the MFA machine) | denied; locked after repeated failures.
  * Bump the version when behaviour changes; flows under way keep the rules they started with.
  */
-export const LOGIN_MACHINE_VERSION = 1;
+export const LOGIN_MACHINE_VERSION = 2;
 
 export interface LoginInput {
   flowId: string;
@@ -45,10 +45,16 @@ export interface LoginContext extends LoginInput {
   outcome: LoginOutput['outcome'] | null;
 }
 
-export type LoginEvent =
-  | ClientEvent
-  | { type: 'mfa.challenge_failed'; method: MfaMethod; attempts: number }
-  | { type: 'mfa.locked'; method: MfaMethod };
+export type LoginEvent = ClientEvent | MfaEffect;
+
+/**
+ * The methods a step-up offers: strongest first, and only phishing-resistant ones when the
+ * policy demands it for this risk band and the user has one.
+ */
+export function offeredMethods(methods: MfaMethod[], risk: RiskOutcome | null): MfaMethod[] {
+  if (risk?.requirePhishingResistant && methods.includes('webauthn')) return ['webauthn'];
+  return methods;
+}
 
 export interface LoginOutput {
   outcome: 'allowed' | 'denied' | 'locked';
@@ -162,17 +168,7 @@ export const loginMachine = setup({
       amr: combineAmr([...context.amr, ...out.amr]),
       factors: [...context.factors, out.method as string],
     })),
-    relayMfaFailure: emit(({ context, event }) => ({
-      type: 'mfa.challenge_failed' as const,
-      identityId: context.identityId as string,
-      method: event.type === 'mfa.challenge_failed' ? event.method : 'totp',
-      attempts: event.type === 'mfa.challenge_failed' ? event.attempts : 0,
-    })),
-    relayMfaLocked: emit(({ context, event }) => ({
-      type: 'mfa.locked' as const,
-      identityId: context.identityId as string,
-      method: event.type === 'mfa.locked' ? event.method : 'totp',
-    })),
+    relayMfa: emit(({ context, event }) => ({ ...(event as MfaEffect), identityId: context.identityId as string }) as FlowEffect),
   },
 }).createMachine({
   id: 'login',
@@ -268,8 +264,9 @@ export const loginMachine = setup({
             id: 'mfa',
             src: 'mfa',
             input: ({ context }) => ({
+              flowId: context.flowId,
               identityId: context.identityId as string,
-              methods: context.methods,
+              methods: offeredMethods(context.methods, context.risk),
               maxAttempts: context.maxMfaAttempts,
             }),
             onDone: [
@@ -285,8 +282,12 @@ export const loginMachine = setup({
             choose: { actions: forwardTo('mfa') },
             totp: { actions: forwardTo('mfa') },
             recovery_code: { actions: forwardTo('mfa') },
-            'mfa.challenge_failed': { actions: 'relayMfaFailure' },
-            'mfa.locked': { actions: 'relayMfaLocked' },
+            code: { actions: forwardTo('mfa') },
+            resend: { actions: forwardTo('mfa') },
+            webauthn: { actions: forwardTo('mfa') },
+            'mfa.challenge_failed': { actions: 'relayMfa' },
+            'mfa.locked': { actions: 'relayMfa' },
+            'mfa.code_sent': { actions: 'relayMfa' },
           },
         },
       },

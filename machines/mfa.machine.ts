@@ -1,47 +1,79 @@
-import { assign, fromPromise, sendParent, setup } from 'xstate';
+import { assign, enqueueActions, fromPromise, setup } from 'xstate';
 import { METHOD_STRENGTH, TAG_AWAITING_INPUT, type FlowMessage, type MfaMethod } from './types.ts';
 
 /**
- * The second-factor challenge, used by login (step-up) and later by step-up of a live session.
- * choose → totp | recovery_code → verified | retry (bounded) | locked.
+ * The second-factor challenge, invoked by login (risk step-up) and run on its own for step-up of
+ * a live session. choose → webauthn | totp | sms/email code | recovery code → verified |
+ * retry (bounded, one budget across methods) | locked.
  */
-export const MFA_MACHINE_VERSION = 1;
+export const MFA_MACHINE_VERSION = 2;
 
 export interface MfaInput {
+  flowId: string;
   identityId: string;
   methods: MfaMethod[];
   maxAttempts: number;
+  /** True when this machine is the flow itself (step-up); false when invoked by login. */
+  standalone?: boolean;
 }
+
+export type CodeChannel = 'sms' | 'email';
 
 export interface MfaContext extends MfaInput {
   method: MfaMethod | null;
   verified: boolean;
   attempts: number;
   messages: FlowMessage[];
+  /** Public challenge data: WebAuthn request options, or the masked code destination. */
+  challenge: Record<string, unknown> | null;
+  /** amr values the verified factor proves. */
+  proven: string[];
 }
 
 export type MfaEvent =
   | { type: 'choose'; method: MfaMethod }
   | { type: 'totp'; code: string }
-  | { type: 'recovery_code'; code: string };
+  | { type: 'recovery_code'; code: string }
+  | { type: 'code'; code: string }
+  | { type: 'resend' }
+  | { type: 'webauthn'; response: Record<string, unknown> };
 
 export interface MfaOutput {
   ok: boolean;
   method: MfaMethod | null;
-  /** amr values this factor proves. */
   amr: string[];
   reason?: string;
 }
+
+/** Effects the MFA machine reports (to its parent, or as emitted events when standalone). */
+export type MfaEffect =
+  | { type: 'mfa.challenge_failed'; method: MfaMethod; attempts: number; reason: string }
+  | { type: 'mfa.locked'; method: MfaMethod }
+  | { type: 'mfa.code_sent'; channel: CodeChannel };
 
 export interface CodeCheckInput {
   identityId: string;
   code: string;
 }
+export interface SendCodeInput {
+  flowId: string;
+  identityId: string;
+  channel: CodeChannel;
+}
+export type CodeVerdict = 'ok' | 'invalid' | 'expired' | 'locked';
+export interface WebAuthnResult {
+  ok: boolean;
+  amr: string[];
+  reason?: string;
+}
 
-const invalidCode: FlowMessage = { code: 'MFA_CODE_INVALID', text: 'The code is incorrect or was already used.' };
+const msg = (code: string, text: string): FlowMessage => ({ code, text });
+const invalidCode = msg('MFA_CODE_INVALID', 'The code is incorrect or was already used.');
+
+const channelOf = (m: MfaMethod | null): CodeChannel => (m === 'sms' ? 'sms' : 'email');
 
 export const mfaMachine = setup({
-  types: {} as { context: MfaContext; events: MfaEvent; input: MfaInput; output: MfaOutput },
+  types: {} as { context: MfaContext; events: MfaEvent; input: MfaInput; output: MfaOutput; emitted: MfaEffect },
   actors: {
     verifyTotp: fromPromise<boolean, CodeCheckInput>(async () => {
       throw new Error('verifyTotp not provided');
@@ -49,105 +81,212 @@ export const mfaMachine = setup({
     verifyRecoveryCode: fromPromise<boolean, CodeCheckInput>(async () => {
       throw new Error('verifyRecoveryCode not provided');
     }),
+    sendCode: fromPromise<{ to: string }, SendCodeInput & { resend: boolean }>(async () => {
+      throw new Error('sendCode not provided');
+    }),
+    verifyCode: fromPromise<CodeVerdict, { flowId: string; code: string }>(async () => {
+      throw new Error('verifyCode not provided');
+    }),
+    startWebAuthn: fromPromise<Record<string, unknown>, { flowId: string; identityId: string }>(async () => {
+      throw new Error('startWebAuthn not provided');
+    }),
+    verifyWebAuthn: fromPromise<WebAuthnResult, { flowId: string; identityId: string; response: Record<string, unknown> }>(async () => {
+      throw new Error('verifyWebAuthn not provided');
+    }),
   },
   guards: {
-    onlyTotp: ({ context }) => context.methods.length === 1 && context.methods[0] === 'totp',
-    onlyRecovery: ({ context }) => context.methods.length === 1 && context.methods[0] === 'recovery_code',
-    chosenTotp: ({ context, event }) =>
-      event.type === 'choose' && event.method === 'totp' && context.methods.includes('totp'),
-    chosenRecovery: ({ context, event }) =>
-      event.type === 'choose' && event.method === 'recovery_code' && context.methods.includes('recovery_code'),
+    onlyOne: ({ context }) => context.methods.length === 1,
+    chose: ({ context, event }, p: { method: MfaMethod }) =>
+      event.type === 'choose' && event.method === p.method && context.methods.includes(p.method),
     attemptsLeft: ({ context }) => context.attempts + 1 < context.maxAttempts,
-    codeOk: (_, p: { ok: boolean }) => p.ok,
+    ok: (_, p: { ok: boolean }) => p.ok,
+    verdict: (_, p: { is: CodeVerdict; verdict: CodeVerdict }) => p.is === p.verdict,
   },
   actions: {
     clearMessages: assign({ messages: [] }),
-    countFailure: assign({ attempts: ({ context }) => context.attempts + 1, messages: [invalidCode] }),
-    reportFailure: sendParent(({ context }) => ({
-      type: 'mfa.challenge_failed',
-      method: context.method,
-      attempts: context.attempts,
-    })),
-    reportLocked: sendParent(({ context }) => ({ type: 'mfa.locked', method: context.method })),
+    setMethod: assign((_, p: { method: MfaMethod }) => ({ method: p.method, challenge: null, messages: [] })),
+    countFailure: assign(({ context }, p: { message: FlowMessage }) => ({ attempts: context.attempts + 1, messages: [p.message] })),
+    note: assign((_, p: { message: FlowMessage }) => ({ messages: [p.message] })),
+    // Standalone (step-up flow): emit; invoked by login: tell the parent, which emits.
+    report: enqueueActions(({ context, enqueue }, p: { effect: 'failed' | 'locked' | 'sent'; reason?: string }) => {
+      const method = context.method ?? 'totp';
+      const e: MfaEffect =
+        p.effect === 'failed'
+          ? { type: 'mfa.challenge_failed', method, attempts: context.attempts, reason: p.reason ?? 'MFA_CODE_INVALID' }
+          : p.effect === 'locked'
+            ? { type: 'mfa.locked', method }
+            : { type: 'mfa.code_sent', channel: channelOf(context.method) };
+      if (context.standalone) enqueue.emit(e);
+      else enqueue.sendParent(e);
+    }),
   },
 }).createMachine({
   id: 'mfa',
   context: ({ input }) => ({
     ...input,
     methods: METHOD_STRENGTH.filter((m) => input.methods.includes(m)),
+    standalone: input.standalone ?? false,
     method: null,
     verified: false,
     attempts: 0,
     messages: [],
+    challenge: null,
+    proven: [],
   }),
   initial: 'choosing',
   // Switching method is allowed from any prompt; the attempt budget is shared across methods.
   on: {
     choose: [
-      { guard: 'chosenTotp', target: '.totp', reenter: true },
-      { guard: 'chosenRecovery', target: '.recoveryCode', reenter: true },
+      { guard: { type: 'chose', params: { method: 'webauthn' } }, target: '.startingWebAuthn', actions: { type: 'setMethod', params: { method: 'webauthn' } } },
+      { guard: { type: 'chose', params: { method: 'totp' } }, target: '.totp', actions: { type: 'setMethod', params: { method: 'totp' } } },
+      { guard: { type: 'chose', params: { method: 'sms' } }, target: '.sendingCode', actions: { type: 'setMethod', params: { method: 'sms' } } },
+      { guard: { type: 'chose', params: { method: 'email' } }, target: '.sendingCode', actions: { type: 'setMethod', params: { method: 'email' } } },
+      { guard: { type: 'chose', params: { method: 'recovery_code' } }, target: '.recoveryCode', actions: { type: 'setMethod', params: { method: 'recovery_code' } } },
     ],
   },
   states: {
     choosing: {
       tags: [TAG_AWAITING_INPUT],
-      always: [
-        { guard: 'onlyTotp', target: 'totp' },
-        { guard: 'onlyRecovery', target: 'recoveryCode' },
-      ],
+      // With a single method there is nothing to choose.
+      always: { guard: 'onlyOne', actions: enqueueActions(({ context, enqueue }) => enqueue.raise({ type: 'choose', method: context.methods[0] })) },
     },
     totp: {
       tags: [TAG_AWAITING_INPUT],
-      entry: assign({ method: 'totp' as const }),
       on: { totp: { target: 'verifyingTotp', actions: 'clearMessages' } },
     },
     verifyingTotp: {
       invoke: {
         src: 'verifyTotp',
-        input: ({ context, event }) => ({
-          identityId: context.identityId,
-          code: event.type === 'totp' ? event.code : '',
-        }),
+        input: ({ context, event }) => ({ identityId: context.identityId, code: event.type === 'totp' ? event.code : '' }),
         onDone: [
-          { guard: { type: 'codeOk', params: ({ event }) => ({ ok: event.output }) }, target: 'verified' },
-          { guard: 'attemptsLeft', target: 'totp', actions: ['countFailure', 'reportFailure'] },
-          { target: 'locked', actions: ['countFailure', 'reportFailure', 'reportLocked'] },
+          { guard: { type: 'ok', params: ({ event }) => ({ ok: event.output }) }, target: 'verified', actions: assign({ proven: ['otp'] }) },
+          { guard: 'attemptsLeft', target: 'totp', actions: [{ type: 'countFailure', params: { message: invalidCode } }, { type: 'report', params: { effect: 'failed' } }] },
+          { target: 'locked', actions: [{ type: 'countFailure', params: { message: invalidCode } }, { type: 'report', params: { effect: 'failed' } }, { type: 'report', params: { effect: 'locked' } }] },
         ],
-        onError: [
-          { guard: 'attemptsLeft', target: 'totp', actions: ['countFailure', 'reportFailure'] },
-          { target: 'locked', actions: ['countFailure', 'reportFailure', 'reportLocked'] },
-        ],
+        onError: { target: 'totp', actions: { type: 'note', params: { message: msg('SERVICE_UNAVAILABLE', 'Try again later.') } } },
       },
     },
     recoveryCode: {
       tags: [TAG_AWAITING_INPUT],
-      entry: assign({ method: 'recovery_code' as const }),
       on: { recovery_code: { target: 'verifyingRecoveryCode', actions: 'clearMessages' } },
     },
     verifyingRecoveryCode: {
       invoke: {
         src: 'verifyRecoveryCode',
+        input: ({ context, event }) => ({ identityId: context.identityId, code: event.type === 'recovery_code' ? event.code : '' }),
+        onDone: [
+          { guard: { type: 'ok', params: ({ event }) => ({ ok: event.output }) }, target: 'verified', actions: assign({ proven: ['lookup'] }) },
+          { guard: 'attemptsLeft', target: 'recoveryCode', actions: [{ type: 'countFailure', params: { message: invalidCode } }, { type: 'report', params: { effect: 'failed' } }] },
+          { target: 'locked', actions: [{ type: 'countFailure', params: { message: invalidCode } }, { type: 'report', params: { effect: 'failed' } }, { type: 'report', params: { effect: 'locked' } }] },
+        ],
+        onError: { target: 'recoveryCode', actions: { type: 'note', params: { message: msg('SERVICE_UNAVAILABLE', 'Try again later.') } } },
+      },
+    },
+    sendingCode: {
+      invoke: {
+        src: 'sendCode',
         input: ({ context, event }) => ({
+          flowId: context.flowId,
           identityId: context.identityId,
-          code: event.type === 'recovery_code' ? event.code : '',
+          channel: channelOf(context.method),
+          resend: event.type === 'resend',
+        }),
+        onDone: {
+          target: 'code',
+          actions: [
+            assign(({ context, event }) => ({ challenge: { channel: channelOf(context.method), to: event.output.to }, messages: [] })),
+            { type: 'report', params: { effect: 'sent' } },
+          ],
+        },
+        // The provider is down or the resend came too soon: say so; never skip or fall back silently.
+        onError: [
+          {
+            guard: ({ context }) => context.challenge !== null,
+            target: 'code',
+            actions: assign(({ event }) => ({ messages: [codeErrorMessage(event.error)] })),
+          },
+          { target: 'choosing', actions: assign(({ event }) => ({ messages: [codeErrorMessage(event.error)], method: null })) },
+        ],
+      },
+    },
+    code: {
+      tags: [TAG_AWAITING_INPUT],
+      on: {
+        code: { target: 'verifyingCode', actions: 'clearMessages' },
+        resend: { target: 'sendingCode' },
+      },
+    },
+    verifyingCode: {
+      invoke: {
+        src: 'verifyCode',
+        input: ({ context, event }) => ({ flowId: context.flowId, code: event.type === 'code' ? event.code : '' }),
+        onDone: [
+          {
+            guard: { type: 'verdict', params: ({ event }) => ({ is: 'ok' as const, verdict: event.output }) },
+            target: 'verified',
+            // NIST 800-63B: email is not an out-of-band authenticator; `email` is internal and never counts as a factor.
+            actions: assign(({ context }) => ({ proven: context.method === 'sms' ? ['sms'] : ['email'] })),
+          },
+          {
+            guard: { type: 'verdict', params: ({ event }) => ({ is: 'expired' as const, verdict: event.output }) },
+            target: 'code',
+            actions: { type: 'note', params: { message: msg('MFA_CODE_EXPIRED', 'The code has expired; ask for a new one.') } },
+          },
+          {
+            guard: { type: 'verdict', params: ({ event }) => ({ is: 'invalid' as const, verdict: event.output }) },
+            target: 'code',
+            actions: [{ type: 'countFailure', params: { message: invalidCode } }, { type: 'report', params: { effect: 'failed' } }],
+          },
+          { target: 'locked', actions: [{ type: 'countFailure', params: { message: invalidCode } }, { type: 'report', params: { effect: 'locked' } }] },
+        ],
+        onError: { target: 'code', actions: { type: 'note', params: { message: msg('SERVICE_UNAVAILABLE', 'Try again later.') } } },
+      },
+      // Out of budget after a wrong code: lock even if the code service would allow more.
+      exit: [],
+    },
+    startingWebAuthn: {
+      invoke: {
+        src: 'startWebAuthn',
+        input: ({ context }) => ({ flowId: context.flowId, identityId: context.identityId }),
+        onDone: { target: 'webauthn', actions: assign(({ event }) => ({ challenge: event.output })) },
+        onError: { target: 'choosing', actions: { type: 'note', params: { message: msg('SERVICE_UNAVAILABLE', 'Try again later.') } } },
+      },
+    },
+    webauthn: {
+      tags: [TAG_AWAITING_INPUT],
+      on: { webauthn: { target: 'verifyingWebAuthn', actions: 'clearMessages' } },
+    },
+    verifyingWebAuthn: {
+      invoke: {
+        src: 'verifyWebAuthn',
+        input: ({ context, event }) => ({
+          flowId: context.flowId,
+          identityId: context.identityId,
+          response: event.type === 'webauthn' ? event.response : {},
         }),
         onDone: [
-          { guard: { type: 'codeOk', params: ({ event }) => ({ ok: event.output }) }, target: 'verified' },
-          { guard: 'attemptsLeft', target: 'recoveryCode', actions: ['countFailure', 'reportFailure'] },
-          { target: 'locked', actions: ['countFailure', 'reportFailure', 'reportLocked'] },
+          { guard: { type: 'ok', params: ({ event }) => ({ ok: event.output.ok }) }, target: 'verified', actions: assign(({ event }) => ({ proven: event.output.amr })) },
+          // Each try gets a fresh single-use challenge.
+          { guard: 'attemptsLeft', target: 'startingWebAuthn', actions: [{ type: 'countFailure', params: { message: msg('WEBAUTHN_FAILED', 'The security key could not be verified.') } }, { type: 'report', params: { effect: 'failed', reason: 'WEBAUTHN_FAILED' } }] },
+          { target: 'locked', actions: [{ type: 'countFailure', params: { message: msg('WEBAUTHN_FAILED', 'The security key could not be verified.') } }, { type: 'report', params: { effect: 'failed', reason: 'WEBAUTHN_FAILED' } }, { type: 'report', params: { effect: 'locked' } }] },
         ],
-        onError: [
-          { guard: 'attemptsLeft', target: 'recoveryCode', actions: ['countFailure', 'reportFailure'] },
-          { target: 'locked', actions: ['countFailure', 'reportFailure', 'reportLocked'] },
-        ],
+        onError: { target: 'startingWebAuthn', actions: { type: 'note', params: { message: msg('SERVICE_UNAVAILABLE', 'Try again later.') } } },
       },
     },
     verified: { type: 'final', entry: assign({ verified: true }) },
     locked: { type: 'final' },
   },
-  output: ({ context }) => {
-    const ok = context.verified;
-    const amr = !ok ? [] : context.method === 'totp' ? ['otp'] : ['lookup'];
-    return { ok, method: context.method, amr, reason: ok ? undefined : 'MFA_LOCKED' };
-  },
+  output: ({ context }) => ({
+    ok: context.verified,
+    method: context.method,
+    amr: context.verified ? context.proven : [],
+    reason: context.verified ? undefined : 'MFA_LOCKED',
+  }),
 });
+
+/** A code-delivery failure as a flow message; the error's `code` picks the message. */
+function codeErrorMessage(err: unknown): FlowMessage {
+  const code = (err as { code?: string } | undefined)?.code;
+  if (code === 'CODE_RESEND_TOO_SOON') return msg(code, 'Wait a little before asking for another code.');
+  return msg('DELIVERY_FAILED', 'The code could not be sent. Try again or choose another method.');
+}

@@ -7,10 +7,10 @@
 export const TAG_AWAITING_INPUT = 'awaitingInput';
 export const TAG_DELEGATING = 'delegating';
 
-export type MfaMethod = 'totp' | 'recovery_code';
+export type MfaMethod = 'webauthn' | 'totp' | 'sms' | 'email' | 'recovery_code';
 
-/** Strongest first: the order in which methods are offered. */
-export const METHOD_STRENGTH: readonly MfaMethod[] = ['totp', 'recovery_code'];
+/** Strongest first: the order in which methods are offered (phishing-resistant first). */
+export const METHOD_STRENGTH: readonly MfaMethod[] = ['webauthn', 'totp', 'sms', 'email', 'recovery_code'];
 
 export interface FlowMessage {
   code: string;
@@ -29,6 +29,8 @@ export interface RiskOutcome {
   country: string | null;
   lat: number | null;
   lon: number | null;
+  /** The policy demands a phishing-resistant factor (WebAuthn) for this risk band. */
+  requirePhishingResistant?: boolean;
 }
 
 export interface PasswordResult {
@@ -53,7 +55,10 @@ export type ClientEvent =
   | { type: 'password'; identifier: string; password: string }
   | { type: 'choose'; method: MfaMethod }
   | { type: 'totp'; code: string }
-  | { type: 'recovery_code'; code: string };
+  | { type: 'recovery_code'; code: string }
+  | { type: 'code'; code: string }
+  | { type: 'resend' }
+  | { type: 'webauthn'; response: Record<string, unknown> };
 
 /** Side effects a transition asks for; the runtime applies them after the flow is persisted. */
 export type FlowEffect =
@@ -63,8 +68,10 @@ export type FlowEffect =
   | { type: 'login.stepped_up'; identityId: string | null; reasons: string[] }
   | { type: 'login.denied'; identityId: string | null; reason: string }
   | { type: 'login.succeeded'; identityId: string; amr: string[]; factors: string[] }
-  | { type: 'mfa.challenge_failed'; identityId: string; method: MfaMethod; attempts: number }
-  | { type: 'mfa.locked'; identityId: string; method: MfaMethod };
+  | { type: 'mfa.challenge_failed'; identityId: string; method: MfaMethod; attempts: number; reason: string }
+  | { type: 'mfa.locked'; identityId: string; method: MfaMethod }
+  | { type: 'mfa.code_sent'; identityId: string; channel: 'sms' | 'email' }
+  | { type: 'mfa.verified'; identityId: string; method: MfaMethod; amr: string[] };
 
 /** RFC 8176 amr: `mfa` only when two distinct factor kinds were proven. */
 export function combineAmr(parts: string[]): string[] {
@@ -95,7 +102,7 @@ const FACTOR_KIND: Record<string, 'know' | 'have' | 'are'> = {
 };
 
 /** amr values that may be published (RFC 8176 registry); internal markers are dropped. */
-export const publishAmr = (amr: string[]): string[] => amr.filter((v) => v !== 'lookup');
+export const publishAmr = (amr: string[]): string[] => amr.filter((v) => v !== 'lookup' && v !== 'email');
 
 /** acr per the assurance reached: aal2 when multi-factor. */
 export const acrFor = (amr: string[]): string => (amr.includes('mfa') ? ACR.aal2 : ACR.aal1);

@@ -30,20 +30,28 @@ export const PolicyDocumentSchema = z
       /** Failures in the window (per account or per IP) that make FAILED_ATTEMPTS fire. */
       threshold: z.int().min(1).max(1_000_000),
     }),
-    thresholds: z.strictObject({ stepUp: points, deny: points }),
+    /** `high` (optional) splits step-up into a medium and a high band. */
+    thresholds: z.strictObject({ stepUp: points, high: points.optional(), deny: points }),
+    /** From which band a step-up must use a phishing-resistant factor (WebAuthn) when the user has one. */
+    phishingResistantAt: z.enum(['medium', 'high']).optional(),
   })
   .refine((p) => p.thresholds.stepUp <= p.thresholds.deny, {
     path: ['thresholds', 'stepUp'],
     message: 'stepUp must not exceed deny',
+  })
+  .refine((p) => p.thresholds.high === undefined || (p.thresholds.high >= p.thresholds.stepUp && p.thresholds.high <= p.thresholds.deny), {
+    path: ['thresholds', 'high'],
+    message: 'high must lie between stepUp and deny',
   });
 
 export type PolicyDocument = z.infer<typeof PolicyDocumentSchema>;
 
 export const DEFAULT_POLICY: PolicyDocument = Object.freeze({
-  version: 'default-1',
+  version: 'default-2',
   weights: Object.freeze({ NEW_DEVICE: 10, NEW_COUNTRY: 20, IMPOSSIBLE_TRAVEL: 50, SUSPICIOUS_IP: 30, FAILED_ATTEMPTS: 15 }),
   failedAttempts: Object.freeze({ threshold: 3 }),
-  thresholds: Object.freeze({ stepUp: 25, deny: 90 }),
+  thresholds: Object.freeze({ stepUp: 25, high: 60, deny: 90 }),
+  phishingResistantAt: 'high',
 });
 
 /** One decision, with everything needed to explain and replay it. JSON only (no Dates). */
@@ -58,6 +66,8 @@ export interface RiskAssessment {
   country: string | null;
   lat: number | null;
   lon: number | null;
+  /** A step-up in this band must use WebAuthn when the user has it (policy `phishingResistantAt`). */
+  requirePhishingResistant: boolean;
 }
 
 /**
@@ -79,10 +89,18 @@ export function evaluate(signals: Signals, policy: PolicyDocument): Omit<RiskAss
   const reasons = (Object.keys(contributions) as SignalName[]).sort(
     (a, b) => contributions[b]! - contributions[a]! || (a < b ? -1 : a > b ? 1 : 0),
   );
-  const { stepUp, deny } = policy.thresholds;
+  const { stepUp, deny, high } = policy.thresholds;
   const [decision, level] =
-    score >= deny ? (['deny', 'high'] as const) : score >= stepUp ? (['step_up', 'medium'] as const) : (['allow', 'low'] as const);
+    score >= deny
+      ? (['deny', 'high'] as const)
+      : score >= stepUp
+        ? ([ 'step_up', high !== undefined && score >= high ? 'high' : 'medium'] as const)
+        : (['allow', 'low'] as const);
+  const band = policy.phishingResistantAt;
+  const requirePhishingResistant =
+    decision === 'step_up' && band !== undefined && (band === 'medium' || level === 'high');
   return {
+    requirePhishingResistant,
     score,
     level,
     decision,

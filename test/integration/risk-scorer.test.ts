@@ -47,7 +47,7 @@ describe('createRiskScorer', () => {
 
   it('allows a known device from a known place under the default policy', async () => {
     const a = await scorer.score({ identityId: alice, deviceId: 'laptop', ip: '81.2.69.142', at: T });
-    expect(a).toMatchObject({ score: 0, decision: 'allow', level: 'low', reasons: [], policyVersion: 'default-1', country: 'GB' });
+    expect(a).toMatchObject({ score: 0, decision: 'allow', level: 'low', reasons: [], policyVersion: 'default-2', country: 'GB' });
     expect(a.lat).toBeCloseTo(51.5, 0);
     expect(a.lon).toBeCloseTo(-0.09, 1);
   });

@@ -59,7 +59,7 @@ describe('risk-score worker on BullMQ', () => {
     await t.db.query('INSERT INTO identities (id, email, created_at) VALUES ($1, $2, $3)', [identityId, `${identityId}@example.test`, new Date(T)]);
     const jobId = riskJobId(`flow-${randomUUID()}`, 0);
     const a = await jobs.request<RiskAssessment>(queueName, RISK_JOB, { identityId, deviceId: 'laptop', ip: '1.1.1.1', at: T }, { jobId, timeoutMs: 5000 });
-    expect(a).toMatchObject({ decision: 'allow', reasons: ['NEW_DEVICE'], score: 10, policyVersion: 'default-1', country: 'AU' });
+    expect(a).toMatchObject({ decision: 'allow', reasons: ['NEW_DEVICE'], score: 10, policyVersion: 'default-2', country: 'AU' });
     expect(a.signals.details.hasHistory).toBe(false);
   });
 

@@ -40,7 +40,7 @@ describe('evaluate', () => {
     expect(evaluate(sig('NEW_DEVICE', 'SUSPICIOUS_IP', 'IMPOSSIBLE_TRAVEL'), DEFAULT_POLICY)).toMatchObject({
       score: 90,
       decision: 'deny',
-      policyVersion: 'default-1',
+      policyVersion: 'default-2',
     });
   });
 
@@ -75,11 +75,22 @@ describe('PolicyDocumentSchema', () => {
   it('accepts the default policy', () => {
     expect(PolicyDocumentSchema.parse(DEFAULT_POLICY)).toEqual(DEFAULT_POLICY);
     expect(DEFAULT_POLICY).toEqual({
-      version: 'default-1',
+      version: 'default-2',
       weights: { NEW_DEVICE: 10, NEW_COUNTRY: 20, IMPOSSIBLE_TRAVEL: 50, SUSPICIOUS_IP: 30, FAILED_ATTEMPTS: 15 },
       failedAttempts: { threshold: 3 },
-      thresholds: { stepUp: 25, deny: 90 },
+      thresholds: { stepUp: 25, high: 60, deny: 90 },
+      phishingResistantAt: 'high',
     });
+  });
+
+  it('splits step-up into medium and high bands and demands phishing resistance from the high band', () => {
+    const at = (fired: SignalName[]) => evaluate(sig(...fired), DEFAULT_POLICY);
+    expect(at(['NEW_COUNTRY', 'NEW_DEVICE'])).toMatchObject({ score: 30, decision: 'step_up', level: 'medium', requirePhishingResistant: false });
+    expect(at(['IMPOSSIBLE_TRAVEL', 'NEW_DEVICE'])).toMatchObject({ score: 60, decision: 'step_up', level: 'high', requirePhishingResistant: true });
+    expect(at([])).toMatchObject({ decision: 'allow', requirePhishingResistant: false });
+    const strict = { ...DEFAULT_POLICY, version: 'strict', phishingResistantAt: 'medium' as const };
+    expect(evaluate(sig('SUSPICIOUS_IP'), strict)).toMatchObject({ level: 'medium', requirePhishingResistant: true });
+    expect(() => PolicyDocumentSchema.parse({ ...DEFAULT_POLICY, thresholds: { stepUp: 25, high: 95, deny: 90 } })).toThrow(/high/);
   });
 
   it.each([
