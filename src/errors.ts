@@ -18,6 +18,11 @@ export const ERRORS = {
   MFA_CODE_INVALID: { status: 400, title: 'The code is incorrect or was already used.' },
   MFA_FACTOR_NOT_FOUND: { status: 404, title: 'The factor does not exist.' },
   MFA_ALREADY_CONFIRMED: { status: 409, title: 'The factor is already confirmed.' },
+  MFA_CODE_EXPIRED: { status: 400, title: 'The code has expired; ask for a new one.' },
+  MFA_CODE_LOCKED: { status: 423, title: 'Too many wrong codes; choose another method or start again.' },
+  MFA_CHALLENGE_NOT_FOUND: { status: 404, title: 'No code was sent for this step; ask for one first.' },
+  CODE_RESEND_TOO_SOON: { status: 429, title: 'Wait a little before asking for another code.' },
+  DELIVERY_FAILED: { status: 503, title: 'The message could not be delivered; try again or choose another method.' },
   LOGIN_DENIED: { status: 403, title: 'The sign-in was refused.' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send application/json.' },
@@ -27,6 +32,9 @@ export const ERRORS = {
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
+
+/** 5xx answers whose title is safe and useful to show (the client can act on them). */
+const EXPOSED_5XX: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SERVICE_UNAVAILABLE', 'DELIVERY_FAILED']);
 
 export class AppError extends Error {
   readonly code: ErrorCode;
@@ -53,7 +61,7 @@ export class AppError extends Error {
     this.name = 'AppError';
     this.code = code;
     this.status = ERRORS[code].status;
-    this.expose = this.status < 500 || code === 'SERVICE_UNAVAILABLE';
+    this.expose = this.status < 500 || EXPOSED_5XX.has(code);
     this.detail = opts.detail;
     this.extra = opts.extra;
     this.headers = opts.headers;
