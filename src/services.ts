@@ -14,6 +14,7 @@ import { createTokenService } from './tokens/access-token.ts';
 import { createRbac } from './rbac/rbac.ts';
 import { createUserService } from './identity/users.ts';
 import { createLoginService } from './flows/login-service.ts';
+import { createStepUpService } from './flows/stepup-service.ts';
 import type { Services } from './http/services.ts';
 import type { MfaMethod } from '../machines/types.ts';
 import { createHmac } from 'node:crypto';
@@ -50,5 +51,6 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const rbac = createRbac(db, clock);
   const users = createUserService({ db, clock, passwords });
   const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf });
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login };
+  const stepup = createStepUpService({ db, clock, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf });
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup };
 }

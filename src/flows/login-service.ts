@@ -9,9 +9,8 @@ import type { TotpService } from '../auth/totp.ts';
 import type { RecoveryService } from '../auth/recovery.ts';
 import type { SessionRecord, SessionService } from '../session/sessions.ts';
 import type { TokenService } from '../tokens/access-token.ts';
-import { guardSecondFactor } from '../auth/mfa-guard.ts';
+import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
 import { loginMachine, LOGIN_MACHINE_VERSION, type LoginContext, type LoginOutput } from '../../machines/login.machine.ts';
-import { mfaMachine } from '../../machines/mfa.machine.ts';
 import { publishAmr, type FlowEffect, type RiskOutcome } from '../../machines/types.ts';
 import { RISK_JOB, riskJobId } from '../../workers/queues.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
@@ -35,11 +34,9 @@ export function createLoginService(deps: {
   sessions: SessionService;
   tokens: TokenService;
   roleNames: (identityId: string) => Promise<string[]>;
+  ports?: SecondFactorPorts;
 }) {
   const { db, clock, config } = deps;
-  const guard = { db, clock, threshold: config.LOCKOUT_THRESHOLD, lockoutSeconds: config.LOCKOUT_SECONDS };
-  const totp = guardSecondFactor(guard, deps.totp.verify);
-  const recovery = guardSecondFactor(guard, deps.recovery.consume);
 
   const machine = loginMachine.provide({
     actors: {
@@ -53,12 +50,7 @@ export function createLoginService(deps: {
           { jobId: riskJobId(input.flowId, 0), timeoutMs: config.RISK_TIMEOUT_MS },
         ),
       ),
-      mfa: mfaMachine.provide({
-        actors: {
-          verifyTotp: fromPromise(({ input }) => totp(input.identityId, input.code)),
-          verifyRecoveryCode: fromPromise(({ input }) => recovery(input.identityId, input.code)),
-        },
-      }),
+      mfa: provideMfa({ db, clock, config, totp: deps.totp, recovery: deps.recovery, ports: deps.ports ?? {} }),
     },
   });
 

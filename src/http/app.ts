@@ -8,6 +8,7 @@ import { loginRoutes } from './routes/login.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { stepUpRoutes } from './routes/stepup.ts';
 import type { Env, Services } from './services.ts';
 
 export function createApp(s: Services, extra: { checks?: Record<string, () => Promise<void>> } = {}) {
@@ -60,6 +61,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
 
   app.route('/auth/login', loginRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
+  app.route('/auth/stepup', stepUpRoutes(s));
   app.route('/auth', sessionRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;

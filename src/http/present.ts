@@ -8,10 +8,24 @@ import type { SessionRecord } from '../session/sessions.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-const MFA_STEP: Record<string, string> = { choosing: 'choose_method', totp: 'totp', recoveryCode: 'recovery_code' };
+const MFA_STEP: Record<string, string> = {
+  choosing: 'choose_method',
+  totp: 'totp',
+  recoveryCode: 'recovery_code',
+  code: 'code',
+  webauthn: 'webauthn',
+  verified: 'done',
+  locked: 'locked',
+};
 
-function stepOf(snap: PersistedSnapshot, expired: boolean): string {
+/** The MFA machine's snapshot: the login's invoked child, or a step-up flow's root. */
+const mfaSnapshot = (row: FlowRow): PersistedSnapshot | undefined =>
+  row.type === 'stepup' ? row.snapshot : row.snapshot.children?.mfa?.snapshot;
+
+function stepOf(row: FlowRow, expired: boolean): string {
   if (expired) return 'expired';
+  const snap = row.snapshot;
+  if (row.type === 'stepup') return typeof snap.value === 'string' ? (MFA_STEP[snap.value] ?? 'choose_method') : 'choose_method';
   const v = snap.value;
   if (v === 'awaitingPassword' || v === 'verifyingPassword') return 'password';
   if (v === 'allowed') return 'done';
@@ -27,6 +41,7 @@ export interface PresentedFlow {
   type: string;
   step: string;
   methods?: MfaMethod[];
+  challenge?: Record<string, unknown>;
   risk?: { level: string; reasons: string[] };
   messages: FlowMessage[];
   expiresAt: string;
@@ -35,18 +50,21 @@ export interface PresentedFlow {
 
 export function presentFlow(row: FlowRow, opts: { expired?: boolean } = {}): PresentedFlow {
   const snap = row.snapshot;
-  const ctx = snap.context as { risk?: RiskOutcome | null; messages?: FlowMessage[] };
-  const child = snap.children?.mfa?.snapshot;
-  const childCtx = child?.context as { methods?: MfaMethod[]; messages?: FlowMessage[] } | undefined;
+  const ctx = (row.type === 'stepup' ? {} : snap.context) as { risk?: RiskOutcome | null; messages?: FlowMessage[] };
+  const child = mfaSnapshot(row);
+  const childCtx = child?.context as { methods?: MfaMethod[]; messages?: FlowMessage[]; challenge?: Record<string, unknown> | null } | undefined;
+  const step = stepOf(row, !!opts.expired);
   const out: PresentedFlow = {
     id: row.id,
     type: row.type,
-    step: stepOf(snap, !!opts.expired),
+    step,
     messages: [...(ctx.messages ?? []), ...(childCtx?.messages ?? [])].map((m) => ({ code: m.code, text: m.text })),
     expiresAt: row.expires_at.toISOString(),
     state: typeof snap.value === 'string' ? snap.value : JSON.stringify(snap.value),
   };
   if (childCtx?.methods && child?.status === 'active') out.methods = [...childCtx.methods];
+  // WebAuthn request options, or { channel, to: masked } for a code; only while it is asked for.
+  if (childCtx?.challenge && (step === 'webauthn' || step === 'code')) out.challenge = childCtx.challenge;
   if (ctx.risk) out.risk = { level: ctx.risk.level, reasons: [...ctx.risk.reasons] };
   return out;
 }

@@ -13,6 +13,7 @@ import type { KeyStore } from '../tokens/keys.ts';
 import type { Rbac, Principal } from '../rbac/rbac.ts';
 import type { UserService } from '../identity/users.ts';
 import type { LoginService } from '../flows/login-service.ts';
+import type { StepUpService } from '../flows/stepup-service.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -31,6 +32,7 @@ export interface Services {
   rbac: Rbac;
   users: UserService;
   login: LoginService;
+  stepup: StepUpService;
 }
 
 export type Env = {

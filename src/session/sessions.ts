@@ -34,6 +34,11 @@ export interface SessionService {
   /** Active session by id (for access tokens' `sid`), without sliding. */
   byId(id: string): Promise<SessionRecord | null>;
   revoke(id: string, reason: string): Promise<boolean>;
+  /**
+   * Raise a live session after step-up: new amr/acr and factor times, and a new id and token
+   * (the old ones are revoked at once: stops session fixation). The absolute expiry is kept.
+   */
+  elevate(id: string, change: { amr: string[]; acr: string; factorTimes: Record<string, number> }): Promise<{ token: string; session: SessionRecord } | null>;
 }
 
 interface Row {
@@ -109,6 +114,34 @@ export function createSessionService(deps: { db: Db; clock: Clock; idleSeconds: 
       if (!/^[0-9a-f-]{36}$/.test(id)) return null;
       const { rows } = await db.query<Row>(`SELECT ${COLS} FROM sessions WHERE id = $1`, [id]);
       return live(rows[0], clock.now()) ? toRecord(rows[0]) : null;
+    },
+    async elevate(id, change) {
+      const now = clock.now();
+      const token = randomToken(32);
+      const newId = randomUUID();
+      return db.tx(async (q) => {
+        // Revoke first, atomically: of two concurrent elevations of one session, one wins.
+        const old = await q.query<Row & { device_id: string | null; ip: string | null; country: string | null }>(
+          `UPDATE sessions SET revoked_at = $2, revoke_reason = 'rotated'
+            WHERE id = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2
+          RETURNING ${COLS}, device_id, ip, country`,
+          [id, new Date(now)],
+        );
+        const o = old.rows[0];
+        if (!o) return null;
+        const idle = Math.min(now + deps.idleSeconds * 1000, o.absolute_expires_at.getTime());
+        const { rows } = await q.query<Row>(
+          `INSERT INTO sessions (id, identity_id, token_hash, amr, acr, auth_time, factor_times, device_id, ip, country,
+                                 created_at, last_seen_at, idle_expires_at, absolute_expires_at)
+           VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8, $9, $10, $11, $12, $13, $14) RETURNING ${COLS}`,
+          [
+            newId, o.identity_id, sha256(token), JSON.stringify(change.amr), change.acr, o.auth_time,
+            JSON.stringify({ ...o.factor_times, ...change.factorTimes }), o.device_id, o.ip, o.country,
+            o.created_at, new Date(now), new Date(idle), o.absolute_expires_at,
+          ],
+        );
+        return { token, session: toRecord(rows[0]) };
+      });
     },
     async revoke(id, reason) {
       const r = await db.query('UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL', [

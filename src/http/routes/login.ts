@@ -11,19 +11,28 @@ import type { FlowRow } from '../../flows/runtime.ts';
 import type { Env, Services } from '../services.ts';
 
 const code = z.string().max(64);
-export const LoginEventSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('password'), identifier: z.string().min(1).max(320), password: z.string().max(1024) }).strict(),
-  z.object({ type: z.literal('choose'), method: z.enum(['totp', 'recovery_code']) }).strict(),
+/** Second-factor events, shared by login and step-up flows. */
+export const MfaEventSchemas = [
+  z.object({ type: z.literal('choose'), method: z.enum(['webauthn', 'totp', 'sms', 'email', 'recovery_code']) }).strict(),
   z.object({ type: z.literal('totp'), code }).strict(),
   z.object({ type: z.literal('recovery_code'), code }).strict(),
+  z.object({ type: z.literal('code'), code }).strict(),
+  z.object({ type: z.literal('resend') }).strict(),
+  // AuthenticationResponseJSON; verified field by field by the WebAuthn service.
+  z.object({ type: z.literal('webauthn'), response: z.record(z.string(), z.unknown()) }).strict(),
+] as const;
+export const LoginEventSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('password'), identifier: z.string().min(1).max(320), password: z.string().max(1024) }).strict(),
+  ...MfaEventSchemas,
 ]);
+export const StepUpEventSchema = z.discriminatedUnion('type', [...MfaEventSchemas]);
 
 const StartSchema = z
   .object({ identifier: z.string().min(1).max(320).optional(), returnTokens: z.boolean().optional() })
   .strict();
 
 /** A flow whose last step failed answers with the matching problem (and the flow). */
-function outcomeError(row: FlowRow): AppError | null {
+export function outcomeError(row: FlowRow): AppError | null {
   const body = presentFlow(row);
   if (body.step === 'denied') return new AppError('LOGIN_DENIED', { extra: { flowRow: row } });
   if (body.step === 'locked') return new AppError('ACCOUNT_LOCKED', { extra: { flowRow: row } });
