@@ -1,4 +1,4 @@
-import { assign, emit, forwardTo, fromPromise, setup } from 'xstate';
+import { and, assign, emit, forwardTo, fromPromise, setup } from 'xstate';
 import { mfaMachine, type MfaEffect, type MfaOutput } from './mfa.machine.ts';
 import {
   acrFor,
@@ -20,7 +20,7 @@ import {
  * allowed | stepUp (invokes the MFA machine) | denied; locked after repeated failures.
  * Bump the version when behaviour changes; flows under way keep the rules they started with.
  */
-export const LOGIN_MACHINE_VERSION = 2;
+export const LOGIN_MACHINE_VERSION = 3;
 
 export interface LoginInput {
   flowId: string;
@@ -30,6 +30,8 @@ export interface LoginInput {
   maxMfaAttempts: number;
   riskTimeoutMs: number;
   identifier?: string | null;
+  /** `passkey`: sign in with a discoverable WebAuthn credential, no identifier or password. */
+  method?: 'password' | 'passkey';
 }
 
 export interface LoginContext extends LoginInput {
@@ -43,6 +45,15 @@ export interface LoginContext extends LoginInput {
   messages: FlowMessage[];
   reason: string | null;
   outcome: LoginOutput['outcome'] | null;
+  /** Public WebAuthn request options while a passkey is asked for. */
+  challenge: Record<string, unknown> | null;
+}
+
+export interface PasskeyResult {
+  ok: boolean;
+  identityId: string | null;
+  amr: string[];
+  methods: MfaMethod[];
 }
 
 export type LoginEvent = ClientEvent | MfaEffect;
@@ -100,6 +111,12 @@ export const loginMachine = setup({
       throw new Error('scoreRisk not provided');
     }),
     mfa: mfaMachine,
+    startPasskey: fromPromise<Record<string, unknown>, { flowId: string }>(async () => {
+      throw new Error('startPasskey not provided');
+    }),
+    verifyPasskey: fromPromise<PasskeyResult, { flowId: string; response: Record<string, unknown> }>(async () => {
+      throw new Error('verifyPasskey not provided');
+    }),
   },
   delays: {
     riskTimeout: ({ context }) => context.riskTimeoutMs,
@@ -112,6 +129,10 @@ export const loginMachine = setup({
     riskDeny: ({ context }) => context.risk?.decision === 'deny',
     riskStepUp: ({ context }) => context.risk?.decision === 'step_up',
     hasMfa: ({ context }) => context.methods.length > 0,
+    // A user-verified passkey is already phishing-resistant multi-factor proof.
+    alreadyMfa: ({ context }) => context.amr.includes('mfa'),
+    passkeyFirst: ({ context }) => context.method === 'passkey',
+    passkeyOk: (_, out: PasskeyResult) => out.ok && out.identityId !== null,
     mfaOk: (_, out: MfaOutput) => out.ok,
   },
   actions: {
@@ -137,6 +158,23 @@ export const loginMachine = setup({
       factor: 'pwd',
     })),
     setLockedReason: assign({ reason: 'TOO_MANY_ATTEMPTS' }),
+    recordPasskeyOk: assign((_, out: PasskeyResult) => ({
+      identityId: out.identityId,
+      methods: out.methods,
+      amr: out.amr,
+      factors: ['webauthn'],
+      challenge: null,
+    })),
+    recordPasskeyFailure: assign(({ context }) => ({
+      passwordAttempts: context.passwordAttempts + 1,
+      messages: [{ code: 'WEBAUTHN_FAILED', text: 'The passkey could not be verified.' }],
+    })),
+    emitPasskeyFailure: emit(({ context }) => ({
+      type: 'login.failed' as const,
+      identityId: context.identityId,
+      reason: 'WEBAUTHN_FAILED',
+      factor: 'webauthn',
+    })),
     emitLocked: emit(({ context }) => ({
       type: 'login.locked' as const,
       identityId: context.identityId,
@@ -184,9 +222,42 @@ export const loginMachine = setup({
     messages: [],
     reason: null,
     outcome: null,
+    challenge: null,
   }),
-  initial: 'awaitingPassword',
+  initial: 'start',
   states: {
+    start: {
+      always: [{ guard: 'passkeyFirst', target: 'startingPasskey' }, { target: 'awaitingPassword' }],
+    },
+    startingPasskey: {
+      invoke: {
+        src: 'startPasskey',
+        input: ({ context }) => ({ flowId: context.flowId }),
+        onDone: { target: 'awaitingPasskey', actions: assign(({ event }) => ({ challenge: event.output })) },
+        onError: { target: 'denied', actions: assign({ reason: 'SERVICE_UNAVAILABLE' }) },
+      },
+    },
+    awaitingPasskey: {
+      tags: [TAG_AWAITING_INPUT],
+      on: { webauthn: { target: 'verifyingPasskey', actions: 'clearMessages' } },
+    },
+    verifyingPasskey: {
+      invoke: {
+        src: 'verifyPasskey',
+        input: ({ context, event }) => ({ flowId: context.flowId, response: event.type === 'webauthn' ? event.response : {} }),
+        onDone: [
+          {
+            guard: { type: 'passkeyOk', params: ({ event }) => event.output },
+            target: 'assessingRisk',
+            actions: { type: 'recordPasskeyOk', params: ({ event }) => event.output },
+          },
+          // Each try gets a fresh single-use challenge.
+          { guard: 'passwordAttemptsLeft', target: 'startingPasskey', actions: ['recordPasskeyFailure', 'emitPasskeyFailure'] },
+          { target: 'locked', actions: ['recordPasskeyFailure', 'emitPasskeyFailure', 'setLockedReason', 'emitLocked'] },
+        ],
+        onError: { target: 'startingPasskey', actions: assign({ messages: [{ code: 'SERVICE_UNAVAILABLE', text: 'Try again later.' }] }) },
+      },
+    },
     awaitingPassword: {
       tags: [TAG_AWAITING_INPUT],
       on: { password: { target: 'verifyingPassword', actions: ['clearMessages', 'rememberIdentifier'] } },
@@ -244,6 +315,7 @@ export const loginMachine = setup({
       entry: 'emitRisk',
       always: [
         { guard: 'riskDeny', target: 'denied', actions: assign({ reason: 'RISK_DENY' }) },
+        { guard: and(['riskStepUp', 'alreadyMfa']), target: 'allowed' },
         { guard: 'riskStepUp', target: 'stepUp' },
         { target: 'allowed' },
       ],

@@ -27,7 +27,8 @@ function stepOf(row: FlowRow, expired: boolean): string {
   const snap = row.snapshot;
   if (row.type === 'stepup') return typeof snap.value === 'string' ? (MFA_STEP[snap.value] ?? 'choose_method') : 'choose_method';
   const v = snap.value;
-  if (v === 'awaitingPassword' || v === 'verifyingPassword') return 'password';
+  if (v === 'awaitingPassword' || v === 'verifyingPassword' || v === 'start') return 'password';
+  if (v === 'awaitingPasskey' || v === 'startingPasskey' || v === 'verifyingPasskey') return 'webauthn';
   if (v === 'allowed') return 'done';
   if (v === 'denied') return 'denied';
   if (v === 'locked') return 'locked';
@@ -64,7 +65,8 @@ export function presentFlow(row: FlowRow, opts: { expired?: boolean } = {}): Pre
   };
   if (childCtx?.methods && child?.status === 'active') out.methods = [...childCtx.methods];
   // WebAuthn request options, or { channel, to: masked } for a code; only while it is asked for.
-  if (childCtx?.challenge && (step === 'webauthn' || step === 'code')) out.challenge = childCtx.challenge;
+  const challenge = childCtx?.challenge ?? (snap.context as { challenge?: Record<string, unknown> | null }).challenge;
+  if (challenge && (step === 'webauthn' || step === 'code')) out.challenge = challenge;
   if (ctx.risk) out.risk = { level: ctx.risk.level, reasons: [...ctx.risk.reasons] };
   return out;
 }

@@ -27,6 +27,7 @@ const risk = (decision: RiskOutcome['decision'], reasons: string[] = []): RiskOu
 });
 
 interface Fakes {
+  passkey?: (response: Record<string, unknown>) => { ok: boolean; identityId: string | null; amr: string[]; methods: ('totp' | 'recovery_code' | 'webauthn')[] };
   password?: (i: { identifier: string; password: string }) => PasswordResult;
   risk?: () => Promise<RiskOutcome>;
   totp?: (code: string) => boolean;
@@ -40,6 +41,10 @@ function machineWith(f: Fakes) {
         (f.password ?? ((i) => ({ ok: i.password.startsWith('right'), identityId: 'u1', methods: ['totp', 'recovery_code'], accountLocked: false })))(input),
       ),
       scoreRisk: fromPromise(async () => (f.risk ?? (async () => risk('allow')))()),
+      startPasskey: fromPromise(async (): Promise<Record<string, unknown>> => ({ challenge: 'c1', rpId: 'threshold.test' })),
+      verifyPasskey: fromPromise(async ({ input }: { input: { flowId: string; response: Record<string, unknown> } }) =>
+        (f.passkey ?? ((r) => ({ ok: r.id === 'good', identityId: r.id === 'good' ? 'u1' : null, amr: ['hwk', 'user', 'mfa'], methods: ['webauthn'] })))(input.response),
+      ),
       mfa: mfaMachine.provide({
         actors: {
           verifyTotp: fromPromise(async ({ input }: { input: { identityId: string; code: string } }) => (f.totp ?? ((c) => c === '123456'))(input.code)),
@@ -59,9 +64,10 @@ const resting = (a: AnyActorRef) => {
   return s.hasTag('delegating') && !!child && child.getSnapshot().hasTag('awaitingInput');
 };
 
-async function start(f: Fakes, opts: { clock?: SimulatedClock } = {}) {
+async function start(f: Fakes, opts: { clock?: SimulatedClock; method?: 'passkey' } = {}) {
   const effects: FlowEffect[] = [];
-  const actor = createActor(machineWith(f), opts.clock ? { input, clock: opts.clock } : { input });
+  const i = { ...input, method: opts.method };
+  const actor = createActor(machineWith(f), opts.clock ? { input: i, clock: opts.clock } : { input: i });
   actor.on('*', (e) => effects.push(e as FlowEffect));
   actor.start();
   return { actor, effects, settle: () => waitFor(actor, () => resting(actor), { timeout: 5000 }) };
@@ -236,5 +242,58 @@ describe('login machine', () => {
     restored.send({ type: 'totp', code: '123456' });
     await waitFor(restored, (s) => s.status === 'done', { timeout: 5000 });
     expect(restored.getSnapshot().output?.amr).toEqual(['pwd', 'otp', 'mfa']);
+  });
+
+  describe('passkey sign-in (first factor)', () => {
+    it('asks for a passkey with no identifier and signs in with hwk user mfa', async () => {
+      const { actor, effects, settle } = await start({}, { method: 'passkey' });
+      await settle();
+      expect(actor.getSnapshot().value).toBe('awaitingPasskey');
+      expect(actor.getSnapshot().context.challenge).toEqual({ challenge: 'c1', rpId: 'threshold.test' });
+      expect(actor.getSnapshot().can({ type: 'password', identifier: 'a', password: 'b' })).toBe(false);
+      actor.send({ type: 'webauthn', response: { id: 'good' } });
+      await settle();
+      expect(actor.getSnapshot().output).toMatchObject({ outcome: 'allowed', identityId: 'u1', amr: ['hwk', 'user', 'mfa'], acr: 'urn:threshold:acr:aal2', factors: ['webauthn'] });
+      expect(effects.map((e) => e.type)).toEqual(['risk.decided', 'login.succeeded']);
+    });
+
+    it('needs no further step-up when the passkey already proved mfa, but still obeys deny', async () => {
+      const stepped = await start({ risk: async () => risk('step_up', ['NEW_COUNTRY']) }, { method: 'passkey' });
+      await stepped.settle();
+      stepped.actor.send({ type: 'webauthn', response: { id: 'good' } });
+      await stepped.settle();
+      expect(stepped.actor.getSnapshot().value).toBe('allowed');
+      const denied = await start({ risk: async () => risk('deny', ['SUSPICIOUS_IP']) }, { method: 'passkey' });
+      await denied.settle();
+      denied.actor.send({ type: 'webauthn', response: { id: 'good' } });
+      await denied.settle();
+      expect(denied.actor.getSnapshot().value).toBe('denied');
+    });
+
+    it('steps up a presence-only passkey (no UV) like a password', async () => {
+      const { actor, settle } = await start(
+        { passkey: () => ({ ok: true, identityId: 'u1', amr: ['swk'], methods: ['webauthn', 'totp'] }), risk: async () => risk('step_up') },
+        { method: 'passkey' },
+      );
+      await settle();
+      actor.send({ type: 'webauthn', response: { id: 'x' } });
+      await settle();
+      expect(actor.getSnapshot().matches({ stepUp: 'challenging' })).toBe(true);
+    });
+
+    it('gives each failed try a fresh challenge and locks after the budget', async () => {
+      const { actor, effects, settle } = await start({}, { method: 'passkey' });
+      await settle();
+      for (let i = 0; i < 2; i++) {
+        actor.send({ type: 'webauthn', response: { id: 'bad' } });
+        await settle();
+        expect(actor.getSnapshot().value).toBe('awaitingPasskey');
+        expect(actor.getSnapshot().context.messages[0].code).toBe('WEBAUTHN_FAILED');
+      }
+      actor.send({ type: 'webauthn', response: { id: 'bad' } });
+      await settle();
+      expect(actor.getSnapshot().value).toBe('locked');
+      expect(effects.filter((e) => e.type === 'login.failed')).toHaveLength(3);
+    });
   });
 });
