@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createActor, fromPromise, SimulatedClock, waitFor, type AnyActorRef } from 'xstate';
-import { loginMachine, type LoginInput } from '../../machines/login.machine.ts';
+import { loginMachine, type LoginInput, type PasskeyResult } from '../../machines/login.machine.ts';
 import { mfaMachine } from '../../machines/mfa.machine.ts';
 import type { FlowEffect, PasswordResult, RiskOutcome } from '../../machines/types.ts';
 
@@ -27,7 +27,7 @@ const risk = (decision: RiskOutcome['decision'], reasons: string[] = []): RiskOu
 });
 
 interface Fakes {
-  passkey?: (response: Record<string, unknown>) => { ok: boolean; identityId: string | null; amr: string[]; methods: ('totp' | 'recovery_code' | 'webauthn')[] };
+  passkey?: (response: Record<string, unknown>) => PasskeyResult;
   password?: (i: { identifier: string; password: string }) => PasswordResult;
   risk?: () => Promise<RiskOutcome>;
   totp?: (code: string) => boolean;
@@ -43,7 +43,7 @@ function machineWith(f: Fakes) {
       scoreRisk: fromPromise(async () => (f.risk ?? (async () => risk('allow')))()),
       startPasskey: fromPromise(async (): Promise<Record<string, unknown>> => ({ challenge: 'c1', rpId: 'threshold.test' })),
       verifyPasskey: fromPromise(async ({ input }: { input: { flowId: string; response: Record<string, unknown> } }) =>
-        (f.passkey ?? ((r) => ({ ok: r.id === 'good', identityId: r.id === 'good' ? 'u1' : null, amr: ['hwk', 'user', 'mfa'], methods: ['webauthn'] })))(input.response),
+        (f.passkey ?? ((r): PasskeyResult => ({ ok: r.id === 'good', identityId: r.id === 'good' ? 'u1' : null, amr: ['hwk', 'user', 'mfa'], methods: ['webauthn'] })))(input.response),
       ),
       mfa: mfaMachine.provide({
         actors: {
