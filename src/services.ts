@@ -16,7 +16,7 @@ import { createUserService } from './identity/users.ts';
 import { createLoginService } from './flows/login-service.ts';
 import { createStepUpService } from './flows/stepup-service.ts';
 import type { Services } from './http/services.ts';
-import type { MfaMethod } from '../machines/types.ts';
+import { createFactorRegistry } from './auth/factors.ts';
 import { createHmac } from 'node:crypto';
 
 /** Wires adapters into services. Tests call this with their own db, jobs and clock. */
@@ -27,12 +27,8 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const totp = createTotpService({ db, clock, sealer, issuer: 'Threshold' });
   // A separate key for recovery-code digests, derived from the master key.
   const recovery = createRecoveryService({ db, clock, pepper: createHmac('sha256', d.masterKey).update('recovery-codes').digest() });
-  const methodsOf = async (identityId: string): Promise<MfaMethod[]> => {
-    const m: MfaMethod[] = [];
-    if (await totp.hasConfirmed(identityId)) m.push('totp');
-    if ((await recovery.remaining(identityId)) > 0) m.push('recovery_code');
-    return m;
-  };
+  const factors = createFactorRegistry({ db, clock });
+  const methodsOf = factors.methodsOf;
   const passwords = await createPasswordService({
     db,
     clock,
@@ -52,5 +48,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const users = createUserService({ db, clock, passwords });
   const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf });
   const stepup = createStepUpService({ db, clock, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf });
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors };
 }

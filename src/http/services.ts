@@ -14,6 +14,7 @@ import type { Rbac, Principal } from '../rbac/rbac.ts';
 import type { UserService } from '../identity/users.ts';
 import type { LoginService } from '../flows/login-service.ts';
 import type { StepUpService } from '../flows/stepup-service.ts';
+import type { FactorRegistry } from '../auth/factors.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -33,6 +34,9 @@ export interface Services {
   users: UserService;
   login: LoginService;
   stepup: StepUpService;
+  factors: FactorRegistry;
+  /** Tell the user by email about a change to their account (through the notify queue). */
+  notifyUser?: (identityId: string, template: 'factor_changed' | 'new_device', data: Record<string, string>) => Promise<void>;
 }
 
 export type Env = {

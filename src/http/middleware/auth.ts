@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { AppError } from '../../errors.ts';
-import type { Principal } from '../../rbac/rbac.ts';
+import { checkRequirement, stepUpChallenge, type Principal } from '../../rbac/rbac.ts';
 import type { Env, Services } from '../services.ts';
 
 export const sessionCookieName = (secure: boolean) => (secure ? '__Host-threshold_session' : 'threshold_session');
@@ -55,6 +55,22 @@ export async function requirePrincipal(c: Context<Env>, s: Services): Promise<Pr
   const p = await authenticate(c, s);
   if (!p) throw new AppError('UNAUTHENTICATED', { headers: { 'WWW-Authenticate': 'Bearer' } });
   return p;
+}
+
+/**
+ * Stops sensitive changes (removing a factor, new recovery codes) by a session without a recent
+ * second factor: answers 401 with the RFC 9470 challenge the client can satisfy by step-up.
+ */
+export async function requireFreshMfa(c: Context<Env>, s: Services, maxAge = 900): Promise<Principal> {
+  const p = await requirePrincipal(c, s);
+  const d = checkRequirement(p, { amr: ['mfa'], maxAge }, Math.floor(s.clock.now() / 1000));
+  if (d.allow) return p;
+  if (d.code === 'PERMISSION_DENIED') throw new AppError('PERMISSION_DENIED');
+  throw new AppError('STEP_UP_REQUIRED', {
+    detail: d.description,
+    headers: { 'WWW-Authenticate': stepUpChallenge(d) },
+    extra: { acr_values: d.acrValues, max_age: maxAge },
+  });
 }
 
 /** Stops non-administrators from using admin routes. */

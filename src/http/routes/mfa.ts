@@ -1,33 +1,31 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { readJson } from '../body.ts';
-import { requirePrincipal } from '../middleware/auth.ts';
+import { requireFreshMfa, requirePrincipal } from '../middleware/auth.ts';
 import { AppError } from '../../errors.ts';
 import type { Env, Services } from '../services.ts';
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const Label = z.object({ label: z.string().trim().min(1).max(100) }).strict();
+
+/** Second-factor management for the signed-in user; every change is audited and mailed to them. */
 export function mfaRoutes(s: Services) {
   const app = new Hono<Env>();
 
+  const changed = async (identityId: string, type: string, factorId: string, action: string) => {
+    await s.audit.append({ type: `mfa.${action}`, actor: identityId, subject: factorId, reason: type.toUpperCase() });
+    await s.notifyUser?.(identityId, 'factor_changed', { factor: type, action });
+  };
+
   app.get('/', async (c) => {
     const p = await requirePrincipal(c, s);
-    const { rows } = await s.db.query<{ id: string; label: string; created_at: Date; last_used_at: Date | null }>(
-      'SELECT id, label, created_at, last_used_at FROM totp_factors WHERE identity_id = $1 AND confirmed_at IS NOT NULL ORDER BY created_at',
-      [p.identityId],
-    );
-    const factors = rows.map((r) => ({
-      id: r.id,
-      type: 'totp',
-      label: r.label,
-      createdAt: r.created_at.toISOString(),
-      lastUsedAt: r.last_used_at?.toISOString() ?? null,
-    }));
-    const left = await s.recovery.remaining(p.identityId);
-    if (left > 0) factors.push({ id: 'recovery_codes', type: 'recovery_code', label: `${left} recovery codes left`, createdAt: '', lastUsedAt: null });
-    return c.json(factors);
+    return c.json(await s.factors.list(p.identityId));
   });
 
   app.post('/totp', async (c) => {
     const p = await requirePrincipal(c, s);
+    // Adding a factor next to existing ones needs fresh MFA (else a stolen password session could add its own).
+    if ((await s.factors.methodsOf(p.identityId)).length) await requireFreshMfa(c, s);
     const user = await s.users.get(p.identityId);
     if (!user) throw new AppError('UNAUTHENTICATED');
     const r = await s.totp.enrol(p.identityId, user.email);
@@ -40,16 +38,39 @@ export function mfaRoutes(s: Services) {
     const p = await requirePrincipal(c, s);
     const b = await readJson(c, z.object({ code: z.string().max(64) }).strict());
     const id = c.req.param('id');
-    if (!/^[0-9a-f-]{36}$/.test(id)) throw new AppError('MFA_FACTOR_NOT_FOUND');
+    if (!UUID.test(id)) throw new AppError('MFA_FACTOR_NOT_FOUND');
     const { firstFactor } = await s.totp.confirm(p.identityId, id, b.code);
-    await s.audit.append({ type: 'mfa.enrolled', actor: p.identityId, subject: id, reason: 'TOTP' });
+    await changed(p.identityId, 'totp', id, 'enrolled');
     const body: Record<string, unknown> = { id, type: 'totp', label: 'Authenticator app' };
-    if (firstFactor) {
+    if (firstFactor && (await s.recovery.remaining(p.identityId)) === 0) {
       body.recoveryCodes = await s.recovery.generate(p.identityId);
       await s.audit.append({ type: 'recovery_codes.generated', actor: p.identityId, subject: p.identityId, reason: 'FIRST_FACTOR' });
     }
     c.header('Cache-Control', 'no-store');
     return c.json(body);
+  });
+
+  app.patch('/:id', async (c) => {
+    const p = await requirePrincipal(c, s);
+    const b = await readJson(c, Label);
+    const f = await s.factors.rename(p.identityId, c.req.param('id'), b.label);
+    await s.audit.append({ type: 'mfa.renamed', actor: p.identityId, subject: f.id, reason: f.type.toUpperCase() });
+    return c.json(f);
+  });
+
+  app.delete('/:id', async (c) => {
+    const p = await requireFreshMfa(c, s);
+    const f = await s.factors.remove(p.identityId, c.req.param('id'));
+    await changed(p.identityId, f.type, f.id, 'removed');
+    return c.body(null, 204);
+  });
+
+  app.post('/recovery-codes', async (c) => {
+    const p = await requireFreshMfa(c, s);
+    const codes = await s.recovery.generate(p.identityId);
+    await changed(p.identityId, 'recovery_code', p.identityId, 'recovery_codes_regenerated');
+    c.header('Cache-Control', 'no-store');
+    return c.json({ recoveryCodes: codes });
   });
 
   return app;
