@@ -17,6 +17,9 @@ import { createLoginService } from './flows/login-service.ts';
 import { createStepUpService } from './flows/stepup-service.ts';
 import type { Services } from './http/services.ts';
 import { createFactorRegistry } from './auth/factors.ts';
+import { amrForWebAuthn, createWebAuthnService } from './auth/webauthn.ts';
+import type { SecondFactorPorts } from './flows/mfa-actors.ts';
+import type { PasskeyResult } from '../machines/login.machine.ts';
 import { createHmac } from 'node:crypto';
 
 /** Wires adapters into services. Tests call this with their own db, jobs and clock. */
@@ -46,7 +49,28 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   });
   const rbac = createRbac(db, clock);
   const users = createUserService({ db, clock, passwords });
-  const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf });
-  const stepup = createStepUpService({ db, clock, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf });
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors };
+  const webauthn = createWebAuthnService({ db, clock, audit, rpID: config.webauthn.rpID, rpName: config.webauthn.rpName, origins: config.webauthn.origins });
+  const ports: SecondFactorPorts = {
+    startWebAuthn: async (flowId, identityId) =>
+      (await webauthn.authenticationOptions({ flowKey: flowId, identityId, userVerification: 'preferred' })) as unknown as Record<string, unknown>,
+    async verifyWebAuthn(flowId, identityId, response) {
+      const r = await webauthn.authenticate({ flowKey: flowId, identityId, response: response as never });
+      return r.ok ? { ok: true, amr: amrForWebAuthn(r) } : { ok: false, amr: [], reason: r.reason };
+    },
+  };
+  const passkey = {
+    start: async (flowId: string) =>
+      (await webauthn.authenticationOptions({ flowKey: flowId, identityId: null, userVerification: 'required' })) as unknown as Record<string, unknown>,
+    /** A verified passkey of a disabled or locked account opens nothing. */
+    async verify(flowId: string, response: Record<string, unknown>): Promise<PasskeyResult> {
+      const r = await webauthn.authenticate({ flowKey: flowId, identityId: null, response: response as never });
+      if (!r.ok) return { ok: false, identityId: null, amr: [], methods: [] };
+      const user = await users.get(r.identityId);
+      if (!user || user.status !== 'active' || user.locked) return { ok: false, identityId: null, amr: [], methods: [] };
+      return { ok: true, identityId: r.identityId, amr: amrForWebAuthn(r), methods: await methodsOf(r.identityId) };
+    },
+  };
+  const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey });
+  const stepup = createStepUpService({ db, clock, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports });
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn };
 }

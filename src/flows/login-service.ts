@@ -10,7 +10,7 @@ import type { RecoveryService } from '../auth/recovery.ts';
 import type { SessionRecord, SessionService } from '../session/sessions.ts';
 import type { TokenService } from '../tokens/access-token.ts';
 import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
-import { loginMachine, LOGIN_MACHINE_VERSION, type LoginContext, type LoginOutput } from '../../machines/login.machine.ts';
+import { loginMachine, LOGIN_MACHINE_VERSION, type LoginContext, type LoginOutput, type PasskeyResult } from '../../machines/login.machine.ts';
 import { publishAmr, type FlowEffect, type RiskOutcome } from '../../machines/types.ts';
 import { RISK_JOB, riskJobId } from '../../workers/queues.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
@@ -35,6 +35,11 @@ export function createLoginService(deps: {
   tokens: TokenService;
   roleNames: (identityId: string) => Promise<string[]>;
   ports?: SecondFactorPorts;
+  /** Discoverable-credential sign-in; without it a passkey flow fails closed. */
+  passkey?: {
+    start(flowId: string): Promise<Record<string, unknown>>;
+    verify(flowId: string, response: Record<string, unknown>): Promise<PasskeyResult>;
+  };
 }) {
   const { db, clock, config } = deps;
 
@@ -51,6 +56,14 @@ export function createLoginService(deps: {
         ),
       ),
       mfa: provideMfa({ db, clock, config, totp: deps.totp, recovery: deps.recovery, ports: deps.ports ?? {} }),
+      startPasskey: fromPromise(async ({ input }) => {
+        if (!deps.passkey) throw new Error('passkeys are not configured');
+        return deps.passkey.start(input.flowId);
+      }),
+      verifyPasskey: fromPromise(async ({ input }) => {
+        if (!deps.passkey) throw new Error('passkeys are not configured');
+        return deps.passkey.verify(input.flowId, input.response);
+      }),
     },
   });
 
@@ -102,7 +115,7 @@ export function createLoginService(deps: {
 
   return {
     runtime,
-    start(meta: { deviceId: string | null; ip: string; identifier?: string | null; returnTokens: boolean }) {
+    start(meta: { deviceId: string | null; ip: string; identifier?: string | null; returnTokens: boolean; method?: 'password' | 'passkey' }) {
       return runtime.create(
         {
           deviceId: meta.deviceId,
@@ -111,6 +124,7 @@ export function createLoginService(deps: {
           maxPasswordAttempts: config.LOCKOUT_THRESHOLD,
           maxMfaAttempts: config.MFA_MAX_ATTEMPTS,
           riskTimeoutMs: config.RISK_TIMEOUT_MS,
+          method: meta.method ?? 'password',
         },
         { deviceId: meta.deviceId, ip: meta.ip, returnTokens: meta.returnTokens },
       );

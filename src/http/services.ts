@@ -15,6 +15,7 @@ import type { UserService } from '../identity/users.ts';
 import type { LoginService } from '../flows/login-service.ts';
 import type { StepUpService } from '../flows/stepup-service.ts';
 import type { FactorRegistry } from '../auth/factors.ts';
+import type { WebAuthnService } from '../auth/webauthn.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -35,6 +36,7 @@ export interface Services {
   login: LoginService;
   stepup: StepUpService;
   factors: FactorRegistry;
+  webauthn: WebAuthnService;
   /** Tell the user by email about a change to their account (through the notify queue). */
   notifyUser?: (identityId: string, template: 'factor_changed' | 'new_device', data: Record<string, string>) => Promise<void>;
 }

@@ -28,7 +28,11 @@ export const LoginEventSchema = z.discriminatedUnion('type', [
 export const StepUpEventSchema = z.discriminatedUnion('type', [...MfaEventSchemas]);
 
 const StartSchema = z
-  .object({ identifier: z.string().min(1).max(320).optional(), returnTokens: z.boolean().optional() })
+  .object({
+    identifier: z.string().min(1).max(320).optional(),
+    returnTokens: z.boolean().optional(),
+    method: z.enum(['password', 'passkey']).optional(),
+  })
   .strict();
 
 /** A flow whose last step failed answers with the matching problem (and the flow). */
@@ -69,6 +73,7 @@ export function loginRoutes(s: Services) {
       ip: c.get('clientIp'),
       identifier: b.identifier ?? null,
       returnTokens: b.returnTokens ?? false,
+      method: b.method,
     });
     return c.json(finish(c, row), 201);
   });

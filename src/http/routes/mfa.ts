@@ -50,6 +50,39 @@ export function mfaRoutes(s: Services) {
     return c.json(body);
   });
 
+  /** Registration of a security key or passkey; bound to this session by its challenge. */
+  app.post('/webauthn/options', async (c) => {
+    const b = await readJson(c, z.object({ passkey: z.boolean().optional() }).strict());
+    const p = await requirePrincipal(c, s);
+    if ((await s.factors.methodsOf(p.identityId)).length) await requireFreshMfa(c, s);
+    const user = await s.users.get(p.identityId);
+    if (!user) throw new AppError('UNAUTHENTICATED');
+    const options = await s.webauthn.registrationOptions({
+      identityId: user.id,
+      email: user.email,
+      displayName: user.displayName ?? user.email,
+      flowKey: `session:${p.sessionId}`,
+      passkey: b.passkey ?? false,
+    });
+    c.header('Cache-Control', 'no-store');
+    return c.json(options);
+  });
+
+  app.post('/webauthn', async (c) => {
+    const b = await readJson(
+      c,
+      z.object({ response: z.record(z.string(), z.unknown()), label: z.string().trim().min(1).max(64).optional() }).strict(),
+    );
+    const p = await requirePrincipal(c, s);
+    const firstFactor = (await s.factors.methodsOf(p.identityId)).length === 0;
+    const f = await s.webauthn.register({ identityId: p.identityId, flowKey: `session:${p.sessionId}`, response: b.response as never, label: b.label });
+    await s.notifyUser?.(p.identityId, 'factor_changed', { factor: 'webauthn', action: 'enrolled' });
+    const body: Record<string, unknown> = { id: f.id, type: 'webauthn', label: f.label, deviceType: f.deviceType, backedUp: f.backedUp, passkey: f.discoverable };
+    if (firstFactor && (await s.recovery.remaining(p.identityId)) === 0) body.recoveryCodes = await s.recovery.generate(p.identityId);
+    c.header('Cache-Control', 'no-store');
+    return c.json(body, 201);
+  });
+
   app.patch('/:id', async (c) => {
     const p = await requirePrincipal(c, s);
     const b = await readJson(c, Label);
