@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { TEMPLATES } from '../src/notify/templates.ts';
 
 /** Queue names. Deployments may override the risk queue name with RISK_QUEUE. */
 export const QUEUES = { risk: 'risk', notify: 'notify' } as const;
@@ -31,4 +32,36 @@ export const riskJobId = (flowId: string, attempt: number): string => {
   if (!Number.isSafeInteger(attempt) || attempt < 0) throw new Error(`invalid risk attempt: ${attempt}`);
   if (/^[A-Za-z0-9_-]{1,150}$/.test(flowId)) return `risk.${flowId}.${attempt}`;
   return `risk.h.${createHash('sha256').update(flowId).digest('hex')}.${attempt}`;
+};
+
+export const NOTIFY_JOB = 'notify.send';
+
+/** Templates a notify job may name (src/notify/templates.ts says what data each needs). */
+export const NOTIFY_TEMPLATES = TEMPLATES;
+
+const E164 = /^\+[1-9]\d{6,14}$/;
+const notifyData = z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,39}$/), z.string().max(2000));
+
+/**
+ * Payload of a `notify.send` job. Strict, as it crosses a process boundary; the address must
+ * fit the channel (an E.164 number for SMS). It carries a code in clear for `login_code`, so
+ * it is never logged.
+ */
+export const NotifyJobSchema = z.discriminatedUnion('channel', [
+  z.strictObject({ channel: z.literal('email'), to: z.email().max(320), template: z.enum(NOTIFY_TEMPLATES), data: notifyData }),
+  z.strictObject({ channel: z.literal('sms'), to: z.string().regex(E164, 'must be an E.164 number'), template: z.enum(NOTIFY_TEMPLATES), data: notifyData }),
+]);
+
+export type NotifyJob = z.infer<typeof NotifyJobSchema>;
+
+/**
+ * Deterministic job id for message `seq` about `key` with `template` — e.g. a code challenge id
+ * and its send count, or a login event id — so a retried request enqueues the same job and the
+ * worker sends once. Same shape rules as riskJobId: no ':', long or unusual keys are hashed.
+ */
+export const notifyJobId = (template: (typeof NOTIFY_TEMPLATES)[number], key: string, seq = 0): string => {
+  if (!(NOTIFY_TEMPLATES as readonly string[]).includes(template)) throw new Error(`invalid notify template: ${template}`);
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new Error(`invalid notify seq: ${seq}`);
+  if (/^[A-Za-z0-9_-]{1,150}$/.test(key)) return `notify.${template}.${key}.${seq}`;
+  return `notify.${template}.h.${createHash('sha256').update(key).digest('hex')}.${seq}`;
 };
