@@ -65,7 +65,7 @@ describe('toMermaid', () => {
     ]) {
       expect(states, s).toContain(s);
     }
-    expect(d).toMatch(/^\s*\[\*\] --> awaitingPassword$/m);
+    expect(d).toMatch(/^\s*\[\*\] --> start$/m);
     expect(d).toMatch(/^\s*assessingRisk --> deciding : after riskTimeout$/m);
     expect(d).toMatch(/^\s*state stepUp \{$/m);
     expect(d).toMatch(/^\s*note right of awaitingPassword : awaitingInput$/m);
