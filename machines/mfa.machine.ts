@@ -84,7 +84,7 @@ export const mfaMachine = setup({
     sendCode: fromPromise<{ to: string }, SendCodeInput & { resend: boolean }>(async () => {
       throw new Error('sendCode not provided');
     }),
-    verifyCode: fromPromise<CodeVerdict, { flowId: string; code: string }>(async () => {
+    verifyCode: fromPromise<CodeVerdict, { flowId: string; identityId: string; code: string }>(async () => {
       throw new Error('verifyCode not provided');
     }),
     startWebAuthn: fromPromise<Record<string, unknown>, { flowId: string; identityId: string }>(async () => {
@@ -219,7 +219,7 @@ export const mfaMachine = setup({
     verifyingCode: {
       invoke: {
         src: 'verifyCode',
-        input: ({ context, event }) => ({ flowId: context.flowId, code: event.type === 'code' ? event.code : '' }),
+        input: ({ context, event }) => ({ flowId: context.flowId, identityId: context.identityId, code: event.type === 'code' ? event.code : '' }),
         onDone: [
           {
             guard: { type: 'verdict', params: ({ event }) => ({ is: 'ok' as const, verdict: event.output }) },

@@ -14,6 +14,8 @@ import type { Jobs } from './jobs/jobs.ts';
 import { openGeo } from './risk/geo.ts';
 import { createRiskScorer } from './risk/scorer.ts';
 import { riskProcessor } from '../workers/risk-score.worker.ts';
+import { notifyProcessor } from '../workers/notify.worker.ts';
+import { createNotifier } from './notify/notifier.ts';
 import { bootstrapAdmin, resolveMasterKey } from './bootstrap.ts';
 import { buildServices } from './services.ts';
 import { createApp } from './http/app.ts';
@@ -36,7 +38,11 @@ export async function start(env: Record<string, string | undefined> = process.en
   } else {
     // Embedded default: the same job interface, run in this process.
     const scorer = createRiskScorer({ db, geo: await openGeo(config.GEOIP_DB), config });
-    jobs = createInProcessJobs({ [config.RISK_QUEUE]: riskProcessor(scorer) });
+    const notifier = createNotifier(config, db, { clock });
+    jobs = createInProcessJobs({
+      [config.RISK_QUEUE]: riskProcessor(scorer),
+      [config.NOTIFY_QUEUE]: notifyProcessor({ db, email: notifier.email, sms: notifier.sms, clock }),
+    });
   }
   const masterKey = await resolveMasterKey(config, logger);
   const services = await buildServices({ config, db, jobs, clock, logger, masterKey });

@@ -20,7 +20,12 @@ import { createFactorRegistry } from './auth/factors.ts';
 import { amrForWebAuthn, createWebAuthnService } from './auth/webauthn.ts';
 import type { SecondFactorPorts } from './flows/mfa-actors.ts';
 import type { PasskeyResult } from '../machines/login.machine.ts';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
+import { AppError } from './errors.ts';
+import { createCodeService } from './auth/codes.ts';
+import { createNotifyClient } from './notify/enqueue.ts';
+import { notifyJobId } from '../workers/queues.ts';
+import { maskDestination } from './notify/mask.ts';
 
 /** Wires adapters into services. Tests call this with their own db, jobs and clock. */
 export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clock: Clock; logger: Logger; masterKey: Buffer }): Promise<Services> {
@@ -50,7 +55,35 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const rbac = createRbac(db, clock);
   const users = createUserService({ db, clock, passwords });
   const webauthn = createWebAuthnService({ db, clock, audit, rpID: config.webauthn.rpID, rpName: config.webauthn.rpName, origins: config.webauthn.origins });
+  const codes = createCodeService({
+    db,
+    clock,
+    pepper: createHmac('sha256', d.masterKey).update('one-time-codes').digest(),
+    ttlSeconds: config.CODE_TTL_SECONDS,
+    resendCooldownSeconds: config.CODE_RESEND_COOLDOWN_SECONDS,
+    maxAttempts: config.MFA_MAX_ATTEMPTS,
+  });
+  const notify = createNotifyClient(jobs, config.NOTIFY_QUEUE);
+  /** Email a code or a notice; codes wait for the provider so a failure reaches the user at once. */
+  const sendCode = async (o: { flowKey: string; identityId: string; channel: 'sms' | 'email'; destination?: string; resend: boolean }) => {
+    const destination = o.destination ?? (await factors.destination(o.identityId, o.channel));
+    if (!destination) throw new AppError('MFA_FACTOR_NOT_FOUND');
+    const issued = o.resend ? await codes.resend(o.flowKey, o.channel) : await codes.issue({ flowId: o.flowKey, identityId: o.identityId, channel: o.channel, destination });
+    await notify.sendAndWait(
+      { channel: o.channel, to: issued.destination, template: 'login_code', data: { code: issued.code, ttlMinutes: String(Math.round(config.CODE_TTL_SECONDS / 60)) } },
+      notifyJobId('login_code', issued.challengeId, issued.expiresAt),
+      15_000,
+    );
+    return { to: maskDestination(o.channel, issued.destination) };
+  };
+  const notifyUser = async (identityId: string, template: 'factor_changed' | 'new_device', data: Record<string, string>, key: string = randomUUID()) => {
+    const user = await users.get(identityId);
+    if (!user) return;
+    await notify.send({ channel: 'email', to: user.email, template, data }, notifyJobId(template, key));
+  };
   const ports: SecondFactorPorts = {
+    sendCode: (i) => sendCode({ flowKey: i.flowId, identityId: i.identityId, channel: i.channel, resend: i.resend }),
+    verifyCode: (flowId, code) => codes.verify(flowId, code),
     startWebAuthn: async (flowId, identityId) =>
       (await webauthn.authenticationOptions({ flowKey: flowId, identityId, userVerification: 'preferred' })) as unknown as Record<string, unknown>,
     async verifyWebAuthn(flowId, identityId, response) {
@@ -72,5 +105,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   };
   const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey });
   const stepup = createStepUpService({ db, clock, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports });
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser };
 }

@@ -5,6 +5,8 @@ import { migrate } from '../src/db/migrate.ts';
 import { openGeo } from '../src/risk/geo.ts';
 import { createRiskScorer } from '../src/risk/scorer.ts';
 import { startRiskWorker } from './risk-score.worker.ts';
+import { startNotifyWorker } from './notify.worker.ts';
+import { createNotifier } from '../src/notify/notifier.ts';
 
 /** `npm run worker`: the BullMQ workers as their own process (needs DATABASE_URL and REDIS_URL). */
 async function main() {
@@ -16,9 +18,18 @@ async function main() {
   await migrate(db);
   const scorer = createRiskScorer({ db, geo: await openGeo(config.GEOIP_DB), config });
   const risk = startRiskWorker({ redisUrl: config.REDIS_URL, queueName: config.RISK_QUEUE, scorer, logger });
-  logger.info({ queues: [config.RISK_QUEUE] }, 'Threshold workers running');
+  const notifier = createNotifier(config, db);
+  const notify = startNotifyWorker({
+    redisUrl: config.REDIS_URL,
+    queueName: config.NOTIFY_QUEUE,
+    deps: { db, email: notifier.email, sms: notifier.sms },
+    logger,
+  });
+  logger.info({ queues: [config.RISK_QUEUE, config.NOTIFY_QUEUE] }, 'Threshold workers running');
   const stop = async () => {
     await risk.close();
+    await notify.close();
+    await notifier.close();
     await db.close();
     process.exit(0);
   };

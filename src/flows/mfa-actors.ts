@@ -33,7 +33,17 @@ export function provideMfa(deps: { db: Db; clock: Clock; config: Config; totp: T
       verifyTotp: fromPromise(({ input }) => totp(input.identityId, input.code)),
       verifyRecoveryCode: fromPromise(({ input }) => recovery(input.identityId, input.code)),
       sendCode: fromPromise(({ input }) => (ports.sendCode ?? unavailable('code delivery'))(input)),
-      verifyCode: fromPromise(({ input }) => (ports.verifyCode ?? unavailable('codes'))(input.flowId, input.code)),
+      // Codes also count toward the account-wide guard: many flows do not buy many guesses.
+      verifyCode: fromPromise(async ({ input }) => {
+        const check = ports.verifyCode ?? unavailable('codes');
+        const seen: { verdict: CodeVerdict } = { verdict: 'invalid' };
+        const ok = await guardSecondFactor(guard, async () => {
+          seen.verdict = await check(input.flowId, input.code);
+          return seen.verdict === 'ok';
+        })(input.identityId, input.code);
+        // A locked account's code is not even checked: it reads as invalid.
+        return ok ? 'ok' : seen.verdict === 'ok' ? 'invalid' : seen.verdict;
+      }),
       startWebAuthn: fromPromise(({ input }) => (ports.startWebAuthn ?? unavailable('WebAuthn'))(input.flowId, input.identityId)),
       verifyWebAuthn: fromPromise(({ input }) => (ports.verifyWebAuthn ?? unavailable('WebAuthn'))(input.flowId, input.identityId, input.response)),
     },

@@ -16,6 +16,7 @@ import type { LoginService } from '../flows/login-service.ts';
 import type { StepUpService } from '../flows/stepup-service.ts';
 import type { FactorRegistry } from '../auth/factors.ts';
 import type { WebAuthnService } from '../auth/webauthn.ts';
+import type { CodeService } from '../auth/codes.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -37,8 +38,11 @@ export interface Services {
   stepup: StepUpService;
   factors: FactorRegistry;
   webauthn: WebAuthnService;
+  codes: CodeService;
+  /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */
+  sendCode: (o: { flowKey: string; identityId: string; channel: 'sms' | 'email'; destination?: string; resend: boolean }) => Promise<{ to: string }>;
   /** Tell the user by email about a change to their account (through the notify queue). */
-  notifyUser?: (identityId: string, template: 'factor_changed' | 'new_device', data: Record<string, string>) => Promise<void>;
+  notifyUser?: (identityId: string, template: 'factor_changed' | 'new_device', data: Record<string, string>, key?: string) => Promise<void>;
 }
 
 export type Env = {

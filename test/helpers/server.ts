@@ -7,6 +7,8 @@ import { createBullJobs } from '../../src/jobs/bullmq.ts';
 import { openGeo } from '../../src/risk/geo.ts';
 import { createRiskScorer } from '../../src/risk/scorer.ts';
 import { startRiskWorker } from '../../workers/risk-score.worker.ts';
+import { startNotifyWorker } from '../../workers/notify.worker.ts';
+import { createNotifier } from '../../src/notify/notifier.ts';
 import { buildServices } from '../../src/services.ts';
 import { bootstrapAdmin } from '../../src/bootstrap.ts';
 import { createApp } from '../../src/http/app.ts';
@@ -38,6 +40,7 @@ export async function startTestServer(env: Record<string, string> = {}) {
     DATABASE_URL: tdb.url,
     REDIS_URL: TEST_REDIS_URL,
     RISK_QUEUE: queue,
+    NOTIFY_QUEUE: uniqueName('notify'),
     TRUSTED_PROXIES: 'loopback',
     THRESHOLD_MASTER_KEY: randomBytes(32).toString('base64'),
     THRESHOLD_ADMIN_EMAIL: ADMIN.email,
@@ -59,6 +62,13 @@ export async function startTestServer(env: Record<string, string> = {}) {
     worker = null;
   };
   await startWorker();
+  const notifier = createNotifier(config, tdb.db, { clock });
+  const notifyWorker = startNotifyWorker({
+    redisUrl: TEST_REDIS_URL,
+    queueName: config.NOTIFY_QUEUE,
+    deps: { db: tdb.db, email: notifier.email, sms: notifier.sms, clock },
+  });
+  await notifyWorker.worker.waitUntilReady();
   const services = await buildServices({ config, db: tdb.db, jobs, clock, logger, masterKey: config.masterKey! });
   await bootstrapAdmin(config, services.users, services.audit, () => {});
   const app = createApp(services);
@@ -79,6 +89,8 @@ export async function startTestServer(env: Record<string, string> = {}) {
     async close() {
       await new Promise<void>((r) => server.close(() => r()));
       await stopWorker();
+      await notifyWorker.close();
+      await notifier.close();
       await jobs.close();
       await tdb.drop();
     },

@@ -14,7 +14,8 @@ export function mfaRoutes(s: Services) {
 
   const changed = async (identityId: string, type: string, factorId: string, action: string) => {
     await s.audit.append({ type: `mfa.${action}`, actor: identityId, subject: factorId, reason: type.toUpperCase() });
-    await s.notifyUser?.(identityId, 'factor_changed', { factor: type, action });
+    // One email per change, even if this request is retried.
+    await s.notifyUser?.(identityId, 'factor_changed', { factor: type, action }, `${factorId}-${action}-${Math.floor(s.clock.now() / 1000)}`);
   };
 
   app.get('/', async (c) => {
