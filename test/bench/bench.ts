@@ -1,0 +1,218 @@
+/**
+ * Threshold throughput benchmark (not a vitest test): `npm run bench`.
+ *
+ *   1. raw argon2id verify()/s with ARGON2_PARAMS at the server's PASSWORD_HASH_CONCURRENCY;
+ *   2. complete password logins/s over HTTP (POST /auth/login + POST /auth/login/:id → done);
+ *   3. POST /auth/authorize/s with a bearer access token, with latency p50/p99.
+ *
+ * The server is the full test stack (test/helpers/server.ts): real socket, real Postgres
+ * (private schema), real Redis/BullMQ and an in-process risk worker. Clients run in the same
+ * process and use Node's global fetch (undici, keep-alive by default).
+ *
+ * Env: BENCH_SECONDS (default 5), BENCH_CLIENTS (default 8), PASSWORD_HASH_CONCURRENCY
+ * (passed to the server; default from src/config/config.ts).
+ */
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { hash, verify } from '@node-rs/argon2';
+import { ARGON2_PARAMS } from '../../src/auth/password.ts';
+import { startTestServer, Client, IP, device } from '../helpers/server.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
+if (!(SECONDS > 0) || !Number.isInteger(CLIENTS) || CLIENTS < 1) {
+  console.error('BENCH_SECONDS must be > 0 and BENCH_CLIENTS a positive integer');
+  process.exit(2);
+}
+const HTTP_CLIENT = 'global fetch (undici, keep-alive)';
+
+interface RunResult {
+  ok: number;
+  failures: number;
+  seconds: number;
+  perSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Main-thread event-loop utilisation and whole-machine CPU busy share during the phase. */
+  eventLoop: number;
+  machineCpu: number;
+  failureKinds: Record<string, number>;
+}
+
+/** Busy and total CPU time over all cores, from os.cpus() (includes Postgres and Redis). */
+function cpuTimes() {
+  let busy = 0;
+  let total = 0;
+  for (const { times: t } of os.cpus()) {
+    busy += t.user + t.nice + t.sys + t.irq;
+    total += t.user + t.nice + t.sys + t.irq + t.idle;
+  }
+  return { busy, total };
+}
+
+const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
+
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/**
+ * Runs `workers` loops of `op` until `seconds` have passed (operations already started finish;
+ * they count, and the elapsed time is measured until the last one ends). `op` returns null on
+ * success or a short failure label.
+ */
+async function closedLoop(workers: number, seconds: number, op: (w: number) => Promise<string | null>): Promise<RunResult> {
+  const lat: number[] = [];
+  const failureKinds: Record<string, number> = {};
+  let ok = 0;
+  let failures = 0;
+  const elu0 = performance.eventLoopUtilization();
+  const cpu0 = cpuTimes();
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: workers }, async (_, w) => {
+      while (performance.now() < deadline) {
+        const s = performance.now();
+        let fail: string | null;
+        try {
+          fail = await op(w);
+        } catch (e) {
+          fail = `exception: ${e instanceof Error ? e.message : String(e)}`.slice(0, 120);
+        }
+        lat.push(performance.now() - s);
+        if (fail === null) ok++;
+        else {
+          failures++;
+          failureKinds[fail] = (failureKinds[fail] ?? 0) + 1;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpu1 = cpuTimes();
+  const eventLoop = round(performance.eventLoopUtilization(elu0).utilization, 2);
+  const machineCpu = round((cpu1.busy - cpu0.busy) / Math.max(1, cpu1.total - cpu0.total), 2);
+  lat.sort((a, b) => a - b);
+  return {
+    ok,
+    failures,
+    seconds: round(elapsed, 2),
+    perSec: round(ok / elapsed),
+    p50Ms: round(percentile(lat, 50), 2),
+    p99Ms: round(percentile(lat, 99), 2),
+    eventLoop,
+    machineCpu,
+    failureKinds,
+  };
+}
+
+async function main(): Promise<number> {
+  const cpus = os.cpus();
+  const loadBefore = round(os.loadavg()[0], 2);
+  console.log('Threshold benchmark');
+  console.log(`  machine : ${cpus.length} CPUs × ${cpus[0]?.model.trim() ?? 'unknown'}, ${round(os.totalmem() / 2 ** 30)} GiB RAM`);
+  console.log(`  runtime : Node ${process.version} (${process.platform}/${process.arch}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, load average ${loadBefore} (other load skews results)`);
+  console.log(`  duration: ${SECONDS}s per phase, ${CLIENTS} HTTP clients, HTTP client: ${HTTP_CLIENT}`);
+
+  const env: Record<string, string> = {};
+  if (process.env.PASSWORD_HASH_CONCURRENCY) env.PASSWORD_HASH_CONCURRENCY = process.env.PASSWORD_HASH_CONCURRENCY;
+  const srv = await startTestServer(env);
+  const hashConc = srv.config.PASSWORD_HASH_CONCURRENCY;
+  const p = ARGON2_PARAMS;
+  console.log(`  argon2id: m=${p.memoryCost} KiB t=${p.timeCost} p=${p.parallelism}, PASSWORD_HASH_CONCURRENCY=${hashConc}`);
+  console.log(`  server  : ${srv.url} (Postgres private schema, Redis/BullMQ queue ${srv.queue}, in-process risk worker)\n`);
+
+  try {
+    // ---- 1. raw argon2id verify() rate, same concurrency as the server's semaphore ----
+    const password = 'bench correct horse battery staple';
+    const encoded = await hash(password, ARGON2_PARAMS);
+    for (let i = 0; i < hashConc; i++) await verify(encoded, password); // warm-up
+    const argon = await closedLoop(hashConc, SECONDS, async () => ((await verify(encoded, password)) ? null : 'verify returned false'));
+    console.log(`[1/3] argon2 verify: ${argon.perSec}/s (${argon.ok} in ${argon.seconds}s, p50 ${argon.p50Ms} ms)`);
+
+    // ---- 2. password logins over HTTP ----
+    const email = `bench-${Date.now()}@example.test`;
+    await srv.services.users.create({ email, password, roles: ['PATHOLOGIST'] });
+    const headers = { 'x-device-id': device('bench'), 'x-forwarded-for': IP.london };
+    const clients = Array.from({ length: CLIENTS }, () => new Client(srv.url, headers));
+    const loginOnce = async (c: Client, returnTokens = false) => {
+      c.cookies.clear(); // each iteration is a fresh, complete login
+      const r = await c.passwordLogin(email, password, { returnTokens });
+      const ok = r.status === 200 && r.body?.step === 'done';
+      const why = ok ? null : `status ${r.status} step=${r.body?.step ?? '?'} ${r.body?.code ?? ''} ${JSON.stringify(r.body?.risk?.reasons ?? [])}`.trim();
+      return { r, why };
+    };
+    // First login of the device (NEW_DEVICE, still low risk); also warms up the stack.
+    const first = await loginOnce(clients[0]);
+    if (first.why) throw new Error(`warm-up login failed: ${first.why}`);
+    const logins = await closedLoop(CLIENTS, SECONDS, async (w) => (await loginOnce(clients[w])).why);
+    const loginRatio = argon.perSec > 0 ? round(logins.perSec / argon.perSec, 3) : 0;
+    console.log(`[2/3] logins: ${logins.perSec}/s (${logins.ok} ok, ${logins.failures} failed)`);
+
+    // ---- 3. POST /auth/authorize with a bearer token ----
+    const tok = await loginOnce(clients[0], true);
+    const accessToken: string | undefined = tok.r.body?.tokens?.access_token;
+    if (tok.why || !accessToken) throw new Error(`token login failed: ${tok.why ?? 'no access_token'}`);
+    const authzHeaders = { authorization: `Bearer ${accessToken}`, 'content-type': 'application/json', ...headers };
+    const authzBody = JSON.stringify({ permission: 'VIEW_CASES' });
+    const authorize = async () => {
+      const res = await fetch(`${srv.url}/auth/authorize`, { method: 'POST', headers: authzHeaders, body: authzBody });
+      const body = (await res.json().catch(() => null)) as { allow?: boolean; code?: string } | null;
+      return res.status === 200 && body?.allow === true ? null : `status ${res.status} ${body?.code ?? ''}`.trim();
+    };
+    for (let i = 0; i < 50; i++) if (await authorize()) break; // warm-up
+    const authz = await closedLoop(CLIENTS, SECONDS, authorize);
+    console.log(`[3/3] authorize: ${authz.perSec}/s (${authz.ok} ok, ${authz.failures} failed)\n`);
+
+    // ---- report ----
+    const row = (name: string, conc: number, r: RunResult) =>
+      [name, String(conc), String(r.ok), String(r.failures), String(r.perSec), `${r.p50Ms} / ${r.p99Ms}`, `${Math.round(r.eventLoop * 100)}%`, `${Math.round(r.machineCpu * 100)}%`];
+    const rows = [
+      ['phase', 'concurrency', 'ok', 'failed', 'per second', 'latency p50 / p99 (ms)', 'event loop', 'machine CPU'],
+      row('argon2id verify (raw)', hashConc, argon),
+      row('password login (HTTP)', CLIENTS, logins),
+      row('POST /auth/authorize', CLIENTS, authz),
+    ];
+    const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+    const line = (r: string[]) => '| ' + r.map((c, i) => (i >= 1 && i !== 5 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ') + ' |';
+    console.log(line(rows[0]));
+    console.log('|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
+    for (const r of rows.slice(1)) console.log(line(r));
+    console.log(`\nlogins/s ÷ raw argon2 verifies/s = ${loginRatio} (1.0 = the login path is fully hash-bound)`);
+    console.log(`argon2 verifies/s per CPU = ${round(argon.perSec / cpus.length)}; authorize/s ÷ logins/s = ${logins.perSec > 0 ? round(authz.perSec / logins.perSec) : 0}`);
+    if (hashConc > cpus.length)
+      console.log(`note: PASSWORD_HASH_CONCURRENCY (${hashConc}) > CPUs (${cpus.length}): extra hashes only queue for a core (throughput as at ${cpus.length}, higher latency)`);
+
+    const failures = argon.failures + logins.failures + authz.failures;
+    if (failures) {
+      console.log(`\nFAILURES: ${failures}`);
+      for (const [phase, r] of [['argon2', argon], ['login', logins], ['authorize', authz]] as const)
+        for (const [k, n] of Object.entries(r.failureKinds)) console.log(`  ${phase}: ${n} × ${k}`);
+    }
+    const strip = ({ failureKinds, ...r }: RunResult) => ({ ...r, ...(Object.keys(failureKinds).length ? { failureKinds } : {}) });
+    const json = {
+      machine: { cpus: cpus.length, model: cpus[0]?.model.trim() ?? 'unknown', node: process.version, platform: `${process.platform}/${process.arch}`, loadAvg1m: loadBefore },
+      seconds: SECONDS,
+      clients: CLIENTS,
+      httpClient: HTTP_CLIENT,
+      argon2: { params: { m: p.memoryCost, t: p.timeCost, p: p.parallelism }, concurrency: hashConc, ...strip(argon) },
+      login: { ...strip(logins), ratioToArgon2: loginRatio },
+      authorize: strip(authz),
+      failures,
+    };
+    console.log(`BENCH_JSON ${JSON.stringify(json)}`);
+    return failures ? 1 : 0;
+  } finally {
+    await srv.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error('bench failed:', e);
+    process.exit(1);
+  },
+);
