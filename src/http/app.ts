@@ -9,6 +9,7 @@ import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
+import { createDevMailbox } from '../notify/dev-mailbox.ts';
 import type { Env, Services } from './services.ts';
 
 export function createApp(s: Services, extra: { checks?: Record<string, () => Promise<void>> } = {}) {
@@ -58,6 +59,16 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     c.header('Cache-Control', 'public, max-age=300');
     return c.json(await s.keys.jwks());
   });
+
+  // Development only (config refuses DEV_MAILBOX in production): the messages that would have been sent.
+  if (s.config.devMailbox) {
+    const mailbox = createDevMailbox(s.db, s.clock);
+    app.get('/dev/mailbox', async (c) => {
+      const to = c.req.query('to');
+      c.header('Cache-Control', 'no-store');
+      return c.json(await mailbox.list({ destination: to && to.length <= 254 ? to : undefined, limit: 50 }));
+    });
+  }
 
   app.route('/auth/login', loginRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));

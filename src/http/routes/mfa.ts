@@ -2,7 +2,9 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { readJson } from '../body.ts';
 import { requireFreshMfa, requirePrincipal } from '../middleware/auth.ts';
+import { randomUUID } from 'node:crypto';
 import { AppError } from '../../errors.ts';
+import { isUniqueViolation } from '../../db/db.ts';
 import type { Env, Services } from '../services.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -83,6 +85,76 @@ export function mfaRoutes(s: Services) {
     c.header('Cache-Control', 'no-store');
     return c.json(body, 201);
   });
+
+  /**
+   * Bind a phone number (SMS) or an email address as a factor: a code sent there confirms it.
+   * A different number is a new factor; adding one beside existing factors needs fresh MFA.
+   */
+  for (const [path, channel] of [['phone', 'sms'], ['email', 'email']] as const) {
+    const Start =
+      channel === 'sms'
+        ? z.object({ phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 number such as +14155550100') }).strict()
+        : z.object({ email: z.string().trim().email().max(254).optional() }).strict();
+    app.post(`/${path}`, async (c) => {
+      const b = (await readJson(c, Start)) as { phone?: string; email?: string };
+      const p = await requirePrincipal(c, s);
+      if ((await s.factors.methodsOf(p.identityId)).length) await requireFreshMfa(c, s);
+      const user = await s.users.get(p.identityId);
+      if (!user) throw new AppError('UNAUTHENTICATED');
+      const destination = channel === 'sms' ? b.phone! : (b.email ?? user.email).toLowerCase();
+      const id = randomUUID();
+      await s.db.query(
+        'INSERT INTO contact_factors (id, identity_id, channel, destination, label, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
+        [id, p.identityId, channel, destination, channel === 'sms' ? 'Phone' : 'Email', new Date(s.clock.now())],
+      );
+      const sent = await s.sendCode({ flowKey: `bind.${id}`, identityId: p.identityId, channel, destination, resend: false });
+      await s.audit.append({ type: 'mfa.enrolment_started', actor: p.identityId, subject: id, reason: channel.toUpperCase() });
+      return c.json({ id, type: channel, to: sent.to }, 201);
+    });
+
+    app.post(`/${path}/:id/resend`, async (c) => {
+      const p = await requirePrincipal(c, s);
+      const f = await pendingContact(p.identityId, c.req.param('id'), channel);
+      const sent = await s.sendCode({ flowKey: `bind.${f.id}`, identityId: p.identityId, channel, resend: true, destination: f.destination });
+      return c.json({ id: f.id, type: channel, to: sent.to });
+    });
+
+    app.post(`/${path}/:id/confirm`, async (c) => {
+      const p = await requirePrincipal(c, s);
+      const b = await readJson(c, z.object({ code: z.string().max(64) }).strict());
+      const f = await pendingContact(p.identityId, c.req.param('id'), channel);
+      const verdict = await s.codes.verify(`bind.${f.id}`, b.code);
+      if (verdict === 'expired') throw new AppError('MFA_CODE_EXPIRED');
+      if (verdict === 'locked') throw new AppError('MFA_CODE_LOCKED');
+      if (verdict !== 'ok') throw new AppError('MFA_CODE_INVALID');
+      const firstFactor = (await s.factors.methodsOf(p.identityId)).length === 0;
+      const r = await s.db.query('UPDATE contact_factors SET confirmed_at = $3 WHERE id = $1 AND identity_id = $2 AND confirmed_at IS NULL', [
+        f.id,
+        p.identityId,
+        new Date(s.clock.now()),
+      ]).catch((e: unknown) => {
+        if (isUniqueViolation(e)) throw new AppError('CONFLICT', { detail: 'This destination is already bound.' });
+        throw e;
+      });
+      if (r.rowCount !== 1) throw new AppError('MFA_ALREADY_CONFIRMED');
+      await changed(p.identityId, channel, f.id, 'enrolled');
+      const body: Record<string, unknown> = { id: f.id, type: channel, label: channel === 'sms' ? 'Phone' : 'Email', ...(channel === 'sms' ? { restricted: true } : {}) };
+      if (firstFactor && channel === 'sms' && (await s.recovery.remaining(p.identityId)) === 0) body.recoveryCodes = await s.recovery.generate(p.identityId);
+      c.header('Cache-Control', 'no-store');
+      return c.json(body);
+    });
+  }
+
+  async function pendingContact(identityId: string, id: string, channel: 'sms' | 'email') {
+    if (!UUID.test(id)) throw new AppError('MFA_FACTOR_NOT_FOUND');
+    const { rows } = await s.db.query<{ id: string; destination: string; confirmed_at: Date | null }>(
+      'SELECT id, destination, confirmed_at FROM contact_factors WHERE id = $1 AND identity_id = $2 AND channel = $3',
+      [id, identityId, channel],
+    );
+    if (!rows[0]) throw new AppError('MFA_FACTOR_NOT_FOUND');
+    if (rows[0].confirmed_at) throw new AppError('MFA_ALREADY_CONFIRMED');
+    return rows[0];
+  }
 
   app.patch('/:id', async (c) => {
     const p = await requirePrincipal(c, s);
