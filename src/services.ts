@@ -17,6 +17,7 @@ import { createLoginService } from './flows/login-service.ts';
 import { createStepUpService } from './flows/stepup-service.ts';
 import type { Services } from './http/services.ts';
 import { createFactorRegistry } from './auth/factors.ts';
+import { createLoginReports } from './session/login-reports.ts';
 import { amrForWebAuthn, createWebAuthnService } from './auth/webauthn.ts';
 import type { SecondFactorPorts } from './flows/mfa-actors.ts';
 import type { PasskeyResult } from '../machines/login.machine.ts';
@@ -103,7 +104,9 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
       return { ok: true, identityId: r.identityId, amr: amrForWebAuthn(r), methods: await methodsOf(r.identityId) };
     },
   };
-  const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey });
+  const reports = createLoginReports({ db, clock, audit, sessions });
+  const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
+  const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice });
   const stepup = createStepUpService({ db, clock, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports });
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports };
 }

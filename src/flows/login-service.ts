@@ -35,6 +35,11 @@ export function createLoginService(deps: {
   tokens: TokenService;
   roleNames: (identityId: string) => Promise<string[]>;
   ports?: SecondFactorPorts;
+  /** New-device notice: "this wasn't me" tokens and the email to the user. */
+  notice?: {
+    create(o: { identityId: string; sessionId: string; loginEventId: string }): Promise<string>;
+    send(identityId: string, data: Record<string, string>, key: string): Promise<void>;
+  };
   /** Discoverable-credential sign-in; without it a passkey flow fails closed. */
   passkey?: {
     start(flowId: string): Promise<Record<string, unknown>>;
@@ -78,6 +83,29 @@ export function createLoginService(deps: {
   });
   const applyEffects = createLoginEffects({ db, clock, audit: deps.audit });
 
+  /**
+   * Email the user once after a login from a new device or country (not on their very first
+   * login), with a single-use link that revokes this session and labels the login fraudulent.
+   */
+  async function noticeNewDevice(flow: FlowRow, ctx: LoginContext, identityId: string, sessionId: string) {
+    const reasons = ctx.risk?.reasons ?? [];
+    const hasHistory = (ctx.risk?.signals as { details?: { hasHistory?: boolean } } | null)?.details?.hasHistory === true;
+    if (!deps.notice || !hasHistory || !(reasons.includes('NEW_DEVICE') || reasons.includes('NEW_COUNTRY'))) return;
+    const ev = await db.query<{ id: string }>("SELECT id FROM login_events WHERE flow_id = $1 AND outcome = 'succeeded' LIMIT 1", [flow.id]);
+    if (!ev.rows[0]) return;
+    const token = await deps.notice.create({ identityId, sessionId, loginEventId: ev.rows[0].id });
+    await deps.notice.send(
+      identityId,
+      {
+        device: flow.device_id ? `device …${flow.device_id.slice(-6)}` : 'an unknown device',
+        ...(ctx.risk?.country ? { location: ctx.risk.country } : {}),
+        time: new Date(clock.now()).toISOString(),
+        revokeUrl: `${config.PUBLIC_URL.replace(/\/$/, '')}/auth/report/${token}`,
+      },
+      ev.rows[0].id,
+    );
+  }
+
   /** Issue the session (and tokens) for the one request that finished the flow. */
   async function complete(flow: FlowRow): Promise<Completion | undefined> {
     const out = flow.snapshot.output as LoginOutput | undefined;
@@ -98,6 +126,7 @@ export function createLoginService(deps: {
     });
     await db.query('UPDATE flows SET session_id = $2 WHERE id = $1', [flow.id, session.id]);
     await deps.audit.append({ type: 'session.created', subject: out.identityId, reason: out.acr, data: { session: session.id, flow: flow.id, amr } });
+    await noticeNewDevice(flow, ctx, out.identityId, session.id);
     const completion: Completion = { sessionToken: token, session };
     if (flow.return_tokens) {
       const t = await deps.tokens.issue({

@@ -17,6 +17,7 @@ import type { StepUpService } from '../flows/stepup-service.ts';
 import type { FactorRegistry } from '../auth/factors.ts';
 import type { WebAuthnService } from '../auth/webauthn.ts';
 import type { CodeService } from '../auth/codes.ts';
+import type { LoginReports } from '../session/login-reports.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -39,6 +40,7 @@ export interface Services {
   factors: FactorRegistry;
   webauthn: WebAuthnService;
   codes: CodeService;
+  reports: LoginReports;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */
   sendCode: (o: { flowKey: string; identityId: string; channel: 'sms' | 'email'; destination?: string; resend: boolean }) => Promise<{ to: string }>;
   /** Tell the user by email about a change to their account (through the notify queue). */

@@ -40,6 +40,26 @@ export function sessionRoutes(s: Services) {
     return c.body(null, 204);
   });
 
+  // "This wasn't me": GET only shows a confirmation (mail scanners prefetch links); POST acts.
+  app.get('/report/:token', (c) => {
+    c.header('Cache-Control', 'no-store');
+    c.header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
+    return c.html(
+      '<!doctype html><meta charset="utf-8"><title>Report a sign-in</title>' +
+        '<body style="font-family:sans-serif;max-width:32rem;margin:3rem auto">' +
+        '<h1>Wasn\'t you?</h1><p>Signing that device out takes effect at once. Then change your password.</p>' +
+        '<form method="post"><button type="submit">Sign that device out</button></form></body>',
+    );
+  });
+
+  app.post('/report/:token', async (c) => {
+    const r = await s.reports.report(c.req.param('token'));
+    if (!r) throw new AppError('NOT_FOUND', { detail: 'This link was already used or has expired.' });
+    const wantsJson = (c.req.header('accept') ?? '').includes('application/json');
+    if (wantsJson) return c.json({ revoked: true });
+    return c.html('<!doctype html><meta charset="utf-8"><title>Signed out</title><p>That device has been signed out. Please change your password.</p>');
+  });
+
   app.post('/authorize', async (c) => {
     const b = await readJson(
       c,
