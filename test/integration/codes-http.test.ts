@@ -75,10 +75,15 @@ describe('SMS and email codes over HTTP (real SMTP server, Twilio-format recorde
     expect(confirmed.status).toBe(200);
     const types = (await c.get('/auth/mfa')).body.map((f: { type: string }) => f.type);
     expect(types).toEqual(['sms', 'email', 'recovery_code']);
-    // The email has both bodies.
-    const raw = smtp.messages.at(-1)!.raw;
-    expect(raw).toMatch(/Content-Type: text\/plain/i);
-    expect(raw).toMatch(/Content-Type: text\/html/i);
+    // The code email has both bodies.
+    const codeMail = smtp.messages.find((m) => m.to.includes(email) && /Subject:.*code/i.test(m.raw))!;
+    expect(codeMail.raw).toMatch(/Content-Type: text\/plain/i);
+    expect(codeMail.raw).toMatch(/Content-Type: text\/html/i);
+    // Each factor change was mailed to the user (the phone, then the email address).
+    for (let i = 0; i < 100 && smtp.messages.filter((m) => /Subject:.*(factor|security|changed)/i.test(m.raw)).length < 2; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const notices = smtp.messages.filter((m) => m.to.includes(email) && /Subject:.*(factor|security|changed)/i.test(m.raw));
+    expect(notices.length).toBe(2);
   });
 
   it('steps a login up by SMS: amr pwd sms mfa', async () => {
