@@ -3,25 +3,29 @@
  *
  *   1. raw argon2id verify()/s with ARGON2_PARAMS at the server's PASSWORD_HASH_CONCURRENCY;
  *   2. complete password logins/s over HTTP (POST /auth/login + POST /auth/login/:id → done);
- *   3. POST /auth/authorize/s with a bearer access token, with latency p50/p99.
+ *   3. POST /auth/authorize/s with a bearer access token, with latency p50/p99;
+ *   4. complete TOTP step-ups/s of live sessions over HTTP (test/bench/stepup.ts);
+ *   5. complete WebAuthn step-ups/s (emulated security key), both also as a ratio to (3).
  *
  * The server is the full test stack (test/helpers/server.ts): real socket, real Postgres
  * (private schema), real Redis/BullMQ and an in-process risk worker. Clients run in the same
  * process and use Node's global fetch (undici, keep-alive by default).
  *
- * Env: BENCH_SECONDS (default 5), BENCH_CLIENTS (default 8), PASSWORD_HASH_CONCURRENCY
- * (passed to the server; default from src/config/config.ts).
+ * Env: BENCH_SECONDS (default 5), BENCH_CLIENTS (default 8), BENCH_TOTP_USERS (default 400),
+ * PASSWORD_HASH_CONCURRENCY (passed to the server; default from src/config/config.ts).
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { hash, verify } from '@node-rs/argon2';
 import { ARGON2_PARAMS } from '../../src/auth/password.ts';
 import { startTestServer, Client, IP, device } from '../helpers/server.ts';
+import { prepareTotp, prepareWebAuthn, WEBAUTHN_ENV } from './stepup.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
-if (!(SECONDS > 0) || !Number.isInteger(CLIENTS) || CLIENTS < 1) {
-  console.error('BENCH_SECONDS must be > 0 and BENCH_CLIENTS a positive integer');
+const TOTP_USERS = Number(process.env.BENCH_TOTP_USERS ?? 400);
+if (!(SECONDS > 0) || !Number.isInteger(CLIENTS) || CLIENTS < 1 || !Number.isInteger(TOTP_USERS) || TOTP_USERS < CLIENTS) {
+  console.error('BENCH_SECONDS must be > 0, BENCH_CLIENTS a positive integer and BENCH_TOTP_USERS an integer ≥ BENCH_CLIENTS');
   process.exit(2);
 }
 const HTTP_CLIENT = 'global fetch (undici, keep-alive)';
@@ -116,7 +120,7 @@ async function main(): Promise<number> {
   console.log(`  runtime : Node ${process.version} (${process.platform}/${process.arch}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, load average ${loadBefore} (other load skews results)`);
   console.log(`  duration: ${SECONDS}s per phase, ${CLIENTS} HTTP clients, HTTP client: ${HTTP_CLIENT}`);
 
-  const env: Record<string, string> = {};
+  const env: Record<string, string> = { ...WEBAUTHN_ENV };
   if (process.env.PASSWORD_HASH_CONCURRENCY) env.PASSWORD_HASH_CONCURRENCY = process.env.PASSWORD_HASH_CONCURRENCY;
   const srv = await startTestServer(env);
   const hashConc = srv.config.PASSWORD_HASH_CONCURRENCY;
@@ -130,7 +134,7 @@ async function main(): Promise<number> {
     const encoded = await hash(password, ARGON2_PARAMS);
     for (let i = 0; i < hashConc; i++) await verify(encoded, password); // warm-up
     const argon = await closedLoop(hashConc, SECONDS, async () => ((await verify(encoded, password)) ? null : 'verify returned false'));
-    console.log(`[1/3] argon2 verify: ${argon.perSec}/s (${argon.ok} in ${argon.seconds}s, p50 ${argon.p50Ms} ms)`);
+    console.log(`[1/5] argon2 verify: ${argon.perSec}/s (${argon.ok} in ${argon.seconds}s, p50 ${argon.p50Ms} ms)`);
 
     // ---- 2. password logins over HTTP ----
     const email = `bench-${Date.now()}@example.test`;
@@ -149,7 +153,7 @@ async function main(): Promise<number> {
     if (first.why) throw new Error(`warm-up login failed: ${first.why}`);
     const logins = await closedLoop(CLIENTS, SECONDS, async (w) => (await loginOnce(clients[w])).why);
     const loginRatio = argon.perSec > 0 ? round(logins.perSec / argon.perSec, 3) : 0;
-    console.log(`[2/3] logins: ${logins.perSec}/s (${logins.ok} ok, ${logins.failures} failed)`);
+    console.log(`[2/5] logins: ${logins.perSec}/s (${logins.ok} ok, ${logins.failures} failed)`);
 
     // ---- 3. POST /auth/authorize with a bearer token ----
     const tok = await loginOnce(clients[0], true);
@@ -164,7 +168,34 @@ async function main(): Promise<number> {
     };
     for (let i = 0; i < 50; i++) if (await authorize()) break; // warm-up
     const authz = await closedLoop(CLIENTS, SECONDS, authorize);
-    console.log(`[3/3] authorize: ${authz.perSec}/s (${authz.ok} ok, ${authz.failures} failed)\n`);
+    console.log(`[3/5] authorize: ${authz.perSec}/s (${authz.ok} ok, ${authz.failures} failed)`);
+
+    // ---- 4. and 5. step-ups of live sessions (users, factors and sessions set up unmeasured) ----
+    const warm = async (op: (w: number) => Promise<string | null>, what: string) => {
+      for (let w = 0; w < CLIENTS; w++) {
+        const fail = await op(w);
+        if (fail) throw new Error(`warm-up ${what} step-up failed: ${fail}`);
+      }
+    };
+    let t0 = performance.now();
+    const totp = await prepareTotp(srv, TOTP_USERS, CLIENTS);
+    await warm(totp.op, 'TOTP');
+    totp.reset();
+    const setupTotpS = round((performance.now() - t0) / 1000);
+    const stTotp = await closedLoop(CLIENTS, SECONDS, totp.op);
+    const totpRatio = authz.perSec > 0 ? round(stTotp.perSec / authz.perSec, 3) : 0;
+    console.log(`[4/5] TOTP step-ups: ${stTotp.perSec}/s (${stTotp.ok} ok, ${stTotp.failures} failed; ${TOTP_USERS} users set up in ${setupTotpS}s)`);
+
+    t0 = performance.now();
+    const wa = await prepareWebAuthn(srv, CLIENTS, CLIENTS);
+    await warm(wa.op, 'WebAuthn');
+    wa.reset();
+    const setupWaS = round((performance.now() - t0) / 1000);
+    const stWa = await closedLoop(CLIENTS, SECONDS, wa.op);
+    const waRatio = authz.perSec > 0 ? round(stWa.perSec / authz.perSec, 3) : 0;
+    const signMs = wa.sign.n ? round(wa.sign.ms / wa.sign.n, 2) : 0;
+    const signShare = round(wa.sign.ms / 1000 / stWa.seconds, 2);
+    console.log(`[5/5] WebAuthn step-ups: ${stWa.perSec}/s (${stWa.ok} ok, ${stWa.failures} failed; ${CLIENTS} users set up in ${setupWaS}s)\n`);
 
     // ---- report ----
     const row = (name: string, conc: number, r: RunResult) =>
@@ -174,6 +205,8 @@ async function main(): Promise<number> {
       row('argon2id verify (raw)', hashConc, argon),
       row('password login (HTTP)', CLIENTS, logins),
       row('POST /auth/authorize', CLIENTS, authz),
+      row('step-up TOTP (HTTP)', CLIENTS, stTotp),
+      row('step-up WebAuthn (HTTP)', CLIENTS, stWa),
     ];
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
     const line = (r: string[]) => '| ' + r.map((c, i) => (i >= 1 && i !== 5 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ') + ' |';
@@ -182,13 +215,23 @@ async function main(): Promise<number> {
     for (const r of rows.slice(1)) console.log(line(r));
     console.log(`\nlogins/s ÷ raw argon2 verifies/s = ${loginRatio} (1.0 = the login path is fully hash-bound)`);
     console.log(`argon2 verifies/s per CPU = ${round(argon.perSec / cpus.length)}; authorize/s ÷ logins/s = ${logins.perSec > 0 ? round(authz.perSec / logins.perSec) : 0}`);
+    console.log(`stepup_totp/s ÷ authorize/s = ${totpRatio}; stepup_webauthn/s ÷ authorize/s = ${waRatio}`);
+    console.log(
+      `step-up = ${totp.count.perStepUp} (TOTP) / ${wa.count.perStepUp} (WebAuthn) HTTP requests (POST /auth/stepup [→ choose method] → POST /auth/stepup/:id → done); ` +
+        `HTTP requests/s: TOTP ${round(stTotp.perSec * totp.count.perStepUp)}, WebAuthn ${round(stWa.perSec * wa.count.perStepUp)}`,
+    );
+    console.log(
+      `TOTP: ${TOTP_USERS} users, each TOTP step once per user; server clock moved to the next step ${totp.clockMoves()}× during the phase. ` +
+        `WebAuthn: ${CLIENTS} users (one per client); emulator signing in this process ${signMs} ms/step-up = ${Math.round(signShare * 100)}% of the main thread (a real client signs on its own device)`,
+    );
     if (hashConc > cpus.length)
       console.log(`note: PASSWORD_HASH_CONCURRENCY (${hashConc}) > CPUs (${cpus.length}): extra hashes only queue for a core (throughput as at ${cpus.length}, higher latency)`);
 
-    const failures = argon.failures + logins.failures + authz.failures;
+    const failures = argon.failures + logins.failures + authz.failures + stTotp.failures + stWa.failures;
     if (failures) {
       console.log(`\nFAILURES: ${failures}`);
-      for (const [phase, r] of [['argon2', argon], ['login', logins], ['authorize', authz]] as const)
+      const phases = [['argon2', argon], ['login', logins], ['authorize', authz], ['stepup_totp', stTotp], ['stepup_webauthn', stWa]] as const;
+      for (const [phase, r] of phases)
         for (const [k, n] of Object.entries(r.failureKinds)) console.log(`  ${phase}: ${n} × ${k}`);
     }
     const strip = ({ failureKinds, ...r }: RunResult) => ({ ...r, ...(Object.keys(failureKinds).length ? { failureKinds } : {}) });
@@ -200,6 +243,15 @@ async function main(): Promise<number> {
       argon2: { params: { m: p.memoryCost, t: p.timeCost, p: p.parallelism }, concurrency: hashConc, ...strip(argon) },
       login: { ...strip(logins), ratioToArgon2: loginRatio },
       authorize: strip(authz),
+      stepupTotp: { ...strip(stTotp), ratioToAuthorize: totpRatio, requestsPerStepUp: totp.count.perStepUp, users: TOTP_USERS, clockMoves: totp.clockMoves() },
+      stepupWebauthn: {
+        ...strip(stWa),
+        ratioToAuthorize: waRatio,
+        requestsPerStepUp: wa.count.perStepUp,
+        users: CLIENTS,
+        emulatorSignMsPerStepUp: signMs,
+        emulatorSignMainThreadShare: signShare,
+      },
       failures,
     };
     console.log(`BENCH_JSON ${JSON.stringify(json)}`);
