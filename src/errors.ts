@@ -15,6 +15,7 @@ export const ERRORS = {
   FLOW_CONFLICT: { status: 409, title: 'The flow was changed by another request; reload it.' },
   INVALID_EVENT: { status: 409, title: 'The flow does not accept this event in its current step.' },
   CONFLICT: { status: 409, title: 'The resource already exists.' },
+  SESSION_LIMIT_REACHED: { status: 409, title: 'Too many active sessions; sign out elsewhere first.' },
   MFA_CODE_INVALID: { status: 400, title: 'The code is incorrect or was already used.' },
   MFA_FACTOR_NOT_FOUND: { status: 404, title: 'The factor does not exist.' },
   MFA_ALREADY_CONFIRMED: { status: 409, title: 'The factor is already confirmed.' },

@@ -48,6 +48,9 @@ export async function start(env: Record<string, string | undefined> = process.en
   const services = await buildServices({ config, db, jobs, clock, logger, masterKey });
   await services.keys.active();
   await bootstrapAdmin(config, services.users, services.audit, (s) => process.stdout.write(s + '\n'));
+  // Expired sessions are removed from the store (also on access); a sweep catches the idle ones.
+  const sweeper = setInterval(() => void services.sessions.sweep().catch(() => {}), 10 * 60_000);
+  sweeper.unref();
   const app = createApp(services);
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST });
   await new Promise<void>((r) => server.once('listening', () => r()));
@@ -55,6 +58,7 @@ export async function start(env: Record<string, string | undefined> = process.en
   const port = typeof addr === 'object' && addr ? addr.port : config.PORT;
   logger.info({ port, embedded: config.embedded }, `Threshold listening on http://${config.HOST}:${port}`);
   const stop = async () => {
+    clearInterval(sweeper);
     await new Promise<void>((r) => server.close(() => r()));
     await jobs.close();
     await db.close();

@@ -46,7 +46,15 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     lockoutSeconds: config.LOCKOUT_SECONDS,
     methodsOf,
   });
-  const sessions = createSessionService({ db, clock, idleSeconds: config.SESSION_IDLE_SECONDS, absoluteSeconds: config.SESSION_ABSOLUTE_SECONDS });
+  const sessions = createSessionService({
+    db,
+    clock,
+    idleSeconds: config.SESSION_IDLE_SECONDS,
+    absoluteSeconds: config.SESSION_ABSOLUTE_SECONDS,
+    warningSeconds: config.SESSION_WARNING_SECONDS,
+    maxPerUser: config.SESSION_MAX_PER_USER,
+    capPolicy: config.SESSION_CAP_POLICY,
+  });
   const keys = createKeyStore(db, sealer, clock);
   const tokens = createTokenService(keys, clock, {
     issuer: config.PUBLIC_URL,

@@ -26,6 +26,11 @@ export const ConfigSchema = z.object({
   THRESHOLD_ADMIN_PASSWORD: z.string().min(8).max(256).optional(),
   SESSION_IDLE_SECONDS: int(30 * 60, 60),
   SESSION_ABSOLUTE_SECONDS: int(12 * 3600, 60),
+  /** Warn this long before a session's idle or absolute expiry (GET /auth/me says warning). */
+  SESSION_WARNING_SECONDS: int(300, 0),
+  /** Live sessions per user; 0 = no cap. At the cap: evict the oldest, or refuse the new one. */
+  SESSION_MAX_PER_USER: int(10, 0, 1000),
+  SESSION_CAP_POLICY: z.enum(['evict_oldest', 'refuse']).default('evict_oldest'),
   ACCESS_TOKEN_TTL_SECONDS: int(600, 30, 86400),
   /** `aud` of access tokens (the resource servers'); defaults to PUBLIC_URL. */
   TOKEN_AUDIENCE: z.string().min(1).optional(),

@@ -114,7 +114,7 @@ export function createLoginService(deps: {
     const authTime = Math.floor(clock.now() / 1000);
     const amr = publishAmr(out.amr);
     const factorTimes = Object.fromEntries(out.amr.map((a) => [a, authTime]));
-    const { token, session } = await deps.sessions.create({
+    const { token, session, evicted } = await deps.sessions.create({
       identityId: out.identityId,
       amr,
       acr: out.acr,
@@ -125,6 +125,7 @@ export function createLoginService(deps: {
       country: ctx.risk?.country ?? null,
     });
     await db.query('UPDATE flows SET session_id = $2 WHERE id = $1', [flow.id, session.id]);
+    for (const id of evicted) await deps.audit.append({ type: 'session.revoked', subject: id, reason: 'EVICTED', data: { by: session.id } });
     await deps.audit.append({ type: 'session.created', subject: out.identityId, reason: out.acr, data: { session: session.id, flow: flow.id, amr } });
     await noticeNewDevice(flow, ctx, out.identityId, session.id);
     const completion: Completion = { sessionToken: token, session };

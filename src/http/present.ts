@@ -82,6 +82,21 @@ export function presentSession(s: SessionRecord) {
   };
 }
 
+/** A session in a listing: device, country and last activity, never the raw IP list. */
+export function presentSessionListing(s: SessionRecord, currentId?: string) {
+  return {
+    id: s.id,
+    current: s.id === currentId,
+    device: s.deviceId ? `…${s.deviceId.slice(-6)}` : null,
+    country: s.country,
+    amr: s.amr,
+    state: s.state,
+    createdAt: iso(s.createdAt),
+    lastSeenAt: iso(s.lastSeenAt),
+    expiresAt: iso(s.absoluteExpiresAt),
+  };
+}
+
 /** RFC 9457 problem details with our stable code; 5xx never carries internals. */
 export function problem(c: Context, err: AppError, requestId: string): Response {
   const body: Record<string, unknown> = {

@@ -10,7 +10,7 @@ export const sessionCookieName = (secure: boolean) => (secure ? '__Host-threshol
  * Who is calling: a session cookie (sliding its idle window) or a bearer access token whose
  * session (`sid`) must still be live. Stops use of unknown, expired or revoked credentials.
  */
-export async function authenticate(c: Context<Env>, s: Services): Promise<Principal | null> {
+export async function authenticate(c: Context<Env>, s: Services, mode: 'activity' | 'check' = 'activity'): Promise<Principal | null> {
   const cached = c.get('principal');
   if (cached) return cached;
   const auth = c.req.header('authorization');
@@ -36,7 +36,7 @@ export async function authenticate(c: Context<Env>, s: Services): Promise<Princi
   } else {
     const token = getCookie(c, sessionCookieName(s.config.secureCookies));
     if (!token) return null;
-    const session = await s.sessions.authenticate(token);
+    const session = await s.sessions.authenticate(token, mode);
     if (!session) return null;
     p = {
       identityId: session.identityId,
@@ -51,8 +51,8 @@ export async function authenticate(c: Context<Env>, s: Services): Promise<Princi
   return p;
 }
 
-export async function requirePrincipal(c: Context<Env>, s: Services): Promise<Principal> {
-  const p = await authenticate(c, s);
+export async function requirePrincipal(c: Context<Env>, s: Services, mode: 'activity' | 'check' = 'activity'): Promise<Principal> {
+  const p = await authenticate(c, s, mode);
   if (!p) throw new AppError('UNAUTHENTICATED', { headers: { 'WWW-Authenticate': 'Bearer' } });
   return p;
 }

@@ -3,6 +3,7 @@ import { readJson } from '../body.ts';
 import { requirePermission } from '../middleware/auth.ts';
 import { AppError } from '../../errors.ts';
 import { CreateUserSchema } from '../../identity/users.ts';
+import { presentSessionListing } from '../present.ts';
 import type { Env, Services } from '../services.ts';
 
 export function adminRoutes(s: Services) {
@@ -31,6 +32,32 @@ export function adminRoutes(s: Services) {
       if (!ok) throw new AppError('NOT_FOUND');
       await s.audit.append({ type: `user.${action}ed`, actor: admin.identityId, subject: id, reason: 'ADMIN' });
       return c.json((await s.users.get(id))!);
+    });
+  }
+
+  app.get('/sessions', async (c) => {
+    await requirePermission(c, s, 'MANAGE_USERS');
+    const userId = c.req.query('userId');
+    if (!userId || !/^[0-9a-f-]{36}$/.test(userId)) throw new AppError('VALIDATION_FAILED', { detail: 'userId: a user id is required' });
+    return c.json((await s.sessions.listFor(userId)).map((x) => ({ ...presentSessionListing(x), ip: x.ip })));
+  });
+
+  app.delete('/sessions/:id', async (c) => {
+    const admin = await requirePermission(c, s, 'MANAGE_USERS');
+    const id = c.req.param('id');
+    if (!/^[0-9a-f-]{36}$/.test(id) || !(await s.sessions.revoke(id, 'admin_revoked'))) throw new AppError('NOT_FOUND');
+    await s.audit.append({ type: 'session.revoked', actor: admin.identityId, subject: id, reason: 'ADMIN' });
+    return c.body(null, 204);
+  });
+
+  for (const action of ['lock', 'unlock'] as const) {
+    app.post(`/sessions/:id/${action}`, async (c) => {
+      const admin = await requirePermission(c, s, 'MANAGE_USERS');
+      const id = c.req.param('id');
+      const ok = /^[0-9a-f-]{36}$/.test(id) && (action === 'lock' ? await s.sessions.lock(id, 'admin') : await s.sessions.unlock(id));
+      if (!ok) throw new AppError('NOT_FOUND');
+      await s.audit.append({ type: `session.${action}ed`, actor: admin.identityId, subject: id, reason: 'ADMIN' });
+      return c.body(null, 204);
     });
   }
 

@@ -4,17 +4,18 @@ import { z } from 'zod';
 import { AppError } from '../../errors.ts';
 import { readJson } from '../body.ts';
 import { authenticate, requirePrincipal, sessionCookieName } from '../middleware/auth.ts';
-import { presentSession } from '../present.ts';
+import { presentSession, presentSessionListing } from '../present.ts';
 import { stepUpChallenge } from '../../rbac/rbac.ts';
 import type { Env, Services } from '../services.ts';
 
 export function sessionRoutes(s: Services) {
   const app = new Hono<Env>();
 
-  app.get('/check', async (c) => c.json({ authenticated: (await authenticate(c, s)) !== null }));
+  // Status reads do not count as activity: a polling page must not keep a session alive.
+  app.get('/check', async (c) => c.json({ authenticated: (await authenticate(c, s, 'check')) !== null }));
 
   app.get('/me', async (c) => {
-    const p = await requirePrincipal(c, s);
+    const p = await requirePrincipal(c, s, 'check');
     const [user, session, roles, perms] = await Promise.all([
       s.users.get(p.identityId),
       s.sessions.byId(p.sessionId),
@@ -26,8 +27,29 @@ export function sessionRoutes(s: Services) {
       user: { id: user.id, email: user.email, displayName: user.displayName },
       roles,
       permissions: perms.map((x) => x.name),
-      session: { ...presentSession(session), warning: false },
+      session: {
+        ...presentSession(session),
+        warning: session.state === 'warning',
+        // When the warned-of expiry arrives: activity moves it, unless it is the absolute one.
+        ...(session.state === 'warning' ? { warningEndsAt: new Date(Math.min(session.idleExpiresAt, session.absoluteExpiresAt)).toISOString() } : {}),
+      },
     });
+  });
+
+  app.get('/sessions', async (c) => {
+    const p = await requirePrincipal(c, s);
+    const list = await s.sessions.listFor(p.identityId);
+    return c.json(list.map((x) => presentSessionListing(x, p.sessionId)));
+  });
+
+  app.delete('/sessions/:id', async (c) => {
+    const p = await requirePrincipal(c, s);
+    const id = c.req.param('id');
+    const mine = (await s.sessions.listFor(p.identityId)).some((x) => x.id === id);
+    if (!mine) throw new AppError('NOT_FOUND');
+    await s.sessions.revoke(id, 'user_revoked');
+    await s.audit.append({ type: 'session.revoked', actor: p.identityId, subject: id, reason: 'USER_REVOKED' });
+    return c.body(null, 204);
   });
 
   app.post('/logout', async (c) => {

@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN, Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
+
+const MIN = 60_000;
+
+describe('session lifecycle over HTTP', () => {
+  let t: TestServer;
+  const pw = 'olga-has-a-long-password';
+  beforeAll(async () => {
+    t = await startTestServer({ SESSION_IDLE_SECONDS: '1200', SESSION_ABSOLUTE_SECONDS: '3600', SESSION_WARNING_SECONDS: '300' });
+    await t.services.users.create({ email: 'olga@example.test', password: pw, roles: ['PATHOLOGIST'] });
+  });
+  afterAll(async () => t?.close());
+
+  const signIn = async (name = 'olga') => {
+    const c = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device(name) });
+    const r = await c.passwordLogin('olga@example.test', pw);
+    expect(r.body.step).toBe('done');
+    return c;
+  };
+
+  it('activity every 10 minutes still ends the session at the absolute lifetime; the warning appears and clears', async () => {
+    const c = await signIn();
+    const active = async () => (await c.post('/auth/authorize', { permission: 'VIEW_CASES' })).status;
+    // A status read inside the window warns; it does not extend the session.
+    t.clock.advance(16 * MIN);
+    const me = await c.get('/auth/me');
+    expect(me.body.session.warning).toBe(true);
+    expect(Date.parse(me.body.session.warningEndsAt) - t.clock.now()).toBeLessThanOrEqual(5 * MIN);
+    expect(await active()).toBe(200); // activity...
+    expect((await c.get('/auth/me')).body.session.warning).toBe(false); // ...clears it
+    let minutes = 16;
+    while (minutes + 10 < 60) {
+      t.clock.advance(10 * MIN);
+      minutes += 10;
+      expect(await active(), `at ${minutes} min`).toBe(200);
+    }
+    t.clock.advance((60 - minutes) * MIN); // the absolute lifetime, whatever the activity
+    expect(await active()).toBe(401);
+    expect((await c.get('/auth/check')).body.authenticated).toBe(false);
+    t.clock.offset = 0;
+  });
+
+  it('a session left idle expires, and expired sessions are removed from the store', async () => {
+    const c = await signIn('olga-idle');
+    const id = (await c.get('/auth/me')).body.session.id;
+    t.clock.advance(21 * MIN);
+    expect((await c.get('/auth/me')).status).toBe(401);
+    expect((await t.db.query('SELECT 1 FROM sessions WHERE id = $1', [id])).rowCount).toBe(0);
+    t.clock.offset = 0;
+  });
+
+  it('lists my sessions and revokes another device at once', async () => {
+    const a = await signIn('olga-a');
+    const b = await signIn('olga-b');
+    const list = await a.get('/auth/sessions');
+    const mine = list.body.find((x: { current: boolean }) => x.current);
+    const other = list.body.find((x: { id: string }) => x.id === (/* b's id */ undefined));
+    expect(mine).toBeDefined();
+    expect(other).toBeUndefined();
+    const bId = (await b.get('/auth/me')).body.session.id;
+    expect(list.body.map((x: { id: string }) => x.id)).toContain(bId);
+    expect(list.body[0]).toHaveProperty('country', 'GB');
+    expect(list.body[0]).not.toHaveProperty('ip');
+    expect((await a.req('DELETE', `/auth/sessions/${bId}`)).status).toBe(204);
+    expect((await b.get('/auth/check')).body.authenticated).toBe(false);
+    // Another user's session id is not mine to revoke.
+    const admin = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('admin') });
+    await admin.passwordLogin(ADMIN.email, ADMIN.password);
+    const adminSession = (await admin.get('/auth/me')).body.session.id;
+    expect((await a.req('DELETE', `/auth/sessions/${adminSession}`)).status).toBe(404);
+  });
+
+  it('admins list, lock, unlock and revoke sessions', async () => {
+    const c = await signIn('olga-locked');
+    const sid = (await c.get('/auth/me')).body.session.id;
+    const admin = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('admin') });
+    await admin.passwordLogin(ADMIN.email, ADMIN.password);
+    const olga = await t.services.users.byEmail('olga@example.test');
+    const listed = await admin.get(`/api/sessions?userId=${olga!.id}`);
+    expect(listed.body.map((x: { id: string }) => x.id)).toContain(sid);
+    expect((await admin.post(`/api/sessions/${sid}/lock`)).status).toBe(204);
+    expect((await c.get('/auth/check')).body.authenticated).toBe(false);
+    expect((await c.post('/auth/authorize', { permission: 'VIEW_CASES' })).status).toBe(401);
+    expect((await admin.post(`/api/sessions/${sid}/unlock`)).status).toBe(204);
+    expect((await c.get('/auth/check')).body.authenticated).toBe(true);
+    expect((await admin.req('DELETE', `/api/sessions/${sid}`)).status).toBe(204);
+    expect((await c.get('/auth/check')).body.authenticated).toBe(false);
+    expect((await c.post('/api/sessions/x/lock')).status).toBe(401);
+  });
+});
+
+describe('concurrent-session cap under concurrent logins', () => {
+  for (const policy of ['evict_oldest', 'refuse'] as const) {
+    it(`${policy}: 20 concurrent logins at a cap of 3 leave exactly 3 sessions`, async () => {
+      const t = await startTestServer({ SESSION_MAX_PER_USER: '3', SESSION_CAP_POLICY: policy, PASSWORD_HASH_CONCURRENCY: '2' });
+      try {
+        await t.services.users.create({ email: 'pat@example.test', password: 'pat-has-a-long-password', roles: [] });
+        const dev = device('pat');
+        const results = await Promise.all(
+          Array.from({ length: 20 }, () =>
+            new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': dev }).passwordLogin('pat@example.test', 'pat-has-a-long-password'),
+          ),
+        );
+        const { rows } = await t.db.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM sessions s JOIN identities i ON i.id = s.identity_id WHERE i.email = 'pat@example.test' AND s.revoked_at IS NULL",
+        );
+        expect(rows[0].n).toBe(3);
+        const ok = results.filter((r) => r.status === 200).length;
+        if (policy === 'refuse') {
+          expect(ok).toBe(3);
+          expect(results.filter((r) => r.status === 409).every((r) => r.body.code === 'SESSION_LIMIT_REACHED')).toBe(true);
+        } else {
+          expect(ok).toBe(20);
+          const evicted = await t.db.query("SELECT 1 FROM sessions WHERE revoke_reason = 'evicted'");
+          expect(evicted.rowCount).toBe(17);
+        }
+      } finally {
+        await t.close();
+      }
+    }, 60_000);
+  }
+});
