@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { LOGIN_MACHINE_VERSION, loginMachine } from '../machines/login.machine.ts';
 import { MFA_MACHINE_VERSION, mfaMachine } from '../machines/mfa.machine.ts';
+import { SESSION_MACHINE_VERSION, sessionMachine } from '../machines/session.machine.ts';
 
 export const README_PATH = fileURLToPath(new URL('../machines/README.md', import.meta.url));
 
@@ -225,6 +226,14 @@ const MACHINES: DocumentedMachine[] = [
     versionName: 'MFA_MACHINE_VERSION',
     version: MFA_MACHINE_VERSION,
     machine: mfaMachine,
+  },
+  {
+    title: 'Session lifecycle',
+    file: 'session.machine.ts',
+    exportName: 'sessionMachine',
+    versionName: 'SESSION_MACHINE_VERSION',
+    version: SESSION_MACHINE_VERSION,
+    machine: sessionMachine,
   },
 ];
 
