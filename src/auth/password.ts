@@ -39,6 +39,8 @@ export interface PasswordService {
   /** Stops online guessing: a dummy hash for unknown users, a durable lockout counter for known ones. */
   verifyLogin(identifier: string, password: string): Promise<PasswordResult>;
   setPassword(identityId: string, pw: string): Promise<void>;
+  /** Checks the current password of a signed-in user (stops a hijacked session from changing it). */
+  verifyCurrent(identityId: string, pw: string): Promise<boolean>;
 }
 
 export async function createPasswordService(deps: {
@@ -112,6 +114,11 @@ export async function createPasswordService(deps: {
         [row.id, deps.lockoutThreshold, new Date(now), until],
       );
       return fail(row.id, r.rows[0]?.locked_at != null);
+    },
+    async verifyCurrent(identityId, pw) {
+      const { rows } = await db.query<{ hash: string }>('SELECT hash FROM password_credentials WHERE identity_id = $1', [identityId]);
+      if ([...pw].length > 256) return false;
+      return doVerify(rows[0]?.hash ?? dummy, pw).then((ok) => ok && !!rows[0]);
     },
     async setPassword(identityId, pw) {
       checkPasswordPolicy(pw);

@@ -90,6 +90,39 @@ describe('session lifecycle over HTTP', () => {
   });
 });
 
+describe('password change', () => {
+  it('needs the current password and, when asked, ends every other session', async () => {
+    const t = await startTestServer();
+    try {
+      await t.services.users.create({ email: 'quin@example.test', password: 'quin-old-password', roles: [] });
+      const sign = async (n: string) => {
+        const c = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device(n) });
+        expect((await c.passwordLogin('quin@example.test', 'quin-old-password')).body.step).toBe('done');
+        return c;
+      };
+      const a = await sign('quin-a');
+      const b = await sign('quin-b');
+      const c = await sign('quin-c');
+      const wrong = await a.post('/auth/password', { currentPassword: 'not-it-at-all', newPassword: 'quin-new-password' });
+      expect(wrong.status).toBe(401);
+      expect((await a.post('/auth/password', { currentPassword: 'quin-old-password', newPassword: 'short' })).body.code).toBe('VALIDATION_FAILED');
+      const keep = await a.post('/auth/password', { currentPassword: 'quin-old-password', newPassword: 'quin-mid-password' });
+      expect(keep.body).toEqual({ changed: true, endedSessions: 0 });
+      expect((await b.get('/auth/check')).body.authenticated).toBe(true);
+      const end = await a.post('/auth/password', { currentPassword: 'quin-mid-password', newPassword: 'quin-new-password', endOtherSessions: true });
+      expect(end.body).toEqual({ changed: true, endedSessions: 2 });
+      expect((await a.get('/auth/check')).body.authenticated).toBe(true);
+      expect((await b.get('/auth/check')).body.authenticated).toBe(false);
+      expect((await c.get('/auth/check')).body.authenticated).toBe(false);
+      const fresh = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('quin-a') });
+      expect((await fresh.passwordLogin('quin@example.test', 'quin-old-password')).status).toBe(401);
+      expect((await fresh.passwordLogin('quin@example.test', 'quin-new-password')).body.step).toBe('done');
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('concurrent-session cap under concurrent logins', () => {
   for (const policy of ['evict_oldest', 'refuse'] as const) {
     it(`${policy}: 20 concurrent logins at a cap of 3 leave exactly 3 sessions`, async () => {

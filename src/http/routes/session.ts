@@ -36,6 +36,21 @@ export function sessionRoutes(s: Services) {
     });
   });
 
+  /** Change the password; optionally end every other session (NIST: after a suspected compromise). */
+  app.post('/password', async (c) => {
+    const b = await readJson(
+      c,
+      z.object({ currentPassword: z.string().max(1024), newPassword: z.string().max(1024), endOtherSessions: z.boolean().optional() }).strict(),
+    );
+    const p = await requirePrincipal(c, s);
+    if (!(await s.passwords.verifyCurrent(p.identityId, b.currentPassword))) throw new AppError('INVALID_CREDENTIALS');
+    await s.passwords.setPassword(p.identityId, b.newPassword);
+    const ended = b.endOtherSessions ? await s.sessions.revokeAllFor(p.identityId, 'password_changed', p.sessionId) : [];
+    await s.audit.append({ type: 'password.changed', actor: p.identityId, subject: p.identityId, reason: b.endOtherSessions ? 'END_OTHER_SESSIONS' : 'KEEP_SESSIONS', data: { ended: ended.length } });
+    await s.notifyUser?.(p.identityId, 'factor_changed', { factor: 'password', action: 'changed' }, `password-${Math.floor(s.clock.now() / 1000)}`);
+    return c.json({ changed: true, endedSessions: ended.length });
+  });
+
   app.get('/sessions', async (c) => {
     const p = await requirePrincipal(c, s);
     const list = await s.sessions.listFor(p.identityId);
