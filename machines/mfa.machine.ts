@@ -1,5 +1,5 @@
 import { assign, enqueueActions, fromPromise, setup } from 'xstate';
-import { METHOD_STRENGTH, TAG_AWAITING_INPUT, type FlowMessage, type MfaMethod } from './types.ts';
+import { METHOD_STRENGTH, TAG_AWAITING_INPUT, type FlowMessage, type MfaEvent, type MfaMethod } from './types.ts';
 
 /**
  * The second-factor challenge, invoked by login (risk step-up) and run on its own for step-up of
@@ -30,13 +30,7 @@ export interface MfaContext extends MfaInput {
   proven: string[];
 }
 
-export type MfaEvent =
-  | { type: 'choose'; method: MfaMethod }
-  | { type: 'totp'; code: string }
-  | { type: 'recovery_code'; code: string }
-  | { type: 'code'; code: string }
-  | { type: 'resend' }
-  | { type: 'webauthn'; response: Record<string, unknown> };
+export type { MfaEvent };
 
 export interface MfaOutput {
   ok: boolean;

@@ -50,15 +50,17 @@ export interface RiskActorInput {
   ip: string;
 }
 
-/** Events a client can send to a login flow (`type` selects the machine event). */
-export type ClientEvent =
-  | { type: 'password'; identifier: string; password: string }
+/** Second-factor events a client can send (to a login's MFA step or a step-up flow). */
+export type MfaEvent =
   | { type: 'choose'; method: MfaMethod }
   | { type: 'totp'; code: string }
   | { type: 'recovery_code'; code: string }
   | { type: 'code'; code: string }
   | { type: 'resend' }
   | { type: 'webauthn'; response: Record<string, unknown> };
+
+/** Events a client can send to a login flow (`type` selects the machine event). */
+export type ClientEvent = { type: 'password'; identifier: string; password: string } | MfaEvent;
 
 /** Side effects a transition asks for; the runtime applies them after the flow is persisted. */
 export type FlowEffect =

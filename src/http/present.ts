@@ -1,4 +1,6 @@
 import type { Context } from 'hono';
+import { setCookie } from 'hono/cookie';
+import { sessionCookieName } from './middleware/auth.ts';
 import { ERRORS, type AppError } from '../errors.ts';
 import type { FlowRow, PersistedSnapshot } from '../flows/runtime.ts';
 import type { FlowMessage, MfaMethod, RiskOutcome } from '../../machines/types.ts';
@@ -80,6 +82,31 @@ export function presentSession(s: SessionRecord) {
     expiresAt: iso(s.absoluteExpiresAt),
     idleExpiresAt: iso(s.idleExpiresAt),
   };
+}
+
+/** A finished flow's answer: the flow, the new session (cookie and summary) and any tokens. */
+export function presentCompletion(
+  c: Context,
+  row: FlowRow,
+  done: { sessionToken: string; session: SessionRecord; tokens?: Record<string, unknown> } | undefined,
+  opts: { secure: boolean; setCookie: boolean },
+): Record<string, unknown> {
+  const body: Record<string, unknown> = { ...presentFlow(row) };
+  if (done) {
+    if (opts.setCookie)
+      setCookie(c, sessionCookieName(opts.secure), done.sessionToken, {
+        httpOnly: true,
+        secure: opts.secure,
+        sameSite: 'Lax',
+        path: '/',
+        expires: new Date(done.session.absoluteExpiresAt),
+      });
+    const { id: _id, ...session } = presentSession(done.session);
+    body.session = session;
+    if (done.tokens) body.tokens = done.tokens;
+  }
+  c.header('Cache-Control', 'no-store');
+  return body;
 }
 
 /** A session in a listing: device, country and last activity, never the raw IP list. */

@@ -1,11 +1,9 @@
 import { Hono, type Context } from 'hono';
-import { setCookie } from 'hono/cookie';
 import { z } from 'zod';
 import { AppError, ERRORS, type ErrorCode } from '../../errors.ts';
 import { readJson } from '../body.ts';
 import { deviceId } from '../middleware/client.ts';
-import { sessionCookieName } from '../middleware/auth.ts';
-import { presentFlow, presentSession } from '../present.ts';
+import { presentCompletion, presentFlow } from '../present.ts';
 import type { Completion } from '../../flows/login-service.ts';
 import type { FlowRow } from '../../flows/runtime.ts';
 import type { Env, Services } from '../services.ts';
@@ -48,23 +46,8 @@ export function loginRoutes(s: Services) {
   const app = new Hono<Env>();
   const secure = s.config.secureCookies;
 
-  const finish = (c: Context<Env>, row: FlowRow, done?: Completion) => {
-    const body: Record<string, unknown> = { ...presentFlow(row) };
-    if (done) {
-      setCookie(c, sessionCookieName(secure), done.sessionToken, {
-        httpOnly: true,
-        secure,
-        sameSite: 'Lax',
-        path: '/',
-        expires: new Date(done.session.absoluteExpiresAt),
-      });
-      const { id: _id, ...session } = presentSession(done.session);
-      body.session = session;
-      if (done.tokens) body.tokens = done.tokens;
-    }
-    c.header('Cache-Control', 'no-store');
-    return body;
-  };
+  const finish = (c: Context<Env>, row: FlowRow, done?: Completion) =>
+    presentCompletion(c, row, done, { secure, setCookie: true });
 
   app.post('/', async (c) => {
     const b = await readJson(c, StartSchema);

@@ -1,10 +1,9 @@
 import { Hono } from 'hono';
-import { setCookie } from 'hono/cookie';
 import { z } from 'zod';
 import { readJson } from '../body.ts';
 import { deviceId } from '../middleware/client.ts';
-import { requirePrincipal, sessionCookieName } from '../middleware/auth.ts';
-import { presentFlow, presentSession } from '../present.ts';
+import { requirePrincipal } from '../middleware/auth.ts';
+import { presentCompletion, presentFlow } from '../present.ts';
 import { outcomeError, StepUpEventSchema } from './login.ts';
 import type { Env, Services } from '../services.ts';
 
@@ -45,22 +44,8 @@ export function stepUpRoutes(s: Services) {
     const { flow, completion } = await s.stepup.submit(p, c.req.param('id'), event);
     const err = outcomeError(flow);
     if (err) throw err;
-    const body: Record<string, unknown> = { ...presentFlow(flow) };
-    if (completion) {
-      // The session id rotates: the old cookie and tokens stop working.
-      if (c.get('via') === 'cookie')
-        setCookie(c, sessionCookieName(secure), completion.sessionToken, {
-          httpOnly: true,
-          secure,
-          sameSite: 'Lax',
-          path: '/',
-          expires: new Date(completion.session.absoluteExpiresAt),
-        });
-      const { id: _id, ...session } = presentSession(completion.session);
-      body.session = session;
-      if (completion.tokens) body.tokens = completion.tokens;
-    }
-    c.header('Cache-Control', 'no-store');
+    // On success the session id rotates: the old cookie and tokens stop working.
+    const body = presentCompletion(c, flow, completion, { secure, setCookie: c.get('via') === 'cookie' });
     return c.json(body);
   });
 
