@@ -13,6 +13,8 @@ import { parseIp, unmapIPv4, formatIPv4 } from '../risk/cidr.ts';
  * password is checked, `onSuccess`/`release` give it back. So N parallel guesses can never slip
  * past a limit between check and count, and a failure stays counted even if the process or Redis
  * dies after the password check. Steady state: only failures (and attempts in flight) count.
+ * The progressive delay follows confirmed failures only (a streak that `onFailure` extends and
+ * `onSuccess` clears), so parallel attempts that turn out right are never slowed down.
  *
  * Stores: Redis in production (shared by every API process), memory in the embedded default
  * (one process). There is deliberately no insurance limiter: when Redis cannot answer, attempts
@@ -56,9 +58,9 @@ export interface LoginLimiter {
    * when the store cannot answer. The caller must await `delayMs` before checking the password.
    */
   beforeAttempt(ip: string, identifier: string): Promise<{ delayMs: number }>;
-  /** A wrong password or a locked account: the reservation made by `beforeAttempt` stands. */
+  /** A wrong password or a locked account: the reservation stands; the delay streak grows. */
   onFailure(ip: string, identifier: string): Promise<void>;
-  /** A correct password: gives back the per-IP and per-account points and clears IP+account. */
+  /** A correct password: gives back the per-IP and per-account points, clears IP+account and its streak. */
   onSuccess(ip: string, identifier: string): Promise<void>;
   /** The attempt never reached a password check (bad body, wrong step, conflict, 5xx): give it back. */
   release(ip: string, identifier: string): Promise<void>;
@@ -163,6 +165,8 @@ export function createLoginLimiter(opts: LoginLimiterOptions): LoginLimiter {
     acct: makeLimiter(opts.redis, `${prefix}:acct`, opts.perAccount),
     ipacct: makeLimiter(opts.redis, `${prefix}:ipacct`, opts.perIpAccount),
   };
+  // Consecutive confirmed failures per IP+account (never refuses; only read for the delay).
+  const streak = makeLimiter(opts.redis, `${prefix}:streak`, { points: Number.MAX_SAFE_INTEGER, duration: opts.perIpAccount.duration });
   const names = ['ip', 'acct', 'ipacct'] as const;
   const keysOf = keyHasher(opts.hashKey);
   const call = <T>(p: Promise<T>) => withStoreTimeout(p, timeoutMs);
@@ -183,28 +187,45 @@ export function createLoginLimiter(opts: LoginLimiterOptions): LoginLimiter {
   return {
     async beforeAttempt(ip, identifier) {
       const keys = keysOf(ip, identifier);
+      const failures = call(streak.get(keys.ipacct));
       const results = await Promise.allSettled(names.map((n) => call(limits[n].consume(keys[n], 1))));
       const down = results.find((r) => r.status === 'rejected' && !(r.reason instanceof RateLimiterRes));
       // Points consumed before the store failed stay consumed: erring towards fewer attempts.
-      if (down) throw limiterUnavailable((down as PromiseRejectedResult).reason);
+      if (down) {
+        failures.catch(() => {});
+        throw limiterUnavailable((down as PromiseRejectedResult).reason);
+      }
       const refused = names.filter((_, i) => results[i].status === 'rejected');
       if (refused.length) {
         // The refused attempt never happens: give its points back everywhere (best effort).
         await Promise.allSettled(names.map((n) => refund(n, keys[n])));
         const wait = Math.max(...refused.map((n) => ((results[names.indexOf(n)] as PromiseRejectedResult).reason as RateLimiterRes).msBeforeNext));
+        failures.catch(() => {});
         throw rateLimited(wait, refused.join(','));
       }
-      const ipacct = (results[2] as PromiseFulfilledResult<RateLimiterRes>).value;
-      // Prior failures (and attempts in flight) for this IP+account, not counting this one.
-      return { delayMs: progressiveDelay(ipacct.consumedPoints - 1, d) };
+      let prior: RateLimiterRes | null;
+      try {
+        prior = await failures;
+      } catch (e) {
+        throw limiterUnavailable(e);
+      }
+      return { delayMs: progressiveDelay(prior?.consumedPoints ?? 0, d) };
     },
-    async onFailure() {
-      // Counted at reservation, so a crash between the check and here cannot un-count it.
+    async onFailure(ip, identifier) {
+      // The limits were counted at reservation, so a crash between the check and here cannot
+      // un-count a guess; only the delay streak is extended.
+      const keys = keysOf(ip, identifier);
+      await storeCall(() => call(streak.penalty(keys.ipacct, 1)));
     },
     async onSuccess(ip, identifier) {
       const keys = keysOf(ip, identifier);
       await storeCall(() =>
-        Promise.all([refund('ip', keys.ip), refund('acct', keys.acct), call(limits.ipacct.delete(keys.ipacct))]),
+        Promise.all([
+          refund('ip', keys.ip),
+          refund('acct', keys.acct),
+          call(limits.ipacct.delete(keys.ipacct)),
+          call(streak.delete(keys.ipacct)),
+        ]),
       );
     },
     async release(ip, identifier) {

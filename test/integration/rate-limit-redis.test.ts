@@ -130,9 +130,9 @@ describe('login limiter on Redis', () => {
     const { l, prefix } = await limiter('redis', { perIp: { points: 10, duration: 90 } });
     await fail(l, '203.0.113.99', 'Private.Person@Example.test');
     const keys = await admin.keys(`${prefix}:*`);
-    expect(keys).toHaveLength(3);
+    expect(keys).toHaveLength(4);
     for (const k of keys) {
-      expect(k).toMatch(new RegExp(`^${prefix}:(ip|acct|ipacct):[0-9a-f]{32}$`));
+      expect(k).toMatch(new RegExp(`^${prefix}:(ip|acct|ipacct|streak):[0-9a-f]{32}$`));
       expect(k.toLowerCase()).not.toContain('person');
       expect(k).not.toContain('203.0.113');
     }

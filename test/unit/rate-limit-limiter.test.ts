@@ -144,6 +144,14 @@ describe('login limiter in memory (embedded default)', () => {
     expect((await l.beforeAttempt('10.0.5.1', 'other@example.test')).delayMs).toBe(0);
   });
 
+  it('the delay follows confirmed failures: parallel attempts in flight are not slowed down', async () => {
+    const l = createLoginLimiter(opts({ delay: { afterFailures: 1, baseMs: 100, maxMs: 1000 } }));
+    const rs = await Promise.all(Array.from({ length: 10 }, () => l.beforeAttempt('10.0.5.9', 'busy@example.test')));
+    expect(rs.map((r) => r.delayMs)).toEqual(Array(10).fill(0));
+    await l.onFailure('10.0.5.9', 'busy@example.test');
+    expect((await l.beforeAttempt('10.0.5.9', 'busy@example.test')).delayMs).toBe(100);
+  });
+
   it('a success clears the IP+account streak and refunds its per-IP and per-account points', async () => {
     const l = createLoginLimiter(
       opts({ perIp: { points: 4, duration: 60 }, perIpAccount: { points: 3, duration: 60 }, delay: { afterFailures: 1, baseMs: 50, maxMs: 400 } }),
