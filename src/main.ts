@@ -60,6 +60,7 @@ export async function start(env: Record<string, string | undefined> = process.en
   const stop = async () => {
     clearInterval(sweeper);
     await new Promise<void>((r) => server.close(() => r()));
+    await services.close();
     await jobs.close();
     await db.close();
   };

@@ -18,6 +18,10 @@ import { createStepUpService } from './flows/stepup-service.ts';
 import type { Services } from './http/services.ts';
 import { createFactorRegistry } from './auth/factors.ts';
 import { createLoginReports } from './session/login-reports.ts';
+import { Redis } from 'ioredis';
+import { createRevocationList } from './session/revocation.ts';
+import { createVerifyCache } from './http/verify-cache.ts';
+import { clearCacheOnRevocation } from './http/routes/verify.ts';
 import { amrForWebAuthn, createWebAuthnService } from './auth/webauthn.ts';
 import type { SecondFactorPorts } from './flows/mfa-actors.ts';
 import type { PasskeyResult } from '../machines/login.machine.ts';
@@ -46,9 +50,32 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     lockoutSeconds: config.LOCKOUT_SECONDS,
     methodsOf,
   });
+  // Revocation must reach every process at once: a Redis deny-list (Postgres as the durable
+  // fallback) that also clears each process's cache of verified credentials.
+  const redis = config.REDIS_URL ? new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1 }) : null;
+  redis?.on('error', () => {});
+  const revocations = createRevocationList({
+    db,
+    redis,
+    clock,
+    // Locks live in their own column: the durable answer counts them too.
+    durable: async (sid) => {
+      const { rows } = await db.query<{ dead: boolean }>("SELECT (revoked_at IS NOT NULL OR state = 'locked') AS dead FROM sessions WHERE id = $1", [sid]);
+      return rows[0]?.dead ?? true;
+    },
+    onError: (err, op) => logger.warn({ err, op }, 'revocation list'),
+  });
+  const verifyCache = createVerifyCache({ clock });
+  clearCacheOnRevocation(revocations, verifyCache);
+  const tokenTtlMs = config.ACCESS_TOKEN_TTL_SECONDS * 1000;
   const sessions = createSessionService({
     db,
     clock,
+    // Deny until the session could have ended anyway, and at least as long as a token lives.
+    onRevoked: async (ids, untilMs) => {
+      for (const id of ids) await revocations.revoke(id, Math.max(untilMs, clock.now() + tokenTtlMs));
+    },
+    onRestored: (id) => revocations.restore(id),
     idleSeconds: config.SESSION_IDLE_SECONDS,
     absoluteSeconds: config.SESSION_ABSOLUTE_SECONDS,
     warningSeconds: config.SESSION_WARNING_SECONDS,
@@ -116,5 +143,9 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
   const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice });
   const stepup = createStepUpService({ db, clock, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports });
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports };
+  const close = async () => {
+    await revocations.close();
+    redis?.disconnect();
+  };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, close };
 }

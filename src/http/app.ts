@@ -9,6 +9,7 @@ import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
+import { verifyRoutes } from './routes/verify.ts';
 import { createDevMailbox } from '../notify/dev-mailbox.ts';
 import type { Env, Services } from './services.ts';
 
@@ -73,6 +74,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/auth/login', loginRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
   app.route('/auth/stepup', stepUpRoutes(s));
+  // Forward-auth for reverse proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
+  app.route('/auth/verify', verifyRoutes(s));
   app.route('/auth', sessionRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;

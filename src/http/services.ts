@@ -18,6 +18,8 @@ import type { FactorRegistry } from '../auth/factors.ts';
 import type { WebAuthnService } from '../auth/webauthn.ts';
 import type { CodeService } from '../auth/codes.ts';
 import type { LoginReports } from '../session/login-reports.ts';
+import type { RevocationList } from '../session/revocation.ts';
+import type { VerifyCache } from './verify-cache.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -41,6 +43,10 @@ export interface Services {
   webauthn: WebAuthnService;
   codes: CodeService;
   reports: LoginReports;
+  revocations: RevocationList;
+  verifyCache: VerifyCache;
+  /** Release connections owned by the services (not the db or jobs passed in). */
+  close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */
   sendCode: (o: { flowKey: string; identityId: string; channel: 'sms' | 'email'; destination?: string; resend: boolean }) => Promise<{ to: string }>;
   /** Tell the user by email about a change to their account (through the notify queue). */

@@ -108,8 +108,9 @@ export function createSessionService(deps: {
   warningSeconds?: number;
   maxPerUser?: number;
   capPolicy?: 'evict_oldest' | 'refuse';
-  /** Told about every revocation (deny-lists, caches). */
+  /** Told about every revocation or lock (deny-lists, caches), and about unlocks. */
   onRevoked?: (ids: string[], untilMs: number) => Promise<void>;
+  onRestored?: (id: string) => Promise<void>;
 }): SessionService {
   const { db, clock } = deps;
   const ctxOf = (r: Row): SessionContext => ({
@@ -223,6 +224,7 @@ export function createSessionService(deps: {
       const next = judge(r, { type: 'UNLOCK', at: clock.now() });
       if (next.state !== 'active') return false;
       const u = await db.query("UPDATE sessions SET state = 'active', locked_at = NULL, lock_reason = NULL WHERE id = $1 AND state = 'locked'", [id]);
+      if (u.rowCount === 1) await deps.onRestored?.(id);
       return u.rowCount === 1;
     },
     async listFor(identityId) {

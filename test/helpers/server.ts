@@ -88,6 +88,7 @@ export async function startTestServer(env: Record<string, string> = {}) {
     stopWorker,
     async close() {
       await new Promise<void>((r) => server.close(() => r()));
+      await services.close();
       await stopWorker();
       await notifyWorker.close();
       await notifier.close();

@@ -35,8 +35,9 @@ export async function startVerifyServer(t: TestServer, o: { verify?: VerifyOptio
   const verifyCache = createVerifyCache({ clock: t.clock, ttlMs: o.cacheTtlMs, max: o.cacheMax });
   const off = clearCacheOnRevocation(revocations, verifyCache);
   const app = new Hono<Env>();
-  app.route('/', createApp(t.services));
+  // First, so it wins over the app's own /auth/verify.
   app.route('/auth/verify', verifyRoutes({ ...t.services, revocations, verifyCache }, o.verify));
+  app.route('/', createApp(t.services));
   const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
   await new Promise<void>((r) => server.once('listening', () => r()));
   const addr = server.address();

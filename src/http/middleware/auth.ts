@@ -47,6 +47,8 @@ export async function authenticate(c: Context<Env>, s: Services, mode: 'activity
     };
     c.set('via', 'cookie');
   }
+  // The deny-list answers at once for every process, even before the row is seen as revoked here.
+  if (await s.revocations.isRevoked(p.sessionId)) return null;
   c.set('principal', p);
   return p;
 }
