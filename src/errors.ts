@@ -32,13 +32,15 @@ export const ERRORS = {
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send application/json.' },
   RATE_LIMITED: { status: 429, title: 'Too many requests.' },
   SERVICE_UNAVAILABLE: { status: 503, title: 'A dependency is unavailable; try again later.' },
+  /** The rate-limit store (Redis) cannot answer: sign-in fails closed rather than unlimited. */
+  RATE_LIMIT_UNAVAILABLE: { status: 503, title: 'Sign-in is temporarily unavailable; try again shortly.' },
   INTERNAL: { status: 500, title: 'An internal error occurred.' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
 
 /** 5xx answers whose title is safe and useful to show (the client can act on them). */
-const EXPOSED_5XX: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SERVICE_UNAVAILABLE', 'DELIVERY_FAILED']);
+const EXPOSED_5XX: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SERVICE_UNAVAILABLE', 'DELIVERY_FAILED', 'RATE_LIMIT_UNAVAILABLE']);
 
 export class AppError extends Error {
   readonly code: ErrorCode;

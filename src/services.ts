@@ -31,6 +31,7 @@ import { createCodeService } from './auth/codes.ts';
 import { createNotifyClient } from './notify/enqueue.ts';
 import { notifyJobId } from '../workers/queues.ts';
 import { maskDestination } from './notify/mask.ts';
+import { createLoginLimiter, limiterRedis, limitSettings, loginLimiterOptions } from './security/limits.ts';
 
 /** Wires adapters into services. Tests call this with their own db, jobs and clock. */
 export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clock: Clock; logger: Logger; masterKey: Buffer }): Promise<Services> {
@@ -143,9 +144,18 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
   const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice });
   const stepup = createStepUpService({ db, clock, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports });
+  // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
+  const limitRedis = config.REDIS_URL ? limiterRedis(config.REDIS_URL) : null;
+  const limitHashKey = createHmac('sha256', d.masterKey).update('rate-limit-keys').digest();
+  const limits = {
+    login: createLoginLimiter({ redis: limitRedis, hashKey: limitHashKey, ...loginLimiterOptions(limitSettings(config)) }),
+    redis: limitRedis,
+    hashKey: limitHashKey,
+  };
   const close = async () => {
     await revocations.close();
+    await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, close };
 }

@@ -46,6 +46,21 @@ export const ConfigSchema = z.object({
   /** How long a lock lasts; 0 means only an administrator unlocks. */
   LOCKOUT_SECONDS: int(15 * 60, 0),
   MFA_MAX_ATTEMPTS: int(5, 1, 20),
+  /** Brute-force limits: failed password attempts per window, per client IP, per account, per IP+account. */
+  RATE_LIMIT_IP_FAILURES: int(100, 1),
+  RATE_LIMIT_IP_WINDOW_SECONDS: int(900, 1),
+  RATE_LIMIT_ACCOUNT_FAILURES: int(50, 1),
+  RATE_LIMIT_ACCOUNT_WINDOW_SECONDS: int(900, 1),
+  RATE_LIMIT_IP_ACCOUNT_FAILURES: int(10, 1),
+  RATE_LIMIT_IP_ACCOUNT_WINDOW_SECONDS: int(900, 1),
+  /** Progressive delay: after this many consecutive IP+account failures, wait base·2^n ms, capped. */
+  RATE_LIMIT_DELAY_AFTER_FAILURES: int(3, 0),
+  RATE_LIMIT_DELAY_BASE_MS: int(250, 0, 60_000),
+  RATE_LIMIT_DELAY_MAX_MS: int(8000, 0, 60_000),
+  /** Login flows (POST /auth/login) one client IP may start per minute. */
+  RATE_LIMIT_FLOW_STARTS_PER_MINUTE: int(60, 1),
+  /** A limiter store call slower than this counts as the store being down: 503, never unlimited. */
+  RATE_LIMIT_STORE_TIMEOUT_MS: int(1000, 50, 10_000),
   /** argon2id hashes at once; more than the cores only adds latency (measured: npm run bench). */
   PASSWORD_HASH_CONCURRENCY: int(Math.max(1, Math.min(4, availableParallelism())), 1, 64),
   /** WebAuthn relying party: rpID defaults to PUBLIC_URL's host, origins to PUBLIC_URL's origin. */
@@ -99,6 +114,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const c = r.data;
   if (c.SESSION_IDLE_SECONDS > c.SESSION_ABSOLUTE_SECONDS)
     throw new ConfigError('Invalid configuration:\n  SESSION_IDLE_SECONDS: must not exceed SESSION_ABSOLUTE_SECONDS');
+  if (c.RATE_LIMIT_DELAY_MAX_MS < c.RATE_LIMIT_DELAY_BASE_MS)
+    throw new ConfigError('Invalid configuration:\n  RATE_LIMIT_DELAY_MAX_MS: must not be below RATE_LIMIT_DELAY_BASE_MS');
   if (c.NODE_ENV === 'production' && !c.THRESHOLD_MASTER_KEY)
     throw new ConfigError('Invalid configuration:\n  THRESHOLD_MASTER_KEY: required in production');
   const devMailbox = c.DEV_MAILBOX ? c.DEV_MAILBOX === 'on' : !c.DATABASE_URL;

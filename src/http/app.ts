@@ -3,6 +3,8 @@ import { bodyLimit } from 'hono/body-limit';
 import { randomUUID } from 'node:crypto';
 import { AppError, isAppError } from '../errors.ts';
 import { clientContext } from './middleware/client.ts';
+import { ipGetter, loginAttemptGuard, rateLimit } from './middleware/rate-limit.ts';
+import { limitSettings } from '../security/limits.ts';
 import { problem } from './present.ts';
 import { loginRoutes } from './routes/login.ts';
 import { sessionRoutes } from './routes/session.ts';
@@ -71,6 +73,14 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     });
   }
 
+  // Brute-force defence in front of the login routes: flow creation per IP, password attempts per IP/account/pair.
+  const ip = ipGetter(s.config.TRUSTED_PROXIES);
+  const lim = limitSettings(s.config);
+  app.post(
+    '/auth/login',
+    rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:flow-start', points: lim.RATE_LIMIT_FLOW_STARTS_PER_MINUTE, duration: 60, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS }),
+  );
+  app.use('/auth/login/:id', loginAttemptGuard(s.limits.login, ip, { onStoreError: (err) => s.logger.warn({ err }, 'rate-limit settle failed') }));
   app.route('/auth/login', loginRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
   app.route('/auth/stepup', stepUpRoutes(s));

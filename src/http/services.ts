@@ -20,6 +20,8 @@ import type { CodeService } from '../auth/codes.ts';
 import type { LoginReports } from '../session/login-reports.ts';
 import type { RevocationList } from '../session/revocation.ts';
 import type { VerifyCache } from './verify-cache.ts';
+import type { Redis } from 'ioredis';
+import type { LoginLimiter } from '../security/limits.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -45,6 +47,8 @@ export interface Services {
   reports: LoginReports;
   revocations: RevocationList;
   verifyCache: VerifyCache;
+  /** Brute-force limits; `redis` is the limiter's own connection (null in the embedded default). */
+  limits: { login: LoginLimiter; redis: Redis | null; hashKey: Buffer };
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */

@@ -63,7 +63,8 @@ describe('races', () => {
   let t: TestServer;
   beforeAll(async () => {
     // Every login from this range is suspicious (30 ≥ 25): always a TOTP step-up.
-    t = await startTestServer({ RISK_DENY_CIDRS: '81.2.69.0/24', LOCKOUT_THRESHOLD: '50', MFA_MAX_ATTEMPTS: '5' });
+    // 20 parallel logins of one account from one IP are in flight together: above the default IP+account limit.
+    t = await startTestServer({ RISK_DENY_CIDRS: '81.2.69.0/24', LOCKOUT_THRESHOLD: '50', MFA_MAX_ATTEMPTS: '5', RATE_LIMIT_IP_ACCOUNT_FAILURES: '50' });
   });
   afterAll(async () => t?.close());
 
@@ -119,7 +120,8 @@ describe('enumeration and lockout', () => {
   const pw = 'frank-has-a-long-password';
   beforeAll(async () => {
     // A failure window shorter than the lock, so FAILED_ATTEMPTS has lapsed when the lock does.
-    t = await startTestServer({ LOCKOUT_THRESHOLD: '3', LOCKOUT_SECONDS: '600', RISK_FAILURE_WINDOW_SECONDS: '300' });
+    // No progressive delay: the lock-period checks below assume little real time passes.
+    t = await startTestServer({ LOCKOUT_THRESHOLD: '3', LOCKOUT_SECONDS: '600', RISK_FAILURE_WINDOW_SECONDS: '300', RATE_LIMIT_DELAY_BASE_MS: '0' });
     await makeUser(t, 'frank@example.test', pw);
   });
   afterAll(async () => t?.close());
