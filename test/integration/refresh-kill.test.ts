@@ -1,0 +1,152 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAudit } from '../../src/audit/audit.ts';
+import { ManualClock } from '../../src/clock.ts';
+import { Sealer, sha256 } from '../../src/crypto/seal.ts';
+import type { Db, Queryable } from '../../src/db/db.ts';
+import { createSessionService, type SessionService } from '../../src/session/sessions.ts';
+import { createTokenService, type TokenService } from '../../src/tokens/access-token.ts';
+import { createKeyStore } from '../../src/tokens/keys.ts';
+import { createRefreshService, type RefreshResult, type RefreshService } from '../../src/tokens/refresh.ts';
+import type { RotationHook } from '../../src/tokens/refresh-store.ts';
+import { createTestDb } from '../helpers/db.ts';
+
+/**
+ * The database connection that is rotating a token dies in the middle of the rotation's
+ * transaction (as in a Postgres restart or failover): killed with pg_terminate_backend from a
+ * second connection while the transaction is open and busy. Afterwards exactly one of old/new is
+ * usable (the old one: nothing committed), and replay detection still works.
+ */
+const ctx = { ip: '10.9.8.7', deviceId: null };
+
+/**
+ * src/db/pg.ts's pool, plus an 'error' listener on the client a transaction holds. Without it a
+ * backend that dies under a checked-out client (restart, failover, pg_terminate_backend) emits an
+ * unhandled 'error' ("Connection terminated unexpectedly") that crashes the process. Reported;
+ * once pg.ts listens the same way, replace this with createPgDb(url).
+ */
+function pgDbListeningOnCheckedOutClients(url: string): Db {
+  const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5000 });
+  pool.on('error', () => {});
+  const wrap = (c: pg.Pool | pg.PoolClient): Queryable => ({
+    async query<T>(text: string, params?: unknown[]) {
+      const r = await c.query(text, params as unknown[]);
+      return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
+    },
+    async exec(sql: string) {
+      await c.query(sql);
+    },
+  });
+  const base = wrap(pool);
+  return {
+    kind: 'pg',
+    query: base.query,
+    exec: base.exec,
+    async tx(fn) {
+      const client = await pool.connect();
+      let broken: Error | undefined;
+      const onError = (e: Error) => {
+        broken = e;
+      };
+      client.on('error', onError);
+      try {
+        await client.query('BEGIN');
+        const out = await fn(wrap(client));
+        await client.query('COMMIT');
+        return out;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw e;
+      } finally {
+        client.removeListener('error', onError);
+        client.release(broken);
+      }
+    },
+    ping: async () => void (await pool.query('SELECT 1')),
+    close: () => pool.end(),
+  };
+}
+
+let drop: () => Promise<void>;
+let db: Db;
+let admin: pg.Client;
+let clock: ManualClock;
+let sessions: SessionService;
+let tokens: TokenService;
+let svc: RefreshService;
+let armed: 'updated' | 'inserted' | null = null;
+let killedPid: number | null = null;
+
+/** Kill this transaction's backend while it runs a query (the rotation is mid-flight). */
+const hook: RotationHook = async (stage, q: Queryable) => {
+  if (stage !== armed) return;
+  armed = null;
+  const { rows } = await q.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  killedPid = rows[0].pid;
+  const killer = new Promise<void>((resolve, reject) => {
+    setTimeout(() => admin.query('SELECT pg_terminate_backend($1)', [killedPid]).then(() => resolve(), reject), 150);
+  });
+  try {
+    await q.query('SELECT pg_sleep(10)');
+  } finally {
+    await killer;
+  }
+};
+
+beforeAll(async () => {
+  const t = await createTestDb();
+  drop = t.drop;
+  db = pgDbListeningOnCheckedOutClients(t.url);
+  await t.db.close();
+  admin = new pg.Client({ connectionString: t.url });
+  await admin.connect();
+  clock = new ManualClock();
+  const audit = createAudit(db, clock);
+  sessions = createSessionService({ db, clock, idleSeconds: 1800, absoluteSeconds: 43200 });
+  tokens = createTokenService(createKeyStore(db, new Sealer(randomBytes(32)), clock), clock, { issuer: 'https://i.test', audience: 'https://a.test', ttlSeconds: 600 });
+  svc = createRefreshService({ db, clock, audit, sessions, tokens, geo: { lookup: () => null }, ttlSeconds: 3600, rotationHook: hook });
+});
+afterAll(async () => {
+  await admin?.end();
+  await db?.close();
+  await drop?.();
+});
+
+async function signIn() {
+  const identityId = randomUUID();
+  await db.query('INSERT INTO identities (id, email, created_at) VALUES ($1, $2, $3)', [identityId, `${identityId}@example.test`, new Date(clock.now())]);
+  const { session } = await sessions.create({ identityId, amr: ['pwd'], acr: 'urn:threshold:acr:aal1', authTime: clock.now() / 1000, factorTimes: {}, deviceId: null, ip: ctx.ip, country: null });
+  return { identityId, sessionId: session.id };
+}
+
+const tokenRows = async (sessionId: string) =>
+  (await db.query<{ token_hash: string; rotated_at: Date | null; revoked_at: Date | null }>(
+    'SELECT token_hash, rotated_at, revoked_at FROM refresh_tokens WHERE session_id = $1 ORDER BY created_at', [sessionId],
+  )).rows;
+
+describe('connection killed in the middle of a rotation', () => {
+  it.each(['updated', 'inserted'] as const)('after the %s step: nothing committed, the old token still works once, replay is still detected', async (stage) => {
+    const u = await signIn();
+    const old = await svc.issue({ sessionId: u.sessionId, identityId: u.identityId, ip: ctx.ip, deviceId: null });
+
+    armed = stage;
+    await expect(svc.refresh(old, ctx)).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+    expect(armed).toBeNull();
+    // The backend really died.
+    const gone = await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [killedPid]);
+    expect(gone.rowCount).toBe(0);
+
+    // Durable state: the old token, not rotated; no child. Never both.
+    const rows = await tokenRows(u.sessionId);
+    expect(rows).toEqual([expect.objectContaining({ token_hash: sha256(old), rotated_at: null, revoked_at: null })]);
+
+    // The pool recovered; the old token rotates once; replaying it afterwards is detected.
+    const next = (await svc.refresh(old, ctx)) as Extract<RefreshResult, { ok: true }>;
+    expect(next.ok).toBe(true);
+    expect(await tokenRows(u.sessionId)).toHaveLength(2);
+    expect(await svc.refresh(old, ctx)).toMatchObject({ ok: false, error: 'invalid_grant' });
+    expect(await svc.refresh(next.refresh_token, ctx)).toMatchObject({ ok: false, error: 'invalid_grant' });
+    expect(await sessions.byId(u.sessionId)).toBeNull();
+  });
+});
