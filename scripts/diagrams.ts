@@ -9,6 +9,7 @@ import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { LOGIN_MACHINE_VERSION, loginMachine } from '../machines/login.machine.ts';
 import { MFA_MACHINE_VERSION, mfaMachine } from '../machines/mfa.machine.ts';
 import { SESSION_MACHINE_VERSION, sessionMachine } from '../machines/session.machine.ts';
+import { REFRESH_MACHINE_VERSION, refreshMachine } from '../machines/refresh.machine.ts';
 
 export const README_PATH = fileURLToPath(new URL('../machines/README.md', import.meta.url));
 
@@ -234,6 +235,14 @@ const MACHINES: DocumentedMachine[] = [
     versionName: 'SESSION_MACHINE_VERSION',
     version: SESSION_MACHINE_VERSION,
     machine: sessionMachine,
+  },
+  {
+    title: 'Refresh-token rotation',
+    file: 'refresh.machine.ts',
+    exportName: 'refreshMachine',
+    versionName: 'REFRESH_MACHINE_VERSION',
+    version: REFRESH_MACHINE_VERSION,
+    machine: refreshMachine,
   },
 ];
 

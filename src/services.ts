@@ -18,6 +18,10 @@ import { createStepUpService } from './flows/stepup-service.ts';
 import type { Services } from './http/services.ts';
 import { createFactorRegistry } from './auth/factors.ts';
 import { createLoginReports } from './session/login-reports.ts';
+import { createRefreshService, type RefreshService } from './tokens/refresh.ts';
+import { openGeo } from './risk/geo.ts';
+import { RISK_JOB, riskJobId } from '../workers/queues.ts';
+import type { RiskOutcome } from '../machines/types.ts';
 import { Redis } from 'ioredis';
 import { createRevocationList } from './session/revocation.ts';
 import { createVerifyCache } from './http/verify-cache.ts';
@@ -69,6 +73,7 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const verifyCache = createVerifyCache({ clock });
   clearCacheOnRevocation(revocations, verifyCache);
   const tokenTtlMs = config.ACCESS_TOKEN_TTL_SECONDS * 1000;
+  const refreshRef: { current?: RefreshService } = {};
   const sessions = createSessionService({
     db,
     clock,
@@ -77,6 +82,10 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
       for (const id of ids) await revocations.revoke(id, Math.max(untilMs, clock.now() + tokenTtlMs));
     },
     onRestored: (id) => revocations.restore(id),
+    // A refresh-token family dies with its session (late-bound: refresh needs sessions).
+    onEnded: async (ids, reason) => {
+      for (const id of ids) await refreshRef.current?.revokeSession(id, reason);
+    },
     idleSeconds: config.SESSION_IDLE_SECONDS,
     absoluteSeconds: config.SESSION_ABSOLUTE_SECONDS,
     warningSeconds: config.SESSION_WARNING_SECONDS,
@@ -140,10 +149,37 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
       return { ok: true, identityId: r.identityId, amr: amrForWebAuthn(r), methods: await methodsOf(r.identityId) };
     },
   };
+  const refresh = createRefreshService({
+    db,
+    clock,
+    audit,
+    sessions,
+    tokens,
+    geo: await openGeo(config.GEOIP_DB),
+    ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS,
+    reuseGraceSeconds: config.REFRESH_REUSE_GRACE_SECONDS,
+    roleNames: rbac.rolesOf,
+    // A refresh from another network or country is re-scored by the risk worker.
+    rescore: async (o) =>
+      (
+        await jobs.request<RiskOutcome>(
+          config.RISK_QUEUE,
+          RISK_JOB,
+          { identityId: o.identityId, deviceId: o.deviceId, ip: o.ip, at: clock.now() },
+          { jobId: riskJobId(`rfr_${randomUUID().replace(/-/g, '')}`, 0), timeoutMs: config.RISK_TIMEOUT_MS },
+        )
+      ).decision,
+    rescoreTimeoutMs: config.RISK_TIMEOUT_MS,
+    touchSession: async (id) => {
+      await sessions.touch(id);
+    },
+    onReuse: async (o) => notifyUser(o.identityId, 'factor_changed', { factor: 'session', action: 'locked because a used refresh token was presented again' }, `reuse-${o.familyId}`),
+  });
+  refreshRef.current = refresh;
   const reports = createLoginReports({ db, clock, audit, sessions });
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
-  const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice });
-  const stepup = createStepUpService({ db, clock, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports });
+  const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh });
+  const stepup = createStepUpService({ db, clock, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports, refresh });
   // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
   const limitRedis = config.REDIS_URL ? limiterRedis(config.REDIS_URL) : null;
   const limitHashKey = createHmac('sha256', d.masterKey).update('rate-limit-keys').digest();
@@ -157,5 +193,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, close };
 }

@@ -32,6 +32,9 @@ export const ConfigSchema = z.object({
   SESSION_MAX_PER_USER: int(10, 0, 1000),
   SESSION_CAP_POLICY: z.enum(['evict_oldest', 'refuse']).default('evict_oldest'),
   ACCESS_TOKEN_TTL_SECONDS: int(600, 30, 86400),
+  /** Refresh tokens: lifetime (never past the session's absolute expiry); reuse grace, off by default (RFC 9700). */
+  REFRESH_TOKEN_TTL_SECONDS: int(86400, 60),
+  REFRESH_REUSE_GRACE_SECONDS: int(0, 0, 300),
   /** `aud` of access tokens (the resource servers'); defaults to PUBLIC_URL. */
   TOKEN_AUDIENCE: z.string().min(1).optional(),
   FLOW_TTL_SECONDS: int(15 * 60, 30, 86400),

@@ -25,6 +25,14 @@ export function createPgDb(connectionString: string, max = 10): Db {
     exec: base.exec,
     async tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
+      // A backend that dies mid-transaction (restart, pg_terminate_backend) emits 'error' on the
+      // checked-out client; without a listener that crashes the process. Record it, fail the
+      // transaction, and throw the client away instead of returning it to the pool.
+      let broken: Error | undefined;
+      const onError = (e: Error) => {
+        broken = e;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const out = await fn(wrap(client));
@@ -34,7 +42,8 @@ export function createPgDb(connectionString: string, max = 10): Db {
         await client.query('ROLLBACK').catch(() => {});
         throw e;
       } finally {
-        client.release();
+        client.removeListener('error', onError);
+        client.release(broken);
       }
     },
     async ping() {

@@ -19,7 +19,7 @@ import { createLoginEffects } from './login-effects.ts';
 export interface Completion {
   sessionToken: string;
   session: SessionRecord;
-  tokens?: { access_token: string; token_type: 'Bearer'; expires_in: number };
+  tokens?: { access_token: string; token_type: 'Bearer'; expires_in: number; refresh_token?: string };
 }
 
 export function createLoginService(deps: {
@@ -40,6 +40,8 @@ export function createLoginService(deps: {
     create(o: { identityId: string; sessionId: string; loginEventId: string }): Promise<string>;
     send(identityId: string, data: Record<string, string>, key: string): Promise<void>;
   };
+  /** Refresh tokens for clients that asked for tokens. */
+  refresh?: { issue(o: { sessionId: string; identityId: string; ip: string; deviceId: string | null }): Promise<string> };
   /** Discoverable-credential sign-in; without it a passkey flow fails closed. */
   passkey?: {
     start(flowId: string): Promise<Record<string, unknown>>;
@@ -139,6 +141,8 @@ export function createLoginService(deps: {
         roles: await deps.roleNames(out.identityId),
       });
       completion.tokens = { access_token: t.token, token_type: 'Bearer', expires_in: t.expiresIn };
+      if (deps.refresh)
+        completion.tokens.refresh_token = await deps.refresh.issue({ sessionId: session.id, identityId: out.identityId, ip: flow.ip ?? '', deviceId: flow.device_id });
     }
     return completion;
   }

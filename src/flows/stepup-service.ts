@@ -51,6 +51,8 @@ export function createStepUpService(deps: {
   methodsOf: (identityId: string) => Promise<MfaMethod[]>;
   roleNames: (identityId: string) => Promise<string[]>;
   ports?: SecondFactorPorts;
+  /** Refresh-token families follow the session to its new id. */
+  refresh?: { rebindSession(from: string, to: string, client?: { ip: string; deviceId: string | null }): Promise<unknown> };
 }) {
   const { db, clock, config } = deps;
   const machine = provideMfa({ db, clock, config, totp: deps.totp, recovery: deps.recovery, ports: deps.ports ?? {} });
@@ -119,6 +121,7 @@ export function createStepUpService(deps: {
       if (amr.includes('mfa')) factorTimes.mfa = now;
       const raised = await deps.sessions.elevate(session.id, { amr, acr: acrFor(amr), factorTimes });
       if (!raised) throw new AppError('UNAUTHENTICATED');
+      await deps.refresh?.rebindSession(session.id, raised.session.id, { ip: flow.ip ?? '', deviceId: flow.device_id });
       await db.query('UPDATE flows SET session_id = $2 WHERE id = $1', [flow.id, raised.session.id]);
       await deps.audit.append({ type: 'session.stepped_up', actor: p.identityId, subject: raised.session.id, reason: out.method ?? 'MFA', data: { previous: session.id, amr, flow: flow.id } });
       const completion: StepUpCompletion = { sessionToken: raised.token, session: raised.session };

@@ -12,6 +12,8 @@ import { mfaRoutes } from './routes/mfa.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
+import { tokenRoutes } from './routes/token.ts';
+import { deviceId } from './middleware/client.ts';
 import { createDevMailbox } from '../notify/dev-mailbox.ts';
 import type { Env, Services } from './services.ts';
 
@@ -84,6 +86,15 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/auth/login', loginRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
   app.route('/auth/stepup', stepUpRoutes(s));
+  app.route(
+    '/auth/token',
+    tokenRoutes<Env>({
+      refresh: s.refresh,
+      clientIp: (c) => c.get('clientIp'),
+      deviceId: (c) => deviceId(c, s.config.secureCookies, false),
+      onError: (err) => s.logger.error({ err }, 'refresh failed'),
+    }),
+  );
   // Forward-auth for reverse proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
   app.route('/auth/verify', verifyRoutes(s));
   app.route('/auth', sessionRoutes(s));

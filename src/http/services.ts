@@ -22,6 +22,7 @@ import type { RevocationList } from '../session/revocation.ts';
 import type { VerifyCache } from './verify-cache.ts';
 import type { Redis } from 'ioredis';
 import type { LoginLimiter } from '../security/limits.ts';
+import type { RefreshService } from '../tokens/refresh.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -49,6 +50,7 @@ export interface Services {
   verifyCache: VerifyCache;
   /** Brute-force limits; `redis` is the limiter's own connection (null in the embedded default). */
   limits: { login: LoginLimiter; redis: Redis | null; hashKey: Buffer };
+  refresh: RefreshService;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */

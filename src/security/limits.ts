@@ -188,6 +188,9 @@ export function createLoginLimiter(opts: LoginLimiterOptions): LoginLimiter {
     async beforeAttempt(ip, identifier) {
       const keys = keysOf(ip, identifier);
       const failures = call(streak.get(keys.ipacct));
+      // It may fail (store timeout) while the limits are awaited: mark it handled now; awaiting
+      // it below still throws.
+      failures.catch(() => {});
       const results = await Promise.allSettled(names.map((n) => call(limits[n].consume(keys[n], 1))));
       const down = results.find((r) => r.status === 'rejected' && !(r.reason instanceof RateLimiterRes));
       // Points consumed before the store failed stay consumed: erring towards fewer attempts.

@@ -44,6 +44,8 @@ export interface SessionService {
   authenticate(token: string, mode?: 'activity' | 'check'): Promise<SessionRecord | null>;
   /** A usable session by id (for access tokens' `sid`), without sliding. */
   byId(id: string): Promise<SessionRecord | null>;
+  /** Activity by id (a token refresh): slides the idle window like a cookie request. */
+  touch(id: string): Promise<SessionRecord | null>;
   revoke(id: string, reason: string): Promise<boolean>;
   /** Freeze a session after a security event; every use is refused until unlocked. */
   lock(id: string, reason: string): Promise<boolean>;
@@ -110,6 +112,8 @@ export function createSessionService(deps: {
   capPolicy?: 'evict_oldest' | 'refuse';
   /** Told about every revocation or lock (deny-lists, caches), and about unlocks. */
   onRevoked?: (ids: string[], untilMs: number) => Promise<void>;
+  /** Told when sessions end for good (revoked, evicted), not when rotated by step-up. */
+  onEnded?: (ids: string[], reason: string) => Promise<void>;
   onRestored?: (id: string) => Promise<void>;
 }): SessionService {
   const { db, clock } = deps;
@@ -170,6 +174,7 @@ export function createSessionService(deps: {
         return { token, session: toRecord(rows[0]), evicted };
       });
       await announce(result.evicted, absolute);
+      if (result.evicted.length) await deps.onEnded?.(result.evicted, 'evicted');
       return result;
     },
     async authenticate(token, mode = 'activity') {
@@ -201,17 +206,34 @@ export function createSessionService(deps: {
       const next = judge(r, { type: 'CHECK', at: clock.now() });
       return next.state === 'expired' || next.state === 'locked' ? null : toRecord(r, next.state);
     },
+    async touch(id) {
+      if (!/^[0-9a-f-]{36}$/.test(id)) return null;
+      const { rows } = await db.query<Row>(`SELECT ${COLS} FROM sessions WHERE id = $1`, [id]);
+      const r = rows[0];
+      if (!r || r.revoked_at !== null) return null;
+      const next = judge(r, { type: 'ACTIVITY', at: clock.now() });
+      if (next.state === 'expired' || next.state === 'locked') return null;
+      const u = await db.query<Row>(
+        `UPDATE sessions SET state = $2, last_seen_at = $3, idle_expires_at = GREATEST(idle_expires_at, $4)
+          WHERE id = $1 AND revoked_at IS NULL AND state <> 'locked' RETURNING ${COLS}`,
+        [r.id, next.state, new Date(next.ctx.lastSeenAt), new Date(next.ctx.idleExpiresAt)],
+      );
+      return u.rows[0] ? toRecord(u.rows[0]) : null;
+    },
     async revoke(id, reason) {
       const r = await db.query<{ absolute_expires_at: Date }>(
         'UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING absolute_expires_at',
         [id, new Date(clock.now()), reason],
       );
-      if (r.rowCount === 1) await announce([id], r.rows[0].absolute_expires_at.getTime());
+      if (r.rowCount === 1) {
+        await announce([id], r.rows[0].absolute_expires_at.getTime());
+        await deps.onEnded?.([id], reason);
+      }
       return r.rowCount === 1;
     },
     async lock(id, reason) {
       const r = await db.query<{ absolute_expires_at: Date }>(
-        `UPDATE sessions SET state = 'locked', locked_at = $2, lock_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING absolute_expires_at`,
+        `UPDATE sessions SET state = 'locked', locked_at = $2, lock_reason = $3 WHERE id = $1 AND revoked_at IS NULL AND state <> 'locked' RETURNING absolute_expires_at`,
         [id, new Date(clock.now()), reason],
       );
       if (r.rowCount === 1) await announce([id], r.rows[0].absolute_expires_at.getTime());
@@ -239,6 +261,7 @@ export function createSessionService(deps: {
         [identityId, now, reason, except ?? null],
       );
       for (const row of r.rows) await announce([row.id], row.absolute_expires_at.getTime());
+      if (r.rows.length) await deps.onEnded?.(r.rows.map((x) => x.id), reason);
       return r.rows.map((x) => x.id);
     },
     async sweep() {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAudit } from '../../src/audit/audit.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { Sealer, sha256 } from '../../src/crypto/seal.ts';
+import { createPgDb } from '../../src/db/pg.ts';
 import type { Db, Queryable } from '../../src/db/db.ts';
 import { createSessionService, type SessionService } from '../../src/session/sessions.ts';
 import { createTokenService, type TokenService } from '../../src/tokens/access-token.ts';
@@ -20,53 +21,6 @@ import { createTestDb } from '../helpers/db.ts';
  */
 const ctx = { ip: '10.9.8.7', deviceId: null };
 
-/**
- * src/db/pg.ts's pool, plus an 'error' listener on the client a transaction holds. Without it a
- * backend that dies under a checked-out client (restart, failover, pg_terminate_backend) emits an
- * unhandled 'error' ("Connection terminated unexpectedly") that crashes the process. Reported;
- * once pg.ts listens the same way, replace this with createPgDb(url).
- */
-function pgDbListeningOnCheckedOutClients(url: string): Db {
-  const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5000 });
-  pool.on('error', () => {});
-  const wrap = (c: pg.Pool | pg.PoolClient): Queryable => ({
-    async query<T>(text: string, params?: unknown[]) {
-      const r = await c.query(text, params as unknown[]);
-      return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
-    },
-    async exec(sql: string) {
-      await c.query(sql);
-    },
-  });
-  const base = wrap(pool);
-  return {
-    kind: 'pg',
-    query: base.query,
-    exec: base.exec,
-    async tx(fn) {
-      const client = await pool.connect();
-      let broken: Error | undefined;
-      const onError = (e: Error) => {
-        broken = e;
-      };
-      client.on('error', onError);
-      try {
-        await client.query('BEGIN');
-        const out = await fn(wrap(client));
-        await client.query('COMMIT');
-        return out;
-      } catch (e) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw e;
-      } finally {
-        client.removeListener('error', onError);
-        client.release(broken);
-      }
-    },
-    ping: async () => void (await pool.query('SELECT 1')),
-    close: () => pool.end(),
-  };
-}
 
 let drop: () => Promise<void>;
 let db: Db;
@@ -97,7 +51,8 @@ const hook: RotationHook = async (stage, q: Queryable) => {
 beforeAll(async () => {
   const t = await createTestDb();
   drop = t.drop;
-  db = pgDbListeningOnCheckedOutClients(t.url);
+  // The real adapter: it must survive a backend killed under a checked-out client.
+  db = createPgDb(t.url);
   await t.db.close();
   admin = new pg.Client({ connectionString: t.url });
   await admin.connect();
