@@ -64,9 +64,13 @@ describe('factor management', () => {
     expect(await t.services.recovery.consume(kim!.id, r.body.recoveryCodes[0])).toBe(false);
   });
 
-  it('deletes the last factor after step-up, and its recovery codes with it', async () => {
-    const del = await c.req('DELETE', `/auth/mfa/${factorId}`);
+  it('deletes the last factor after step-up, and its recovery codes with it; other sessions end on request', async () => {
+    const other = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('kim-other') });
+    expect((await other.passwordLogin('kim@example.test', pw)).body.step).toBe('done');
+    const del = await c.req('DELETE', `/auth/mfa/${factorId}?endOtherSessions=true`);
     expect(del.status).toBe(204);
+    expect((await other.get('/auth/check')).body.authenticated).toBe(false);
+    expect((await c.get('/auth/check')).body.authenticated).toBe(true);
     expect((await c.get('/auth/mfa')).body).toEqual([]);
     const { rows } = await t.db.query<{ type: string }>("SELECT type FROM audit_events WHERE type LIKE 'mfa.%' ORDER BY seq");
     expect(rows.map((r) => r.type)).toEqual(expect.arrayContaining(['mfa.enrolled', 'mfa.renamed', 'mfa.recovery_codes_regenerated', 'mfa.removed']));

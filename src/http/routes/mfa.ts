@@ -164,10 +164,12 @@ export function mfaRoutes(s: Services) {
     return c.json(f);
   });
 
+  /** `?endOtherSessions=true` also signs every other session out (e.g. a lost phone). */
   app.delete('/:id', async (c) => {
     const p = await requireFreshMfa(c, s);
     const f = await s.factors.remove(p.identityId, c.req.param('id'));
     await changed(p.identityId, f.type, f.id, 'removed');
+    if (c.req.query('endOtherSessions') === 'true') await s.sessions.revokeAllFor(p.identityId, 'factor_removed', p.sessionId);
     return c.body(null, 204);
   });
 
