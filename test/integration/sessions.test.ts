@@ -88,6 +88,20 @@ describe('session lifecycle over HTTP', () => {
     expect((await c.get('/auth/check')).body.authenticated).toBe(false);
     expect((await c.post('/api/sessions/x/lock')).status).toBe(401);
   });
+
+  it('locking the account ends its live sessions and their access tokens at once', async () => {
+    const c = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('olga-acct') });
+    const r = await c.passwordLogin('olga@example.test', pw, { returnTokens: true });
+    const token = r.body.tokens.access_token;
+    const admin = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('admin') });
+    await admin.passwordLogin(ADMIN.email, ADMIN.password);
+    const olga = await t.services.users.byEmail('olga@example.test');
+    expect((await admin.post(`/api/users/${olga!.id}/lock`)).status).toBe(200);
+    expect((await c.get('/auth/check')).body.authenticated).toBe(false);
+    expect((await new Client(t.url).get('/auth/verify', { authorization: `Bearer ${token}` })).status).toBe(401);
+    expect((await new Client(t.url).post('/auth/authorize', { permission: 'VIEW_CASES' }, { authorization: `Bearer ${token}` })).status).toBe(401);
+    await admin.post(`/api/users/${olga!.id}/unlock`);
+  });
 });
 
 describe('password change', () => {

@@ -30,7 +30,9 @@ export function adminRoutes(s: Services) {
       const id = c.req.param('id');
       const ok = /^[0-9a-f-]{36}$/.test(id) && (await s.users[action](id));
       if (!ok) throw new AppError('NOT_FOUND');
-      await s.audit.append({ type: `user.${action}ed`, actor: admin.identityId, subject: id, reason: 'ADMIN' });
+      // A locked account keeps no way in: its live sessions (and their tokens) end at once.
+      const ended = action === 'lock' ? await s.sessions.revokeAllFor(id, 'account_locked') : [];
+      await s.audit.append({ type: `user.${action}ed`, actor: admin.identityId, subject: id, reason: 'ADMIN', data: { endedSessions: ended.length } });
       return c.json((await s.users.get(id))!);
     });
   }
