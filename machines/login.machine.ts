@@ -20,7 +20,7 @@ import {
  * allowed | stepUp (invokes the MFA machine) | denied; locked after repeated failures.
  * Bump the version when behaviour changes; flows under way keep the rules they started with.
  */
-export const LOGIN_MACHINE_VERSION = 3;
+export const LOGIN_MACHINE_VERSION = 4;
 
 export interface LoginInput {
   flowId: string;
@@ -128,6 +128,7 @@ export const loginMachine = setup({
     passwordAttemptsLeft: ({ context }) => context.passwordAttempts + 1 < context.maxPasswordAttempts,
     riskDeny: ({ context }) => context.risk?.decision === 'deny',
     riskStepUp: ({ context }) => context.risk?.decision === 'step_up',
+    riskAllow: ({ context }) => context.risk?.decision === 'allow',
     hasMfa: ({ context }) => context.methods.length > 0,
     // A user-verified passkey is already phishing-resistant multi-factor proof.
     alreadyMfa: ({ context }) => context.amr.includes('mfa'),
@@ -317,7 +318,9 @@ export const loginMachine = setup({
         { guard: 'riskDeny', target: 'denied', actions: assign({ reason: 'RISK_DENY' }) },
         { guard: and(['riskStepUp', 'alreadyMfa']), target: 'allowed' },
         { guard: 'riskStepUp', target: 'stepUp' },
-        { target: 'allowed' },
+        { guard: 'riskAllow', target: 'allowed' },
+        // Anything else is not an allow.
+        { target: 'stepUp' },
       ],
     },
     stepUp: {

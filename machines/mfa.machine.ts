@@ -6,7 +6,7 @@ import { METHOD_STRENGTH, TAG_AWAITING_INPUT, type FlowMessage, type MfaEvent, t
  * a live session. choose → webauthn | totp | sms/email code | recovery code → verified |
  * retry (bounded, one budget across methods) | locked.
  */
-export const MFA_MACHINE_VERSION = 2;
+export const MFA_MACHINE_VERSION = 3;
 
 export interface MfaInput {
   flowId: string;
@@ -95,6 +95,7 @@ export const mfaMachine = setup({
     attemptsLeft: ({ context }) => context.attempts + 1 < context.maxAttempts,
     ok: (_, p: { ok: boolean }) => p.ok,
     verdict: (_, p: { is: CodeVerdict; verdict: CodeVerdict }) => p.is === p.verdict,
+    invalidWithBudget: ({ context }, p: { verdict: CodeVerdict }) => p.verdict === 'invalid' && context.attempts + 1 < context.maxAttempts,
   },
   actions: {
     clearMessages: assign({ messages: [] }),
@@ -227,7 +228,8 @@ export const mfaMachine = setup({
             actions: { type: 'note', params: { message: msg('MFA_CODE_EXPIRED', 'The code has expired; ask for a new one.') } },
           },
           {
-            guard: { type: 'verdict', params: ({ event }) => ({ is: 'invalid' as const, verdict: event.output }) },
+            // A wrong code spends the flow's one budget; out of budget, the last branch locks.
+            guard: { type: 'invalidWithBudget', params: ({ event }) => ({ verdict: event.output }) },
             target: 'code',
             actions: [{ type: 'countFailure', params: { message: invalidCode } }, { type: 'report', params: { effect: 'failed' } }],
           },
@@ -235,8 +237,6 @@ export const mfaMachine = setup({
         ],
         onError: { target: 'code', actions: { type: 'note', params: { message: msg('SERVICE_UNAVAILABLE', 'Try again later.') } } },
       },
-      // Out of budget after a wrong code: lock even if the code service would allow more.
-      exit: [],
     },
     startingWebAuthn: {
       invoke: {

@@ -13,25 +13,28 @@ export function guardSecondFactor(
   const { db, clock } = deps;
   return async (identityId, code) => {
     const now = clock.now();
-    const { rows } = await db.query<{ locked_at: Date | null; locked_until: Date | null }>(
-      'SELECT locked_at, locked_until FROM identities WHERE id = $1',
-      [identityId],
+    // Counted before the check, atomically, so concurrent guesses over many flows cannot all
+    // read "unlocked"; a lapsed lock starts afresh.
+    const reserved = await db.query<{ mfa_failed_attempts: number }>(
+      `UPDATE identities
+          SET mfa_failed_attempts = CASE WHEN locked_at IS NOT NULL THEN 1 ELSE mfa_failed_attempts + 1 END,
+              failed_attempts = CASE WHEN locked_at IS NOT NULL THEN 0 ELSE failed_attempts END,
+              locked_at = NULL, locked_until = NULL
+        WHERE id = $1 AND (locked_at IS NULL OR (locked_until IS NOT NULL AND locked_until <= $2))
+        RETURNING mfa_failed_attempts`,
+      [identityId, new Date(now)],
     );
-    const r = rows[0];
-    if (!r) return false;
-    if (r.locked_at && (r.locked_until === null || r.locked_until.getTime() > now)) return false;
+    const count = reserved.rows[0]?.mfa_failed_attempts;
+    if (count === undefined || count > deps.threshold) return false;
     if (await check(identityId, code)) {
-      await db.query('UPDATE identities SET mfa_failed_attempts = 0 WHERE id = $1', [identityId]);
-      return true;
+      // Only if no lock landed meanwhile (another guess of the burst, or an administrator).
+      const reset = await db.query('UPDATE identities SET mfa_failed_attempts = 0 WHERE id = $1 AND locked_at IS NULL RETURNING id', [identityId]);
+      return reset.rowCount === 1;
     }
-    const until = deps.lockoutSeconds > 0 ? new Date(now + deps.lockoutSeconds * 1000) : null;
-    await db.query(
-      `UPDATE identities SET mfa_failed_attempts = mfa_failed_attempts + 1,
-              locked_at = CASE WHEN mfa_failed_attempts + 1 >= $2 THEN $3::timestamptz ELSE locked_at END,
-              locked_until = CASE WHEN mfa_failed_attempts + 1 >= $2 THEN $4::timestamptz ELSE locked_until END
-        WHERE id = $1`,
-      [identityId, deps.threshold, new Date(now), until],
-    );
+    if (count >= deps.threshold) {
+      const until = deps.lockoutSeconds > 0 ? new Date(now + deps.lockoutSeconds * 1000) : null;
+      await db.query('UPDATE identities SET locked_at = $2, locked_until = $3 WHERE id = $1 AND locked_at IS NULL', [identityId, new Date(now), until]);
+    }
     return false;
   };
 }

@@ -65,6 +65,40 @@ export async function createPasswordService(deps: {
     accountLocked,
   });
 
+  /**
+   * Stops concurrent guessing past the lockout: the attempt is counted atomically *before* the
+   * (queued) hash check, so a burst cannot all read "unlocked"; a success resets the count only
+   * if no lock landed meanwhile (a burst's or an administrator's); a lapsed lock starts afresh.
+   */
+  async function attempt(identityId: string, hashed: string, password: string): Promise<PasswordResult> {
+    const now = clock.now();
+    const reserved = await db.query<{ failed_attempts: number }>(
+      `UPDATE identities
+          SET failed_attempts = CASE WHEN locked_at IS NOT NULL THEN 1 ELSE failed_attempts + 1 END,
+              mfa_failed_attempts = CASE WHEN locked_at IS NOT NULL THEN 0 ELSE mfa_failed_attempts END,
+              locked_at = NULL, locked_until = NULL
+        WHERE id = $1 AND (locked_at IS NULL OR (locked_until IS NOT NULL AND locked_until <= $2))
+        RETURNING failed_attempts`,
+      [identityId, new Date(now)],
+    );
+    const count = reserved.rows[0]?.failed_attempts;
+    if (count === undefined || count > deps.lockoutThreshold) {
+      await doVerify(hashed, password); // the same cost as any other answer
+      return fail(identityId, true);
+    }
+    if (await doVerify(hashed, password)) {
+      const reset = await db.query('UPDATE identities SET failed_attempts = 0 WHERE id = $1 AND locked_at IS NULL RETURNING id', [identityId]);
+      if (reset.rowCount === 1) return { ok: true, identityId, methods: await deps.methodsOf(identityId), accountLocked: false };
+      return fail(identityId, true);
+    }
+    if (count >= deps.lockoutThreshold) {
+      const until = deps.lockoutSeconds > 0 ? new Date(now + deps.lockoutSeconds * 1000) : null;
+      await db.query('UPDATE identities SET locked_at = $2, locked_until = $3 WHERE id = $1 AND locked_at IS NULL', [identityId, new Date(now), until]);
+      return fail(identityId, true);
+    }
+    return fail(identityId, false);
+  }
+
   return {
     hash: doHash,
     async verifyLogin(identifier, password) {
@@ -87,38 +121,16 @@ export async function createPasswordService(deps: {
         await doVerify(row?.hash ?? dummy, tooLong ? 'x' : password);
         return fail(row?.id ?? null);
       }
-      const now = clock.now();
-      const locked = row.locked_at !== null && (row.locked_until === null || row.locked_until.getTime() > now);
-      if (locked) {
-        await doVerify(row.hash, password);
-        return fail(row.id, true);
-      }
-      const ok = await doVerify(row.hash, password);
-      if (ok) {
-        await db.query(
-          'UPDATE identities SET failed_attempts = 0, locked_at = NULL, locked_until = NULL WHERE id = $1',
-          [row.id],
-        );
-        return { ok: true, identityId: row.id, methods: await deps.methodsOf(row.id), accountLocked: false };
-      }
-      // Count atomically; a lock that has lapsed starts a fresh count.
-      const until = deps.lockoutSeconds > 0 ? new Date(now + deps.lockoutSeconds * 1000) : null;
-      const r = await db.query<{ locked_at: Date | null }>(
-        `UPDATE identities
-            SET failed_attempts = CASE WHEN locked_at IS NOT NULL THEN 1 ELSE failed_attempts + 1 END,
-                locked_at = CASE WHEN (CASE WHEN locked_at IS NOT NULL THEN 1 ELSE failed_attempts + 1 END) >= $2
-                                 THEN $3::timestamptz ELSE NULL END,
-                locked_until = CASE WHEN (CASE WHEN locked_at IS NOT NULL THEN 1 ELSE failed_attempts + 1 END) >= $2
-                                 THEN $4::timestamptz ELSE NULL END
-          WHERE id = $1 RETURNING locked_at`,
-        [row.id, deps.lockoutThreshold, new Date(now), until],
-      );
-      return fail(row.id, r.rows[0]?.locked_at != null);
+      return attempt(row.id, row.hash, password);
     },
     async verifyCurrent(identityId, pw) {
       const { rows } = await db.query<{ hash: string }>('SELECT hash FROM password_credentials WHERE identity_id = $1', [identityId]);
-      if ([...pw].length > 256) return false;
-      return doVerify(rows[0]?.hash ?? dummy, pw).then((ok) => ok && !!rows[0]);
+      if (!rows[0] || [...pw].length > 256) {
+        await doVerify(rows[0]?.hash ?? dummy, 'x');
+        return false;
+      }
+      // The same durable counter and lock as sign-in: a session is no unlimited password oracle.
+      return (await attempt(identityId, rows[0].hash, pw)).ok;
     },
     async setPassword(identityId, pw) {
       checkPasswordPolicy(pw);

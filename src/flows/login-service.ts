@@ -54,14 +54,17 @@ export function createLoginService(deps: {
     actors: {
       verifyPassword: fromPromise(({ input }) => deps.passwords.verifyLogin(input.identifier, input.password)),
       // Scored by the risk worker through the job queue; the machine's deadline fails closed.
-      scoreRisk: fromPromise(({ input }) =>
-        deps.jobs.request<RiskOutcome>(
+      scoreRisk: fromPromise(async ({ input }) => {
+        const r = await deps.jobs.request<RiskOutcome>(
           config.RISK_QUEUE,
           RISK_JOB,
           { identityId: input.identityId, deviceId: input.deviceId, ip: input.ip, at: clock.now() },
           { jobId: riskJobId(input.flowId, 0), timeoutMs: config.RISK_TIMEOUT_MS },
-        ),
-      ),
+        );
+        // An answer we do not understand (another worker version, a bug) is no answer: fail closed.
+        if (!r || !['allow', 'step_up', 'deny'].includes(r.decision) || !Array.isArray(r.reasons)) throw new Error('malformed risk result');
+        return r;
+      }),
       mfa: provideMfa({ db, clock, config, totp: deps.totp, recovery: deps.recovery, ports: deps.ports ?? {} }),
       startPasskey: fromPromise(async ({ input }) => {
         if (!deps.passkey) throw new Error('passkeys are not configured');

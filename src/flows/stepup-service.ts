@@ -9,7 +9,7 @@ import type { TokenService } from '../tokens/access-token.ts';
 import type { Principal, Rbac, Requirement } from '../rbac/rbac.ts';
 import { AppError } from '../errors.ts';
 import { MFA_MACHINE_VERSION, type MfaEffect, type MfaOutput } from '../../machines/mfa.machine.ts';
-import { ACR, acrFor, combineAmr, publishAmr, type MfaMethod } from '../../machines/types.ts';
+import { acrFor, combineAmr, publishAmr, type MfaMethod } from '../../machines/types.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
 
@@ -25,12 +25,14 @@ export interface StepUpCompletion {
   tokens?: { access_token: string; token_type: 'Bearer'; expires_in: number };
 }
 
-/** Which of the user's methods can satisfy what was asked. Email codes never reach aal2. */
-export function methodsFor(enrolled: MfaMethod[], req: Requirement | null, acrValues?: string): MfaMethod[] {
+/**
+ * Which of the user's methods can satisfy what was asked. Email codes are never offered: they
+ * raise no assurance (NIST), so a step-up by email would only refresh the session's clock.
+ */
+export function methodsFor(enrolled: MfaMethod[], req: Requirement | null, _acrValues?: string): MfaMethod[] {
   const amr = req?.amr ?? [];
   if (amr.includes('hwk') || amr.includes('swk')) return enrolled.filter((m) => m === 'webauthn');
-  const wantsMfa = amr.includes('mfa') || amr.some((a) => a !== 'pwd') || (acrValues ?? '').split(' ').includes(ACR.aal2);
-  return wantsMfa ? enrolled.filter((m) => m !== 'email') : enrolled;
+  return enrolled.filter((m) => m !== 'email');
 }
 
 /**
@@ -118,7 +120,8 @@ export function createStepUpService(deps: {
       const amr = publishAmr(internal);
       // Elevated assurance ages from the time of this factor, not of the login.
       const factorTimes: Record<string, number> = Object.fromEntries(out.amr.map((a) => [a, now]));
-      if (amr.includes('mfa')) factorTimes.mfa = now;
+      // Fresh MFA only from a factor that counts: an email code never refreshes it.
+      if (amr.includes('mfa') && out.amr.some((a) => a !== 'email')) factorTimes.mfa = now;
       const raised = await deps.sessions.elevate(session.id, { amr, acr: acrFor(amr), factorTimes });
       if (!raised) throw new AppError('UNAUTHENTICATED');
       await deps.refresh?.rebindSession(session.id, raised.session.id, { ip: flow.ip ?? '', deviceId: flow.device_id });

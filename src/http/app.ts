@@ -2,7 +2,10 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { randomUUID } from 'node:crypto';
 import { AppError, isAppError } from '../errors.ts';
-import { clientContext } from './middleware/client.ts';
+import { clientContext, socketAddress } from './middleware/client.ts';
+import { inCidrs, parseCidrs } from '../risk/cidr.ts';
+
+const LOOPBACK = parseCidrs('loopback');
 import { ipGetter, loginAttemptGuard, rateLimit } from './middleware/rate-limit.ts';
 import { limitSettings } from '../security/limits.ts';
 import { problem } from './present.ts';
@@ -69,6 +72,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   if (s.config.devMailbox) {
     const mailbox = createDevMailbox(s.db, s.clock);
     app.get('/dev/mailbox', async (c) => {
+      // It holds live codes and links: only for someone on this machine.
+      if (!inCidrs(socketAddress(c), LOOPBACK)) throw new AppError('NOT_FOUND');
       const to = c.req.query('to');
       c.header('Cache-Control', 'no-store');
       return c.json(await mailbox.list({ destination: to && to.length <= 254 ? to : undefined, limit: 50 }));

@@ -58,7 +58,8 @@ describe('SMS and email codes over HTTP (real SMTP server, Twilio-format recorde
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ type: 'sms', restricted: true });
     expect(ok.body.recoveryCodes).toHaveLength(10);
-    expect((await c.post(`/auth/mfa/phone/${bind.body.id}/confirm`, { code: sms.lastCode(PHONE) })).body.code).toBe('MFA_ALREADY_CONFIRMED');
+    // Confirming again is refused: with a factor bound, adding needs fresh MFA first.
+    expect((await c.post(`/auth/mfa/phone/${bind.body.id}/confirm`, { code: sms.lastCode(PHONE) })).body.code).toBe('STEP_UP_REQUIRED');
     expect((await c.post('/auth/mfa/phone', { phone: '0415 555 0123' })).body.code).toBe('VALIDATION_FAILED');
 
     // A second factor needs fresh MFA: step up by SMS, then bind the email address.
@@ -110,6 +111,9 @@ describe('SMS and email codes over HTTP (real SMTP server, Twilio-format recorde
     // And step-up for that permission does not even offer email.
     const up = await c.post('/auth/stepup', { permission: 'WRITE_BACK_EPIC' });
     expect(up.body.methods).toEqual(['sms', 'recovery_code']);
+    // Nor any step-up: an email code would only refresh the clock of an older MFA.
+    const plain = await c.post('/auth/stepup', {});
+    expect(plain.body.methods).toEqual(['sms', 'recovery_code']);
   });
 
   it('a code works once, only in its own flow, and resend does not extend the guess budget', async () => {

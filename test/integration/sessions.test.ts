@@ -140,7 +140,8 @@ describe('password change', () => {
 describe('concurrent-session cap under concurrent logins', () => {
   for (const policy of ['evict_oldest', 'refuse'] as const) {
     it(`${policy}: 20 concurrent logins at a cap of 3 leave exactly 3 sessions`, async () => {
-      const t = await startTestServer({ SESSION_MAX_PER_USER: '3', SESSION_CAP_POLICY: policy, PASSWORD_HASH_CONCURRENCY: '2', RATE_LIMIT_IP_ACCOUNT_FAILURES: '50' });
+      // Attempts in flight count toward the lockout, so the burst of 20 needs a threshold above it.
+      const t = await startTestServer({ SESSION_MAX_PER_USER: '3', SESSION_CAP_POLICY: policy, PASSWORD_HASH_CONCURRENCY: '2', LOCKOUT_THRESHOLD: '50', RATE_LIMIT_IP_ACCOUNT_FAILURES: '50' });
       try {
         await t.services.users.create({ email: 'pat@example.test', password: 'pat-has-a-long-password', roles: [] });
         const dev = device('pat');

@@ -27,8 +27,9 @@ describe('WebAuthn over HTTP: registration, passkey sign-in, phishing-resistant 
     expect(reg.status).toBe(201);
     expect(reg.body).toMatchObject({ type: 'webauthn', label: 'Laptop', passkey: true });
     expect(reg.body.recoveryCodes).toHaveLength(10);
-    // The same registration response cannot be replayed.
-    expect((await c.post('/auth/mfa/webauthn', { response })).body.code).toBe('WEBAUTHN_FAILED');
+    // The same registration response cannot be replayed (and adding beside a factor needs fresh MFA).
+    expect((await c.post('/auth/mfa/webauthn', { response })).body.code).toBe('STEP_UP_REQUIRED');
+    expect(await t.services.webauthn.register({ identityId: (await t.services.users.byEmail('leo@example.test'))!.id, flowKey: 'session:x', response }).catch((e: { code?: string }) => e.code)).toBe('WEBAUTHN_FAILED');
     const list = await c.get('/auth/mfa');
     expect(list.body.map((f: { type: string }) => f.type)).toEqual(['webauthn', 'recovery_code']);
   });

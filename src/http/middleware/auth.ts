@@ -81,7 +81,12 @@ export async function requirePermission(c: Context<Env>, s: Services, permission
   const d = await s.rbac.authorize(p, permission);
   if (!d.allow) {
     await s.audit.append({ type: 'authorization.denied', actor: p.identityId, subject: permission, reason: d.code, data: { route: c.req.path } });
-    throw new AppError(d.code === 'PERMISSION_DENIED' ? 'PERMISSION_DENIED' : 'STEP_UP_REQUIRED');
+    if (d.code === 'PERMISSION_DENIED') throw new AppError('PERMISSION_DENIED');
+    throw new AppError('STEP_UP_REQUIRED', {
+      detail: d.description,
+      headers: { 'WWW-Authenticate': stepUpChallenge(d) },
+      extra: { acr_values: d.acrValues, ...(d.maxAge !== undefined ? { max_age: d.maxAge } : {}) },
+    });
   }
   return p;
 }

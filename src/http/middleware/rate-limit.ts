@@ -96,7 +96,9 @@ async function peekJson(c: Context, max: number): Promise<unknown> {
     chunks.push(value);
   }
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    // Decode exactly as the route's c.req.text() does (TextDecoder drops a UTF-8 BOM): a body the
+    // route accepts must never look unparseable here, or the attempt would skip the limiter.
+    return JSON.parse(new TextDecoder().decode(Buffer.concat(chunks)));
   } catch {
     return null;
   }

@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { readJson } from '../body.ts';
 import { requireFreshMfa, requirePrincipal } from '../middleware/auth.ts';
@@ -25,6 +25,11 @@ export function mfaRoutes(s: Services) {
     return c.json(await s.factors.list(p.identityId));
   });
 
+  /** Beside existing factors, every step that adds one needs fresh MFA. */
+  const freshIfFactors = async (c: Context<Env>, identityId: string) => {
+    if ((await s.factors.methodsOf(identityId)).length) await requireFreshMfa(c, s);
+  };
+
   app.post('/totp', async (c) => {
     const p = await requirePrincipal(c, s);
     // Adding a factor next to existing ones needs fresh MFA (else a stolen password session could add its own).
@@ -40,6 +45,8 @@ export function mfaRoutes(s: Services) {
   app.post('/totp/:id/confirm', async (c) => {
     const p = await requirePrincipal(c, s);
     const b = await readJson(c, z.object({ code: z.string().max(64) }).strict());
+    // Confirming is adding: an enrolment started before other factors existed needs fresh MFA now.
+    await freshIfFactors(c, p.identityId);
     const id = c.req.param('id');
     if (!UUID.test(id)) throw new AppError('MFA_FACTOR_NOT_FOUND');
     const { firstFactor } = await s.totp.confirm(p.identityId, id, b.code);
@@ -78,6 +85,7 @@ export function mfaRoutes(s: Services) {
     );
     const p = await requirePrincipal(c, s);
     const firstFactor = (await s.factors.methodsOf(p.identityId)).length === 0;
+    if (!firstFactor) await requireFreshMfa(c, s);
     const f = await s.webauthn.register({ identityId: p.identityId, flowKey: `session:${p.sessionId}`, response: b.response as never, label: b.label });
     await s.notifyUser?.(p.identityId, 'factor_changed', { factor: 'webauthn', action: 'enrolled' });
     const body: Record<string, unknown> = { id: f.id, type: 'webauthn', label: f.label, deviceType: f.deviceType, backedUp: f.backedUp, passkey: f.discoverable };
@@ -114,6 +122,7 @@ export function mfaRoutes(s: Services) {
 
     app.post(`/${path}/:id/resend`, async (c) => {
       const p = await requirePrincipal(c, s);
+      await freshIfFactors(c, p.identityId);
       const f = await pendingContact(p.identityId, c.req.param('id'), channel);
       const sent = await s.sendCode({ flowKey: `bind.${f.id}`, identityId: p.identityId, channel, resend: true, destination: f.destination });
       return c.json({ id: f.id, type: channel, to: sent.to });
@@ -122,6 +131,7 @@ export function mfaRoutes(s: Services) {
     app.post(`/${path}/:id/confirm`, async (c) => {
       const p = await requirePrincipal(c, s);
       const b = await readJson(c, z.object({ code: z.string().max(64) }).strict());
+      await freshIfFactors(c, p.identityId);
       const f = await pendingContact(p.identityId, c.req.param('id'), channel);
       const verdict = await s.codes.verify(`bind.${f.id}`, b.code);
       if (verdict === 'expired') throw new AppError('MFA_CODE_EXPIRED');

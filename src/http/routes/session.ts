@@ -3,7 +3,7 @@ import { deleteCookie } from 'hono/cookie';
 import { z } from 'zod';
 import { AppError } from '../../errors.ts';
 import { readJson } from '../body.ts';
-import { authenticate, requirePrincipal, sessionCookieName } from '../middleware/auth.ts';
+import { authenticate, requireFreshMfa, requirePrincipal, sessionCookieName } from '../middleware/auth.ts';
 import { presentSession, presentSessionListing } from '../present.ts';
 import { stepUpChallenge } from '../../rbac/rbac.ts';
 import type { Env, Services } from '../services.ts';
@@ -43,6 +43,8 @@ export function sessionRoutes(s: Services) {
       z.object({ currentPassword: z.string().max(1024), newPassword: z.string().max(1024), endOtherSessions: z.boolean().optional() }).strict(),
     );
     const p = await requirePrincipal(c, s);
+    // A user with second factors proves one recently: a stolen password-only session cannot take over.
+    if ((await s.factors.methodsOf(p.identityId)).length) await requireFreshMfa(c, s);
     if (!(await s.passwords.verifyCurrent(p.identityId, b.currentPassword))) throw new AppError('INVALID_CREDENTIALS');
     await s.passwords.setPassword(p.identityId, b.newPassword);
     const ended = b.endOtherSessions ? await s.sessions.revokeAllFor(p.identityId, 'password_changed', p.sessionId) : [];
