@@ -170,10 +170,11 @@ export function createFlowRuntime(o: FlowRuntimeOptions) {
     async advance<E>(id: string, event: { type: string }): Promise<Advanced<E>> {
       const row = await load(id);
       if (row.snapshot.status !== 'active') throw new AppError('INVALID_EVENT', { extra: { flowRow: row } });
-      const now = clock.now();
+      // The lease runs on the database's clock: API processes with skewed clocks still agree.
       const claim = await db.query(
-        `UPDATE flows SET lease_until = $3 WHERE id = $1 AND version = $2 AND (lease_until IS NULL OR lease_until <= $4)`,
-        [id, row.version, new Date(now + leaseMs), new Date(now)],
+        `UPDATE flows SET lease_until = clock_timestamp() + make_interval(secs => $3::double precision / 1000)
+          WHERE id = $1 AND version = $2 AND (lease_until IS NULL OR lease_until <= clock_timestamp())`,
+        [id, row.version, leaseMs],
       );
       if (claim.rowCount !== 1) throw new AppError('FLOW_CONFLICT', { extra: { flowRow: row } });
       let result: { snapshot: PersistedSnapshot; effects: E[] };
