@@ -3,6 +3,7 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import type { MfaMethod, PasswordResult } from '../../machines/types.ts';
 import { AppError } from '../errors.ts';
+import { clearAfterSuccess, lockAccount, reserveAttempt } from './lockout.ts';
 
 /** OWASP minimum for argon2id: m=19456 KiB, t=2, p=1. */
 // Algorithm.Argon2id is an ambient const enum (value 2), which verbatimModuleSyntax cannot import.
@@ -72,28 +73,18 @@ export async function createPasswordService(deps: {
    */
   async function attempt(identityId: string, hashed: string, password: string): Promise<PasswordResult> {
     const now = clock.now();
-    const reserved = await db.query<{ failed_attempts: number }>(
-      `UPDATE identities
-          SET failed_attempts = CASE WHEN locked_at IS NOT NULL THEN 1 ELSE failed_attempts + 1 END,
-              mfa_failed_attempts = CASE WHEN locked_at IS NOT NULL THEN 0 ELSE mfa_failed_attempts END,
-              locked_at = NULL, locked_until = NULL
-        WHERE id = $1 AND (locked_at IS NULL OR (locked_until IS NOT NULL AND locked_until <= $2))
-        RETURNING failed_attempts`,
-      [identityId, new Date(now)],
-    );
-    const count = reserved.rows[0]?.failed_attempts;
+    const count = await reserveAttempt(db, identityId, 'failed_attempts', now);
     if (count === undefined || count > deps.lockoutThreshold) {
       await doVerify(hashed, password); // the same cost as any other answer
       return fail(identityId, true);
     }
     if (await doVerify(hashed, password)) {
-      const reset = await db.query('UPDATE identities SET failed_attempts = 0 WHERE id = $1 AND locked_at IS NULL RETURNING id', [identityId]);
-      if (reset.rowCount === 1) return { ok: true, identityId, methods: await deps.methodsOf(identityId), accountLocked: false };
+      if (await clearAfterSuccess(db, identityId, 'failed_attempts'))
+        return { ok: true, identityId, methods: await deps.methodsOf(identityId), accountLocked: false };
       return fail(identityId, true);
     }
     if (count >= deps.lockoutThreshold) {
-      const until = deps.lockoutSeconds > 0 ? new Date(now + deps.lockoutSeconds * 1000) : null;
-      await db.query('UPDATE identities SET locked_at = $2, locked_until = $3 WHERE id = $1 AND locked_at IS NULL', [identityId, new Date(now), until]);
+      await lockAccount(db, identityId, now, deps.lockoutSeconds);
       return fail(identityId, true);
     }
     return fail(identityId, false);
