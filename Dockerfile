@@ -1,24 +1,26 @@
-# Threshold API and worker image. TypeScript runs directly with tsx (a runtime dependency).
-FROM node:20-bookworm-slim
-
+# Threshold API and worker image: compiled JavaScript run with plain node (no TypeScript loader).
+FROM node:20-bookworm-slim AS build
 WORKDIR /app
-ENV NODE_ENV=production
-
-# Dependencies first, so source changes reuse this layer.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
-
-# Only what the processes run (no local node_modules, .env or data are copied).
-COPY tsconfig.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY machines ./machines
 COPY workers ./workers
 COPY scripts ./scripts
-COPY db ./db
+RUN npm run build
 
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# Only what the processes run: compiled code, the launcher and the SQL migrations.
+COPY --from=build /app/dist ./dist
+COPY scripts/run.mjs ./scripts/run.mjs
+COPY db ./db
 # DATA_DIR (./data) is only written in the embedded mode; let the unprivileged user own it.
 RUN mkdir -p /app/data && chown node:node /app/data
-
 USER node
 EXPOSE 3000
-CMD ["npm", "start"]
+CMD ["node", "scripts/run.mjs", "src/main.ts"]

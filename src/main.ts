@@ -56,7 +56,9 @@ export async function start(env: Record<string, string | undefined> = process.en
   await new Promise<void>((r) => server.once('listening', () => r()));
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.PORT;
-  logger.info({ port, embedded: config.embedded }, `Threshold listening on http://${config.HOST}:${port}`);
+  // Production runs compiled JavaScript (dist/); development runs the TypeScript through tsx.
+  const runtime = import.meta.url.endsWith('.js') ? 'compiled' : 'typescript';
+  logger.info({ port, embedded: config.embedded, runtime }, `Threshold listening on http://${config.HOST}:${port}`);
   const stop = async () => {
     clearInterval(sweeper);
     await new Promise<void>((r) => server.close(() => r()));

@@ -1,9 +1,24 @@
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Db } from './db.ts';
 
-const MIGRATIONS_DIR = fileURLToPath(new URL('../../db/migrations/', import.meta.url));
+/**
+ * db/migrations/ of the project: found by walking up from this file, so the same code finds it
+ * from src/db/ (TypeScript) and from dist/src/db/ (compiled JavaScript, which has no SQL copies).
+ */
+function findMigrationsDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, 'db', 'migrations');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error('db/migrations not found above ' + fileURLToPath(import.meta.url));
+}
+
+const MIGRATIONS_DIR = findMigrationsDir();
 
 /**
  * Apply db/migrations/NNNN_*.sql in order, each once, each in its own transaction.
