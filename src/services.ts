@@ -170,9 +170,6 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
         )
       ).decision,
     rescoreTimeoutMs: config.RISK_TIMEOUT_MS,
-    touchSession: async (id) => {
-      await sessions.touch(id);
-    },
     onReuse: async (o) => notifyUser(o.identityId, 'factor_changed', { factor: 'session', action: 'locked because a used refresh token was presented again' }, `reuse-${o.familyId}`),
   });
   refreshRef.current = refresh;

@@ -57,11 +57,26 @@ export interface SessionService {
   /** Remove expired rows; returns how many. */
   sweep(): Promise<number>;
   /**
+   * A session row that another module read with its own query (the refresh lookup joins it, to
+   * save a round trip): the usable record and the idle slide that activity would write, or null
+   * when the session cannot be used (revoked, locked, expired). Pure: writes nothing.
+   */
+  activityOf(row: SessionRow): { record: SessionRecord; slide: SessionSlide } | null;
+  /**
    * Raise a live session after step-up: new amr/acr and factor times, and a new id and token
    * (the old ones are revoked at once: stops session fixation). The absolute expiry is kept.
    */
   elevate(id: string, change: { amr: string[]; acr: string; factorTimes: Record<string, number> }): Promise<{ token: string; session: SessionRecord } | null>;
 }
+
+/** What activity writes to a session: its state and the slid idle window (never shortened). */
+export interface SessionSlide {
+  state: SessionState;
+  lastSeenAt: number;
+  idleExpiresAt: number;
+}
+
+export type SessionRow = Row;
 
 interface Row {
   id: string;
@@ -82,8 +97,13 @@ interface Row {
   country: string | null;
 }
 
-const COLS =
-  'id, identity_id, amr, acr, auth_time, factor_times, created_at, last_seen_at, idle_expires_at, absolute_expires_at, revoked_at, state, lock_reason, device_id, ip, country';
+/** The sessions columns every reader selects (a joining reader prefixes them with `alias.`). */
+export const SESSION_COLUMNS = [
+  'id', 'identity_id', 'amr', 'acr', 'auth_time', 'factor_times', 'created_at', 'last_seen_at', 'idle_expires_at',
+  'absolute_expires_at', 'revoked_at', 'state', 'lock_reason', 'device_id', 'ip', 'country',
+] as const;
+
+const COLS = SESSION_COLUMNS.join(', ');
 
 const toRecord = (r: Row, state: SessionState = r.state): SessionRecord => ({
   id: r.id,
@@ -197,6 +217,15 @@ export function createSessionService(deps: {
         [r.id, next.state, new Date(next.ctx.lastSeenAt), new Date(next.ctx.idleExpiresAt)],
       );
       return u.rows[0] ? toRecord(u.rows[0]) : null;
+    },
+    activityOf(r) {
+      if (r.revoked_at !== null) return null;
+      const next = judge(r, { type: 'ACTIVITY', at: clock.now() });
+      if (next.state === 'expired' || next.state === 'locked') return null;
+      return {
+        record: toRecord(r, next.state),
+        slide: { state: next.state, lastSeenAt: next.ctx.lastSeenAt, idleExpiresAt: next.ctx.idleExpiresAt },
+      };
     },
     async byId(id) {
       if (!/^[0-9a-f-]{36}$/.test(id)) return null;

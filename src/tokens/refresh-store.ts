@@ -3,6 +3,7 @@ import type { Audit, AuditEvent } from '../audit/audit.ts';
 import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import { randomToken, Sealer, sha256 } from '../crypto/seal.ts';
+import { SESSION_COLUMNS, type SessionRow, type SessionSlide } from '../session/sessions.ts';
 
 /**
  * The SQL of refresh-token families. Every change of a family locks its row first, then its
@@ -23,6 +24,10 @@ export interface StoredToken {
   identityActive: boolean;
   /** The child, when this token was rotated. */
   child: { id: string; live: boolean; ip: string | null; country: string | null } | null;
+  /** The family's session row as stored (null when it is gone), read in the same statement. */
+  session: SessionRow | null;
+  /** The identity's role names, read in the same statement (access tokens carry them). */
+  roles: string[];
 }
 
 export interface NewToken {
@@ -30,9 +35,6 @@ export interface NewToken {
   country: string | null;
   deviceId: string | null;
 }
-
-/** Test seam: runs inside the rotation's open transaction after each step. */
-export type RotationHook = (stage: 'updated' | 'inserted', q: Queryable) => Promise<void>;
 
 interface FoundRow {
   id: string;
@@ -52,13 +54,22 @@ interface FoundRow {
   child_expires_at: Date | null;
   child_ip: string | null;
   child_country: string | null;
+  roles: string[] | null;
+  [sessionColumn: `s_${string}`]: unknown;
+}
+
+const SESSION_SELECT = SESSION_COLUMNS.map((c) => `s.${c} AS s_${c}`).join(', ');
+
+function sessionOf(r: FoundRow): SessionRow | null {
+  if (r.s_id === null || r.s_id === undefined) return null;
+  return Object.fromEntries(SESSION_COLUMNS.map((c) => [c, r[`s_${c}`]])) as unknown as SessionRow;
 }
 
 /** Key that seals a child token for the grace window: derived from the parent token itself. */
 const graceSealer = (parentToken: string) =>
   new Sealer(Buffer.from(hkdfSync('sha256', parentToken, Buffer.alloc(0), 'threshold refresh grace v1', 32)));
 
-export function createRefreshStore(deps: { db: Db; clock: Clock; audit: Audit; ttlSeconds: number; grace: boolean; hook?: RotationHook }) {
+export function createRefreshStore(deps: { db: Db; clock: Clock; audit: Audit; ttlSeconds: number; grace: boolean }) {
   const { db, clock, audit } = deps;
   const expiryFor = (now: number, absoluteExpiresAt: number) => new Date(Math.min(now + deps.ttlSeconds * 1000, absoluteExpiresAt));
 
@@ -90,16 +101,23 @@ export function createRefreshStore(deps: { db: Db; clock: Clock; audit: Audit; t
       return { token, familyId };
     },
 
+    /**
+     * Everything a refresh decides on, in one statement: the token, its family and child, the
+     * identity's status and roles, and the family's session row (judged by the session service).
+     */
     async find(tokenHash: string): Promise<StoredToken | null> {
       const { rows } = await db.query<FoundRow>(
         `SELECT t.id, t.family_id, f.session_id, t.identity_id, t.expires_at, t.rotated_at, t.revoked_at, t.ip, t.country,
                 f.revoked_at AS family_revoked_at, i.status,
                 c.id AS child_id, c.rotated_at AS child_rotated_at, c.revoked_at AS child_revoked_at,
-                c.expires_at AS child_expires_at, c.ip AS child_ip, c.country AS child_country
+                c.expires_at AS child_expires_at, c.ip AS child_ip, c.country AS child_country,
+                (SELECT array_agg(ur.role ORDER BY ur.role) FROM user_roles ur WHERE ur.identity_id = t.identity_id) AS roles,
+                ${SESSION_SELECT}
            FROM refresh_tokens t
            JOIN refresh_families f ON f.id = t.family_id
            LEFT JOIN identities i ON i.id = t.identity_id
            LEFT JOIN refresh_tokens c ON c.parent_id = t.id
+           LEFT JOIN sessions s ON s.id = f.session_id
           WHERE t.token_hash = $1`,
         [tokenHash],
       );
@@ -125,15 +143,20 @@ export function createRefreshStore(deps: { db: Db; clock: Clock; audit: Audit; t
               country: r.child_country,
             }
           : null,
+        session: sessionOf(r),
+        roles: r.roles ?? [],
       };
     },
 
     /**
-     * Rotate `tokenId` into a new child, atomically: of any number of concurrent uses, exactly one
-     * finds `rotated_at IS NULL` and the others get `raced`. `parentToken` is the presented token,
-     * needed only to seal the child for the grace window. Stops refresh-token replay (RFC 9700 §4.14.2).
-     * Nothing inside the transaction may wait for another pool connection (signing keys, roles):
-     * under a burst every connection could be held by a rotation waiting for this family's lock.
+     * Rotate `tokenId` into a new child in ONE statement (one round trip, one commit): lock the
+     * family, mark the token rotated, drop the grandparent's sealed copy (grace), insert the child
+     * and slide the session's idle window (`slide`, computed by the session service from the row
+     * the lookup read). Of any number of concurrent uses exactly one finds `rotated_at IS NULL`
+     * (Postgres re-checks the row after waiting for its lock) and the others get `raced`. The
+     * family lock orders a rotation against a family revocation, whose second statement then sees
+     * the child. `parentToken` is needed only to seal the child for the grace window.
+     * Stops refresh-token replay (RFC 9700 §4.14.2).
      */
     async rotate(o: {
       tokenId: string;
@@ -141,38 +164,39 @@ export function createRefreshStore(deps: { db: Db; clock: Clock; audit: Audit; t
       parentToken: string;
       absoluteExpiresAt: number;
       client: NewToken;
+      slide: SessionSlide | null;
     }): Promise<{ ok: true; child: string } | { ok: false; reason: 'raced' | 'session_ended' }> {
       const now = clock.now();
       if (o.absoluteExpiresAt <= now) return { ok: false, reason: 'session_ended' };
       const child = randomToken(32);
       const childId = randomUUID();
       const sealed = deps.grace ? graceSealer(o.parentToken).seal(child, childId) : null;
-      return db.tx(async (q) => {
-        const fam = await q.query<{ session_id: string; identity_id: string }>(
-          'SELECT session_id, identity_id FROM refresh_families WHERE id = $1 AND revoked_at IS NULL FOR UPDATE',
-          [o.familyId],
-        );
-        if (!fam.rows[0]) return { ok: false as const, reason: 'raced' as const };
-        const upd = await q.query<{ parent_id: string | null }>(
-          `UPDATE refresh_tokens SET rotated_at = $2, grace_child_sealed = $3
-            WHERE id = $1 AND family_id = $4 AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $2
-          RETURNING parent_id`,
-          [o.tokenId, new Date(now), sealed, o.familyId],
-        );
-        if (!upd.rows[0]) return { ok: false as const, reason: 'raced' as const };
-        await deps.hook?.('updated', q);
-        // The grandparent is no longer the immediately previous token: its sealed copy goes.
-        if (deps.grace && upd.rows[0].parent_id) {
-          await q.query('UPDATE refresh_tokens SET grace_child_sealed = NULL WHERE id = $1', [upd.rows[0].parent_id]);
-        }
-        const { session_id: sessionId, identity_id: identityId } = fam.rows[0];
-        await insertToken(q, {
-          ...o.client, id: childId, familyId: o.familyId, sessionId, identityId, hash: sha256(child), parentId: o.tokenId, now,
-          expiresAt: expiryFor(now, o.absoluteExpiresAt),
-        });
-        await deps.hook?.('inserted', q);
-        return { ok: true as const, child };
-      });
+      const { rows } = await db.query<{ rotated: number }>(
+        `WITH fam AS (
+           SELECT id, session_id, identity_id FROM refresh_families WHERE id = $1 AND revoked_at IS NULL FOR UPDATE
+         ), upd AS (
+           UPDATE refresh_tokens SET rotated_at = $3, grace_child_sealed = $4
+            WHERE id = $2 AND family_id = (SELECT id FROM fam) AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3
+           RETURNING parent_id
+         ), grandparent AS (
+           UPDATE refresh_tokens SET grace_child_sealed = NULL
+            WHERE $5::boolean AND id = (SELECT parent_id FROM upd) AND grace_child_sealed IS NOT NULL
+         ), ins AS (
+           INSERT INTO refresh_tokens (id, family_id, session_id, identity_id, token_hash, parent_id, created_at, expires_at, ip, country, device_id)
+           SELECT $6, fam.id, fam.session_id, fam.identity_id, $7, $2, $3, $8, $9, $10, $11 FROM fam, upd
+           RETURNING session_id
+         ), slide AS (
+           UPDATE sessions SET state = $12, last_seen_at = $13, idle_expires_at = GREATEST(idle_expires_at, $14)
+            WHERE $12::text IS NOT NULL AND id = (SELECT session_id FROM ins) AND revoked_at IS NULL AND state <> 'locked'
+         )
+         SELECT count(*)::int AS rotated FROM ins`,
+        [
+          o.familyId, o.tokenId, new Date(now), sealed, deps.grace, childId, sha256(child), expiryFor(now, o.absoluteExpiresAt),
+          o.client.ip, o.client.country, o.client.deviceId,
+          o.slide?.state ?? null, o.slide ? new Date(o.slide.lastSeenAt) : null, o.slide ? new Date(o.slide.idleExpiresAt) : null,
+        ],
+      );
+      return rows[0]?.rotated === 1 ? { ok: true, child } : { ok: false, reason: 'raced' };
     },
 
     /** Grace only: open the current child of `parentToken`, if it is still the family's live newest token. */

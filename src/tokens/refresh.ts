@@ -6,9 +6,9 @@ import { sha256 } from '../crypto/seal.ts';
 import { AppError } from '../errors.ts';
 import { formatIPv4, parseIp, unmapIPv4 } from '../risk/cidr.ts';
 import type { Geo } from '../risk/geo.ts';
-import type { SessionService } from '../session/sessions.ts';
+import type { SessionService, SessionSlide } from '../session/sessions.ts';
 import type { TokenService } from './access-token.ts';
-import { createRefreshStore, type RotationHook } from './refresh-store.ts';
+import { createRefreshStore } from './refresh-store.ts';
 import {
   REFRESH_DESCRIPTIONS,
   refreshMachine,
@@ -61,15 +61,12 @@ export interface RefreshDeps {
   rescore?: (o: RescoreInput) => Promise<RiskVerdict>;
   /** Deadline of `rescore`; default 2000 ms. */
   rescoreTimeoutMs?: number;
+  /** Roles for the first access token of a family (`issue`); a refresh reads them with the token. */
   roleNames?: (identityId: string) => Promise<string[]>;
   /** What reuse does to the session: `lock` (default; an admin may unlock) or `revoke`. */
   reuseSessionAction?: 'lock' | 'revoke';
-  /** Activity by session id: a refresh slides the session's idle window. Without it, it does not. */
-  touchSession?: (sessionId: string) => Promise<unknown>;
   /** Told once per detected reuse (e.g. to email the user); its errors do not change the answer. */
   onReuse?: (o: { identityId: string; sessionId: string; familyId: string }) => Promise<void>;
-  /** Test seam: awaited inside the rotation's transaction. */
-  rotationHook?: RotationHook;
 }
 
 export type RefreshResult = ({ ok: true } & TokenSet) | { ok: false; error: 'invalid_grant'; error_description: string };
@@ -89,6 +86,9 @@ interface PendingRefresh {
   token: string;
   client: RefreshClient;
   failure: unknown;
+  /** From the lookup: the identity's roles and the idle slide the rotation writes with the child. */
+  roles: string[];
+  slide: SessionSlide | null;
 }
 
 /** Our tokens: 32 random bytes, base64url. Anything else is unknown without a lookup. */
@@ -114,25 +114,22 @@ export function createRefreshService(deps: RefreshDeps): RefreshService {
   }
   const graceMs = graceSeconds * 1000;
   const rescoreTimeoutMs = deps.rescoreTimeoutMs ?? 2000;
-  const store = createRefreshStore({ db: deps.db, clock, audit, ttlSeconds: deps.ttlSeconds, grace: graceMs > 0, hook: deps.rotationHook });
+  const store = createRefreshStore({ db: deps.db, clock, audit, ttlSeconds: deps.ttlSeconds, grace: graceMs > 0 });
   const countryOf = (ip: string | null) => (ip ? (geo.lookup(ip)?.country ?? null) : null);
 
-  async function accessToken(identityId: string, s: SessionClaims) {
+  function accessToken(identityId: string, s: SessionClaims, roles: string[]) {
     // What the session proved, unchanged: a refresh never raises or refreshes amr/acr/auth_time.
-    return deps.tokens.issue({
-      sub: identityId,
-      sid: s.sid,
-      amr: s.amr,
-      acr: s.acr,
-      auth_time: s.authTime,
-      ...(deps.roleNames ? { roles: await deps.roleNames(identityId) } : {}),
-    });
+    return deps.tokens.issue({ sub: identityId, sid: s.sid, amr: s.amr, acr: s.acr, auth_time: s.authTime, roles });
   }
 
-  async function lookup(tokenHash: string): Promise<RefreshRecord | null> {
+  /** One statement reads the token, its family, the identity's roles and the session row. */
+  async function lookup(req: PendingRefresh, tokenHash: string): Promise<RefreshRecord | null> {
     const t = await store.find(tokenHash);
     if (!t) return null;
-    const s = !t.revoked && t.identityActive ? await sessions.byId(t.sessionId) : null;
+    const usable = !t.revoked && t.identityActive && t.session ? sessions.activityOf(t.session) : null;
+    const s = usable?.record ?? null;
+    req.roles = t.roles;
+    req.slide = usable?.slide ?? null;
     // For the immediately previous token (grace), the family's newest token is its child.
     const last = t.rotatedAt !== null && t.child ? t.child : t;
     return {
@@ -152,27 +149,27 @@ export function createRefreshService(deps: RefreshDeps): RefreshService {
     };
   }
 
-  async function rotate(token: string, i: RotateInput): Promise<RotateResult> {
-    // Signed first, outside the transaction (see RefreshStore.rotate); discarded if the rotation loses.
-    const at = await accessToken(i.identityId, i.session);
+  async function rotate(req: PendingRefresh, i: RotateInput): Promise<RotateResult> {
+    // Signed first, outside the statement (a signing key may need the database); discarded if
+    // the rotation loses. The rotation also slides the session's idle window: a refresh is activity.
+    const at = await accessToken(i.identityId, i.session, req.roles);
     const r = await store.rotate({
       tokenId: i.tokenId,
       familyId: i.familyId,
-      parentToken: token,
+      parentToken: req.token,
       absoluteExpiresAt: i.session.absoluteExpiresAt,
       client: { ip: i.client.ip, country: i.client.country, deviceId: i.client.deviceId },
+      slide: req.slide,
     });
     if (!r.ok) return r;
-    // Committed: the answer must reach the client even if sliding the idle window fails.
-    await deps.touchSession?.(i.session.sid).catch(() => undefined);
     return { ok: true, tokens: { access_token: at.token, token_type: 'Bearer', expires_in: at.expiresIn, refresh_token: r.child } };
   }
 
-  async function reissue(token: string, i: RotateInput): Promise<RotateResult> {
-    const child = await store.currentChild({ tokenId: i.tokenId, parentToken: token, graceMs });
+  async function reissue(req: PendingRefresh, i: RotateInput): Promise<RotateResult> {
+    const child = await store.currentChild({ tokenId: i.tokenId, parentToken: req.token, graceMs });
     if (!child) return { ok: false, reason: 'raced' };
-    const t = await accessToken(i.identityId, i.session);
-    await deps.touchSession?.(i.session.sid).catch(() => undefined);
+    const t = await accessToken(i.identityId, i.session, req.roles);
+    if (req.slide) await sessions.touch(i.session.sid).catch(() => undefined);
     return { ok: true, tokens: { access_token: t.token, token_type: 'Bearer', expires_in: t.expiresIn, refresh_token: child } };
   }
 
@@ -215,11 +212,11 @@ export function createRefreshService(deps: RefreshDeps): RefreshService {
     });
   const machine = refreshMachine.provide({
     actors: {
-      lookup: act((_, i: { tokenHash: string }) => lookup(i.tokenHash)),
+      lookup: act((req, i: { tokenHash: string }) => lookup(req, i.tokenHash)),
       // A failing scorer is not a store failure: the machine turns it into a step-up.
       rescore: act((_, i: RescoreInput) => (deps.rescore ? deps.rescore(i) : Promise.resolve<RiskVerdict>('allow')), false),
-      rotate: act((req, i: RotateInput) => rotate(req.token, i)),
-      reissue: act((req, i: RotateInput) => reissue(req.token, i)),
+      rotate: act((req, i: RotateInput) => rotate(req, i)),
+      reissue: act((req, i: RotateInput) => reissue(req, i)),
       revokeFamily: act((req, i: RevokeFamilyInput) => revokeFamily(i, req.client)),
     },
   });
@@ -246,7 +243,7 @@ export function createRefreshService(deps: RefreshDeps): RefreshService {
       const client: RefreshClient = { ip: ctx.ip, network: networkOf(ctx.ip), country: countryOf(ctx.ip), deviceId: ctx.deviceId };
       const input: RefreshInput = { tokenHash: sha256(token), now: clock.now(), graceMs, rescore: !!deps.rescore, rescoreTimeoutMs, client };
       const actor = createActor(machine, { input });
-      const req: PendingRefresh = { token, client, failure: undefined };
+      const req: PendingRefresh = { token, client, failure: undefined, roles: [], slide: null };
       requests.set(actor.system, req);
       const done = toPromise(actor);
       actor.start();

@@ -5,19 +5,19 @@ import { createAudit } from '../../src/audit/audit.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { Sealer, sha256 } from '../../src/crypto/seal.ts';
 import { createPgDb } from '../../src/db/pg.ts';
-import type { Db, Queryable } from '../../src/db/db.ts';
+import type { Db } from '../../src/db/db.ts';
 import { createSessionService, type SessionService } from '../../src/session/sessions.ts';
 import { createTokenService, type TokenService } from '../../src/tokens/access-token.ts';
 import { createKeyStore } from '../../src/tokens/keys.ts';
 import { createRefreshService, type RefreshResult, type RefreshService } from '../../src/tokens/refresh.ts';
-import type { RotationHook } from '../../src/tokens/refresh-store.ts';
 import { createTestDb } from '../helpers/db.ts';
 
 /**
- * The database connection that is rotating a token dies in the middle of the rotation's
- * transaction (as in a Postgres restart or failover): killed with pg_terminate_backend from a
- * second connection while the transaction is open and busy. Afterwards exactly one of old/new is
- * usable (the old one: nothing committed), and replay detection still works.
+ * The database connection that is rotating a token dies in the middle of the rotation (as in a
+ * Postgres restart or failover): a second connection holds the family's row lock, so the
+ * rotation's statement is running and waiting inside Postgres, and that backend is killed with
+ * pg_terminate_backend. Afterwards exactly one of old/new is usable (the old one: nothing
+ * committed), and replay detection still works.
  */
 const ctx = { ip: '10.9.8.7', deviceId: null };
 
@@ -29,24 +29,31 @@ let clock: ManualClock;
 let sessions: SessionService;
 let tokens: TokenService;
 let svc: RefreshService;
-let armed: 'updated' | 'inserted' | null = null;
 let killedPid: number | null = null;
 
-/** Kill this transaction's backend while it runs a query (the rotation is mid-flight). */
-const hook: RotationHook = async (stage, q: Queryable) => {
-  if (stage !== armed) return;
-  armed = null;
-  const { rows } = await q.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  killedPid = rows[0].pid;
-  const killer = new Promise<void>((resolve, reject) => {
-    setTimeout(() => admin.query('SELECT pg_terminate_backend($1)', [killedPid]).then(() => resolve(), reject), 150);
-  });
-  try {
-    await q.query('SELECT pg_sleep(10)');
-  } finally {
-    await killer;
+/**
+ * Hold the family's lock from `admin`, wait until the rotation statement blocks on it inside
+ * Postgres, kill that backend, then let go. Resolves with the killed pid.
+ */
+async function killRotationMidway(familyId: string, refresh: Promise<unknown>): Promise<void> {
+  void refresh.catch(() => {});
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    // pg_stat_activity is a snapshot kept for the whole transaction: take a new one each time.
+    await admin.query('SELECT pg_stat_clear_snapshot()');
+    const { rows } = await admin.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity
+        WHERE wait_event_type = 'Lock' AND query LIKE 'WITH fam AS%' AND pid <> pg_backend_pid()`,
+    );
+    if (rows[0]) {
+      killedPid = rows[0].pid;
+      await admin.query('SELECT pg_terminate_backend($1)', [killedPid]);
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`the rotation of family ${familyId} never waited on the lock`);
+    await new Promise((r) => setImmediate(r));
   }
-};
+}
 
 beforeAll(async () => {
   const t = await createTestDb();
@@ -60,7 +67,7 @@ beforeAll(async () => {
   const audit = createAudit(db, clock);
   sessions = createSessionService({ db, clock, idleSeconds: 1800, absoluteSeconds: 43200 });
   tokens = createTokenService(createKeyStore(db, new Sealer(randomBytes(32)), clock), clock, { issuer: 'https://i.test', audience: 'https://a.test', ttlSeconds: 600 });
-  svc = createRefreshService({ db, clock, audit, sessions, tokens, geo: { lookup: () => null }, ttlSeconds: 3600, rotationHook: hook });
+  svc = createRefreshService({ db, clock, audit, sessions, tokens, geo: { lookup: () => null }, ttlSeconds: 3600 });
 });
 afterAll(async () => {
   await admin?.end();
@@ -81,13 +88,20 @@ const tokenRows = async (sessionId: string) =>
   )).rows;
 
 describe('connection killed in the middle of a rotation', () => {
-  it.each(['updated', 'inserted'] as const)('after the %s step: nothing committed, the old token still works once, replay is still detected', async (stage) => {
+  it('while the rotation statement runs: nothing committed, the old token still works once, replay is still detected', async () => {
     const u = await signIn();
     const old = await svc.issue({ sessionId: u.sessionId, identityId: u.identityId, ip: ctx.ip, deviceId: null });
+    const family = (await db.query<{ id: string }>('SELECT id FROM refresh_families WHERE session_id = $1', [u.sessionId])).rows[0].id;
 
-    armed = stage;
-    await expect(svc.refresh(old, ctx)).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
-    expect(armed).toBeNull();
+    await admin.query('BEGIN');
+    await admin.query('SELECT 1 FROM refresh_families WHERE id = $1 FOR UPDATE', [family]);
+    const refresh = svc.refresh(old, ctx);
+    try {
+      await killRotationMidway(family, refresh);
+    } finally {
+      await admin.query('ROLLBACK');
+    }
+    await expect(refresh).rejects.toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
     // The backend really died.
     const gone = await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [killedPid]);
     expect(gone.rowCount).toBe(0);

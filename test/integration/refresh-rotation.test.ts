@@ -245,14 +245,61 @@ describe('refresh-token rotation on real Postgres', () => {
     expect(await svc.refresh(r.refresh_token, ctx)).toMatchObject({ ok: false });
   });
 
-  it('a successful refresh is session activity (touchSession), a refused one is not', async () => {
-    const touched: string[] = [];
-    const svc = service({ touchSession: async (id) => void touched.push(id) });
+  it('a successful refresh is session activity (the idle window slides with the rotation), a refused one is not', async () => {
+    const svc = service();
     const u = await signIn();
+    const seen = async () =>
+      (await db.query<{ last_seen_at: Date; idle_expires_at: Date }>('SELECT last_seen_at, idle_expires_at FROM sessions WHERE id = $1', [u.sessionId])).rows[0];
     const a = await svc.issue({ sessionId: u.sessionId, identityId: u.identityId, ip: IP, deviceId: null });
+    const before = await seen();
+    clock.advance(60_000);
     await svc.refresh('x'.repeat(43), ctx);
-    ok(await svc.refresh(a, ctx));
-    expect(touched).toEqual([u.sessionId]);
+    expect(await seen()).toEqual(before);
+    const b = ok(await svc.refresh(a, ctx)).refresh_token;
+    const after = await seen();
+    expect(after.last_seen_at.getTime()).toBe(clock.now());
+    expect(after.idle_expires_at.getTime()).toBe(clock.now() + IDLE * 1000);
+    // A replay is refused and slides nothing (it revokes instead).
+    clock.advance(60_000);
+    await svc.refresh(a, ctx);
+    expect((await seen()).last_seen_at.getTime()).toBe(after.last_seen_at.getTime());
+    expect(await svc.refresh(b, ctx)).toMatchObject({ ok: false });
+  });
+
+  it('refreshes alone keep a session alive past its idle window (never past its absolute one)', async () => {
+    const svc = service();
+    const u = await signIn();
+    let t = await svc.issue({ sessionId: u.sessionId, identityId: u.identityId, ip: IP, deviceId: null });
+    for (let i = 0; i < 4; i++) {
+      clock.advance((IDLE * 1000) / 2);
+      t = ok(await svc.refresh(t, ctx)).refresh_token;
+    }
+    expect(await sessions.byId(u.sessionId)).not.toBeNull();
+  });
+
+  it('a refresh costs two SQL statements: one read (token, family, session, roles) and one rotation', async () => {
+    const statements: string[] = [];
+    const counting: Db = {
+      ...db,
+      query: ((sql: string, params?: unknown[]) => {
+        statements.push(sql.trim().split(/\s+/)[0]);
+        return db.query(sql, params as never);
+      }) as Db['query'],
+      tx: ((fn: never) => {
+        statements.push('BEGIN');
+        return db.tx(fn);
+      }) as Db['tx'],
+    };
+    const svc = createRefreshService({ db: counting, clock, audit, sessions, tokens, geo: noGeo, ttlSeconds: 3600, roleNames: async () => ['PATHOLOGIST'] });
+    const u = await signIn();
+    await db.query("INSERT INTO user_roles (identity_id, role) VALUES ($1, 'TECHNICIAN')", [u.identityId]);
+    const a = await svc.issue({ sessionId: u.sessionId, identityId: u.identityId, ip: IP, deviceId: null });
+    await tokens.verify((await tokens.issue({ sub: u.identityId, sid: u.sessionId, amr: ['pwd'], acr: 'x', auth_time: 1 })).token); // warm the signing key
+    statements.length = 0;
+    const r = ok(await svc.refresh(a, ctx));
+    expect(statements).toEqual(['SELECT', 'WITH']);
+    // Roles come from the same read, not from another query.
+    expect(await tokens.verify(r.access_token)).toMatchObject({ roles: ['TECHNICIAN'] });
   });
 
   it('garbage and unknown tokens are invalid_grant', async () => {
@@ -306,7 +353,7 @@ describe('refresh lifetime (ManualClock)', () => {
     expect(await s.byId(u.sessionId)).not.toBeNull();
   });
 
-  it('with the default idle window and no touchSession, an unattended session ends refresh too', async () => {
+  it('an unattended session (no refresh within the idle window) ends refresh too', async () => {
     const svc = service();
     const u = await signIn();
     const a = await svc.issue({ sessionId: u.sessionId, identityId: u.identityId, ip: IP, deviceId: null });
