@@ -1,5 +1,5 @@
 import { UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
-import { redisConnection } from '../src/jobs/bullmq.ts';
+import { announceCompletions, redisConnection } from '../src/jobs/bullmq.ts';
 import type { Logger } from '../src/logger.ts';
 import { createDelivery, PermanentDeliveryError, type Attempt, type DeliveryDeps, type DeliveryResult } from '../src/notify/delivery.ts';
 import { NOTIFY_JOB, NotifyJobSchema } from './queues.ts';
@@ -97,10 +97,13 @@ export function startNotifyWorker(opts: {
   worker.on('failed', (job, err) =>
     opts.logger?.warn({ jobId: job?.id, name: job?.name, attempts: job?.attemptsMade, reason: err.message }, 'notify job failed'),
   );
+  // sendAndWait (login codes) learns the delivery's outcome by pub/sub (see announceCompletions).
+  const announcer = announceCompletions(worker, { redisUrl: opts.redisUrl, queueName: opts.queueName, prefix: opts.prefix });
   return {
     worker,
     async close(force = false) {
       await worker.close(force);
+      await announcer.close();
       connection.disconnect();
     },
   };

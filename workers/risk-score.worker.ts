@@ -1,6 +1,6 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import { z } from 'zod';
-import { redisConnection } from '../src/jobs/bullmq.ts';
+import { announceCompletions, redisConnection } from '../src/jobs/bullmq.ts';
 import type { Logger } from '../src/logger.ts';
 import type { RiskAssessment } from '../src/risk/policy.ts';
 import type { RiskScorer } from '../src/risk/scorer.ts';
@@ -42,10 +42,13 @@ export function startRiskWorker(opts: {
   worker.on('failed', (job, err) =>
     opts.logger?.warn({ jobId: job?.id, name: job?.name, reason: err.message }, 'risk job failed'),
   );
+  // The API process waiting on a score learns it by pub/sub (see announceCompletions).
+  const announcer = announceCompletions(worker, { redisUrl: opts.redisUrl, queueName: opts.queueName, prefix: opts.prefix });
   return {
     worker,
     async close() {
       await worker.close();
+      await announcer.close();
       connection.disconnect();
     },
   };

@@ -1,44 +1,124 @@
-import { Queue, QueueEvents } from 'bullmq';
+import { Queue, type Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { assertJobId, JobTimeoutError, withTimeout, type Jobs } from './jobs.ts';
 
 export const redisConnection = (url: string) => new Redis(url, { maxRetriesPerRequest: null, enableOfflineQueue: false });
 
-/** Producer side of BullMQ: queues and their event streams, created lazily per queue name. */
+/** Where a worker announces each finished job of a queue, for the API process waiting on it. */
+const doneChannel = (prefix: string | undefined, queue: string) => `${prefix ?? 'bull'}:${queue}:threshold-done`;
+
+interface DoneMessage {
+  id: string;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+}
+
+/**
+ * Worker side of `request`: publish every finished job (its result, or its final failure) on the
+ * queue's done channel, so the waiting API process learns it with one pub/sub message instead of
+ * reading BullMQ's event stream. A lost message costs only latency: `request` still looks at the
+ * job once before its deadline fails it closed.
+ */
+export function announceCompletions(worker: Worker, o: { redisUrl: string; queueName: string; prefix?: string }): { close(): Promise<void> } {
+  const pub = new Redis(o.redisUrl, { maxRetriesPerRequest: 1 });
+  pub.on('error', () => {});
+  const channel = doneChannel(o.prefix, o.queueName);
+  const send = (m: DoneMessage) => void pub.publish(channel, JSON.stringify(m)).catch(() => {});
+  worker.on('completed', (job, result) => job.id && send({ id: job.id, ok: true, result }));
+  worker.on('failed', (job, err) => {
+    if (job?.id && job.attemptsMade >= (job.opts.attempts ?? 1)) send({ id: job.id, ok: false, error: err.message });
+  });
+  return {
+    async close() {
+      await pub.quit().catch(() => pub.disconnect());
+    },
+  };
+}
+
+/** Producer side of BullMQ: queues created lazily per queue name; results come by pub/sub. */
 export function createBullJobs(redisUrl: string, opts: { prefix?: string } = {}): Jobs {
   const conn = redisConnection(redisUrl);
   conn.on('error', () => {});
-  const queues = new Map<string, { q: Queue; ev: QueueEvents; ready: Promise<unknown> }>();
+  const queues = new Map<string, Queue>();
   const get = (name: string) => {
-    let e = queues.get(name);
-    if (!e) {
-      const q = new Queue(name, { connection: conn, prefix: opts.prefix });
-      const evConn = redisConnection(redisUrl);
-      evConn.on('error', () => {});
-      const ev = new QueueEvents(name, { connection: evConn, prefix: opts.prefix });
-      e = { q, ev, ready: ev.waitUntilReady() };
-      queues.set(name, e);
+    let q = queues.get(name);
+    if (!q) {
+      q = new Queue(name, { connection: conn, prefix: opts.prefix });
+      queues.set(name, q);
     }
-    return e;
+    return q;
+  };
+  // One subscriber connection per process, one channel per queue; waiters keyed by queue and job id.
+  let sub: Redis | null = null;
+  const subscribed = new Map<string, Promise<unknown>>();
+  const waiting = new Map<string, (m: DoneMessage) => void>();
+  const listen = (queue: string) => {
+    let p = subscribed.get(queue);
+    if (!p) {
+      if (!sub) {
+        sub = new Redis(redisUrl, { maxRetriesPerRequest: null });
+        sub.on('error', () => {});
+        sub.on('message', (channel: string, text: string) => {
+          let m: DoneMessage;
+          try {
+            m = JSON.parse(text) as DoneMessage;
+          } catch {
+            return;
+          }
+          const q = channel.slice(`${opts.prefix ?? 'bull'}:`.length, -':threshold-done'.length);
+          waiting.get(`${q}/${m.id}`)?.(m);
+        });
+      }
+      p = sub.subscribe(doneChannel(opts.prefix, queue));
+      p.catch(() => subscribed.delete(queue));
+      subscribed.set(queue, p);
+    }
+    return p;
+  };
+  /** A finished job's outcome read from its hash: for a job that finished before we listened. */
+  const outcomeOf = async (queue: string, id: string): Promise<DoneMessage | null> => {
+    const [finishedOn, returnvalue, failedReason] = await conn.hmget(`${opts.prefix ?? 'bull'}:${queue}:${id}`, 'finishedOn', 'returnvalue', 'failedReason');
+    if (!finishedOn) return null;
+    if (failedReason) return { id, ok: false, error: failedReason };
+    return { id, ok: true, result: returnvalue === null ? null : JSON.parse(returnvalue) };
   };
   return {
     async request<R>(queue: string, name: string, payload: unknown, o: { jobId: string; timeoutMs: number }) {
-      const { q, ev, ready } = get(queue);
+      const q = get(queue);
+      const jobId = assertJobId(o.jobId);
+      const key = `${queue}/${jobId}`;
+      let settle!: (m: DoneMessage) => void;
+      const done = new Promise<DoneMessage>((resolve) => (settle = resolve));
+      waiting.set(key, settle);
       const work = (async () => {
-        await ready;
-        const job = await q.add(name, payload, {
-          jobId: assertJobId(o.jobId),
-          attempts: 1,
-          removeOnComplete: { age: 600 },
-          removeOnFail: { age: 3600 },
-        });
-        return (await job.waitUntilFinished(ev, o.timeoutMs)) as R;
+        await listen(queue);
+        // Sent back to back: the hash read sees a job this id already finished (the same flow
+        // scored twice), the add creates it otherwise; either way one round trip.
+        const [earlier] = await Promise.all([
+          outcomeOf(queue, jobId),
+          q.add(name, payload, { jobId, attempts: 1, removeOnComplete: { age: 600 }, removeOnFail: { age: 3600 } }),
+        ]);
+        if (earlier) settle(earlier);
+        // Missed messages (a subscriber reconnect) are caught by one look shortly before the deadline.
+        const look = setTimeout(() => void outcomeOf(queue, jobId).then((m) => m && settle(m), () => {}), Math.max(0, o.timeoutMs - 150));
+        try {
+          const m = await done;
+          if (!m.ok) throw new Error(m.error ?? 'job failed');
+          return m.result as R;
+        } finally {
+          clearTimeout(look);
+        }
       })();
       work.catch(() => {});
-      return withTimeout(work, o.timeoutMs, () => new JobTimeoutError(queue, o.timeoutMs));
+      try {
+        return await withTimeout(work, o.timeoutMs, () => new JobTimeoutError(queue, o.timeoutMs));
+      } finally {
+        waiting.delete(key);
+      }
     },
     async enqueue(queue, name, payload, o) {
-      const { q } = get(queue);
+      const q = get(queue);
       await q.add(name, payload, {
         jobId: assertJobId(o.jobId),
         attempts: o.attempts ?? 5,
@@ -51,13 +131,11 @@ export function createBullJobs(redisUrl: string, opts: { prefix?: string } = {})
       await conn.ping();
     },
     async workers(queue) {
-      return (await get(queue).q.getWorkers()).length;
+      return (await get(queue).getWorkers()).length;
     },
     async close() {
-      for (const { q, ev } of queues.values()) {
-        await ev.close().catch(() => {});
-        await q.close().catch(() => {});
-      }
+      for (const q of queues.values()) await q.close().catch(() => {});
+      (sub as Redis | null)?.disconnect();
       conn.disconnect();
     },
   };
