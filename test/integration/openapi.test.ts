@@ -32,7 +32,7 @@ describe('the OpenAPI document', () => {
   it('documents every route registered on the app, and nothing the app lacks (dev mailbox on and off)', async () => {
     for (const devMailbox of [true, false]) {
       const app = createApp({ ...t.services, config: { ...t.services.config, devMailbox } });
-      const doc = await (await app.request('/openapi.json')).json();
+      const doc = (await (await app.request('/openapi.json')).json()) as any;
       const inApp = appOperations(app);
       const inDoc = documentOperations(doc);
       // Named, so a new route without docs says which one.
@@ -47,7 +47,7 @@ describe('the OpenAPI document', () => {
     const r = await fetch(`${t.url}/openapi.json`);
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/^application\/json/);
-    const doc = await r.json();
+    const doc = (await r.json()) as any;
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(['bearer', 'sessionCookie']);
     expect(doc.components.securitySchemes.sessionCookie).toMatchObject({ type: 'apiKey', in: 'cookie', name: 'threshold_session' });
@@ -115,7 +115,7 @@ describe('405 for a wrong method on a path that exists', () => {
       expect([method, path, r.status]).toEqual([method, path, 405]);
       expect(r.headers.get('allow')).toBe(allow);
       expect(r.headers.get('content-type')).toBe('application/problem+json');
-      expect((await r.json()).code).toBe('METHOD_NOT_ALLOWED');
+      expect(((await r.json()) as any).code).toBe('METHOD_NOT_ALLOWED');
     }
   });
 
@@ -123,7 +123,7 @@ describe('405 for a wrong method on a path that exists', () => {
     for (const [method, path] of [['GET', '/nope'], ['POST', '/auth/login/a/b'], ['GET', '/dev/mailbox']]) {
       const r = await fetch(`${t.url}${path}`, { method });
       expect(r.status).toBe(404);
-      expect((await r.json()).code).toBe('NOT_FOUND');
+      expect(((await r.json()) as any).code).toBe('NOT_FOUND');
     }
     expect((await fetch(`${t.url}/auth/verify`, { method: 'PUT' })).status).toBe(401);
   });
