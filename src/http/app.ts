@@ -33,8 +33,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     c.header('Referrer-Policy', 'no-referrer');
     await next();
   });
-  app.use('*', refuseUnstorableUrl());
   app.use('*', bodyLimit({ maxSize: 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } }));
+  app.use('*', refuseUnstorableUrl());
   app.use('*', clientContext({ trustedProxies: s.config.TRUSTED_PROXIES, secureCookies: s.config.secureCookies }));
 
   app.onError((err, c) => {
