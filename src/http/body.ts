@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { AppError } from '../errors.ts';
-import { assertStorable } from './input.ts';
+import { assertStorable, assertUniqueMembers } from './input.ts';
 
 /** Issues shown in one answer: a strict schema given 10,000 unknown members says so once, briefly. */
 const MAX_ISSUES = 5;
@@ -9,7 +9,8 @@ const MAX_DETAIL = 1000;
 
 /**
  * Parse a JSON body (or an empty one as {}) against a schema; errors name the fields. Every
- * string and member name is checked by the one input rule (input.ts) before the schema sees it.
+ * string and member name is checked by the one input rule (input.ts) before the schema sees it,
+ * and a member named twice in one object is refused rather than resolved silently.
  */
 export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
   const text = await c.req.text();
@@ -22,6 +23,7 @@ export async function readJson<T extends z.ZodType>(c: Context, schema: T): Prom
     } catch {
       throw new AppError('VALIDATION_FAILED', { detail: 'The body is not valid JSON.' });
     }
+    assertUniqueMembers(text);
   }
   assertStorable(raw);
   const r = schema.safeParse(raw);

@@ -49,6 +49,39 @@ export function assertStorable(value: unknown, root = 'body'): void {
 }
 
 /**
+ * Stops duplicate member names in a JSON text (`{"identifier":"a","identifier":"b"}`): JSON.parse
+ * keeps the last, a proxy or WAF in front may read the first, and two readers disagreeing about
+ * the same request is how checks get bypassed (I-JSON, RFC 7493 §2.3, forbids them). Call only
+ * on text JSON.parse accepted; one linear pass, no recursion.
+ */
+export function assertUniqueMembers(text: string): void {
+  const stack: (Set<string> | null)[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '{' || ch === '[') {
+      stack.push(ch === '{' ? new Set() : null);
+      continue;
+    }
+    if (ch === '}' || ch === ']') {
+      stack.pop();
+      continue;
+    }
+    if (ch !== '"') continue;
+    let j = i + 1;
+    while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+    const members = stack[stack.length - 1];
+    let k = j + 1;
+    while (k < text.length && ' \t\n\r'.includes(text[k])) k++;
+    if (members && text[k] === ':') {
+      const name = JSON.parse(text.slice(i, j + 1)) as string;
+      if (members.has(name)) throw refuse(keyLabel(name), 'a member name appears twice in one object');
+      members.add(name);
+    }
+    i = j;
+  }
+}
+
+/**
  * Applies the rule to every query parameter (names and values) and every path segment, as the
  * routes will decode them; mounted once for the whole app, so no route can forget it.
  */
