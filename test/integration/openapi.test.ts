@@ -54,7 +54,8 @@ describe('the OpenAPI document', () => {
     expect(doc.components.schemas.Problem.required).toEqual(expect.arrayContaining(['type', 'title', 'status', 'code']));
     const ids = new Set<string>();
     const text = JSON.stringify(doc);
-    for (const [, ref] of text.matchAll(/"\$ref":"#\/components\/schemas\/([A-Za-z]+)"/g)) expect(doc.components.schemas[ref]).toBeDefined();
+    for (const [, kind, ref] of text.matchAll(/"\$ref":"#\/components\/(schemas|responses)\/([A-Za-z_]+)"/g)) expect(doc.components[kind][ref], ref).toBeDefined();
+    expect(doc.paths['/health'].get.responses['413']).toEqual({ $ref: '#/components/responses/PAYLOAD_TOO_LARGE' });
     for (const item of Object.values(doc.paths) as Record<string, { operationId: string; responses: Record<string, unknown> }>[]) {
       for (const op of Object.values(item)) {
         expect(ids.has(op.operationId), op.operationId).toBe(false);

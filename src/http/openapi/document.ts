@@ -36,6 +36,11 @@ const toJsonSchema = (s: z.ZodType): Record<string, unknown> => {
 const schemaOf = (s: SchemaRef): Record<string, unknown> =>
   typeof s === 'string' ? { $ref: `#/components/schemas/${s}` } : 'jsonSchema' in s ? s.jsonSchema : toJsonSchema(s);
 
+const problemResponse = (codes: ErrorCode[]) => ({
+  description: codes.map((c) => `\`${c}\`: ${ERRORS[c].title}`).join(' · '),
+  content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+});
+
 function operation(r: DocumentedRoute) {
   const parameters: Record<string, unknown>[] = [];
   for (const [, name] of r.path.matchAll(/:([A-Za-z0-9_]+)/g)) {
@@ -66,10 +71,12 @@ function operation(r: DocumentedRoute) {
   }
   for (const [st, codes] of [...byStatus].sort((a, b) => a[0] - b[0])) {
     if (responses[st]) continue;
-    responses[st] = {
-      description: codes.map((c) => `\`${c}\`: ${ERRORS[c].title}`).join(' · '),
-      content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
-    };
+    // Only the common problem at this status: the shared component.
+    if (codes.length === 1 && COMMON_ERRORS.includes(codes[0])) {
+      responses[st] = { $ref: `#/components/responses/${codes[0]}` };
+      continue;
+    }
+    responses[st] = problemResponse(codes);
   }
 
   const body = { ...(r.body ? { 'application/json': r.body } : {}), ...r.bodies };
@@ -120,6 +127,7 @@ export function buildOpenApi(opts: OpenApiOptions, routes: readonly DocumentedRo
     paths,
     components: {
       schemas: Object.fromEntries(Object.entries(COMPONENT_SCHEMAS).map(([k, s]) => [k, toJsonSchema(s)])),
+      responses: Object.fromEntries(COMMON_ERRORS.map((c) => [c, problemResponse([c])])),
       securitySchemes: {
         sessionCookie: { type: 'apiKey', in: 'cookie', name: opts.sessionCookie, description: 'The HTTP-only session cookie set when a login flow finishes.' },
         bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from a flow started with returnTokens, or from /auth/token.' },

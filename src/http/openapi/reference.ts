@@ -45,7 +45,7 @@ type Op = {
   security?: Record<string, unknown>[];
   parameters?: { name: string; in: string; required?: boolean; description?: string; schema?: unknown }[];
   requestBody?: { content: Record<string, { schema: unknown }> };
-  responses: Record<string, { description: string; content?: Record<string, { schema: unknown }>; headers?: Record<string, { description?: string }> }>;
+  responses: Record<string, { $ref?: string; description: string; content?: Record<string, { schema: unknown }>; headers?: Record<string, { description?: string }> }>;
 };
 
 function security(op: Op): string {
@@ -77,6 +77,8 @@ function renderOp(path: string, method: string, op: Op): string {
   }
   parts.push('<table><tr><th>status</th><th>answer</th></tr>');
   for (const [status, r] of Object.entries(op.responses)) {
+    // Shared answers (any route) are listed once, at the top of the page.
+    if (r.$ref) continue;
     const types = Object.keys(r.content ?? {});
     const headers = Object.keys(r.headers ?? {});
     parts.push(
@@ -102,6 +104,7 @@ export function renderReference(doc: OpenApiDocument): string {
     `<title>${esc(doc.info.title)} HTTP API reference</title><style>${STYLE}</style></head><body>` +
     `<h1>${esc(doc.info.title)} HTTP API</h1><p>Version ${esc(doc.info.version)}. The machine-readable contract is ` +
     `<a href="/openapi.json">/openapi.json</a> (OpenAPI ${esc(doc.openapi)}).</p><p>${prose(doc.info.description)}</p>` +
+    `<p>Any route may also answer: ${Object.values(doc.components.responses).map((r) => prose(r.description)).join(' · ')} (problem+json).</p>` +
     `<nav>${[...byTag.keys()].map((t) => `<a href="#${esc(t)}">${esc(t)}</a>`).join('')}</nav>` +
     `${sections.join('')}<h2>Problem details</h2><pre>${esc(JSON.stringify(doc.components.schemas.Problem, null, 2))}</pre></body></html>`
   );
