@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -109,5 +110,17 @@ describe('NUL and lone surrogates at the boundary', () => {
     expect((await raw(t.url, 'POST', '/auth/login', bad)).status).toBe(201);
     // The JSON escape of a NUL is refused as the character itself is.
     refused(await raw(t.url, 'POST', '/auth/login', '{"identifier":"a\\u0000b"}'), 'identifier');
+  });
+
+  it('headers cannot carry such text: Node refuses NUL in a header before the app runs', async () => {
+    const u = new URL(t.url);
+    const head = await new Promise<string>((resolve) => {
+      const sock = connect(Number(u.port), u.hostname, () => sock.end('GET /auth/check HTTP/1.1\r\nHost: x\r\nUser-Agent: a\u0000b\r\n\r\n', 'latin1'));
+      let out = '';
+      sock.on('data', (d: Buffer) => (out += d.toString('latin1')));
+      sock.on('close', () => resolve(out));
+      sock.on('error', () => resolve(out));
+    });
+    expect(head.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
   });
 });
