@@ -106,7 +106,7 @@ function normaliseData(data: Record<string, unknown> | undefined): Record<string
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new TypeError('audit data must be a JSON object');
   }
-  return JSON.parse(JSON.stringify(data), function (this: unknown, _k, v: unknown) {
+  return JSON.parse(JSON.stringify(data), (_k, v: unknown) => {
     if (typeof v === 'string') return storableText(v);
     if (v && typeof v === 'object' && !Array.isArray(v)) {
       return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [storableText(k), x]));
