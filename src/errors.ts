@@ -11,6 +11,7 @@ export const ERRORS = {
   ACCOUNT_LOCKED: { status: 423, title: 'The account is locked.' },
   FLOW_NOT_FOUND: { status: 404, title: 'The flow does not exist.' },
   NOT_FOUND: { status: 404, title: 'Not found.' },
+  METHOD_NOT_ALLOWED: { status: 405, title: 'This method is not allowed here; see the Allow header.' },
   FLOW_EXPIRED: { status: 410, title: 'The flow has expired; start a new one.' },
   FLOW_CONFLICT: { status: 409, title: 'The flow was changed by another request; reload it.' },
   INVALID_EVENT: { status: 409, title: 'The flow does not accept this event in its current step.' },

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import { sha256 } from '../crypto/seal.ts';
+import { isStorableText, storableText } from '../db/text.ts';
 
 /**
  * One audit event. `data` is stored as jsonb and is part of the hash chain forever: it must be
@@ -45,9 +46,15 @@ const PAGE = 500;
 
 /**
  * JSON with object keys sorted recursively (jsonb reorders keys, so insertion order cannot be
- * trusted) and undefined members dropped, as JSON.stringify does.
+ * trusted) and undefined members dropped, as JSON.stringify does. Only text Postgres stores as
+ * given may be hashed (src/db/text.ts): the hash is over exactly the bytes the row holds, so a
+ * string with NUL or a lone surrogate is refused here rather than hashed in a form never stored.
  */
 export function canonicalJson(v: unknown): string {
+  if (typeof v === 'string') {
+    if (!isStorableText(v)) throw new TypeError('not storable text: NUL or an unpaired surrogate');
+    return JSON.stringify(v);
+  }
   if (v === null || typeof v !== 'object') {
     const s = JSON.stringify(v);
     if (s === undefined) throw new TypeError(`not JSON-serialisable: ${typeof v}`);
@@ -58,7 +65,7 @@ export function canonicalJson(v: unknown): string {
   const keys = Object.keys(o)
     .filter((k) => o[k] !== undefined && typeof o[k] !== 'function')
     .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  return `{${keys.map((k) => `${canonicalJson(k)}:${canonicalJson(o[k])}`).join(',')}}`;
 }
 
 export interface ChainRow {
@@ -88,14 +95,27 @@ export function hashRow(r: ChainRow): string {
   );
 }
 
-/** Round-trip through JSON so what we hash is exactly what jsonb will give back (Dates → ISO). */
+/**
+ * Round-trip through JSON so what we hash is exactly what jsonb will give back (Dates → ISO), with
+ * every string and key in its storable form (NUL and lone surrogates → U+FFFD): such text comes
+ * from callers, not clients (the HTTP boundary refuses it), and an audit event must still be
+ * written, and verify, rather than fail the action it records.
+ */
 function normaliseData(data: Record<string, unknown> | undefined): Record<string, unknown> {
   if (data === undefined) return {};
   if (data === null || typeof data !== 'object' || Array.isArray(data)) {
     throw new TypeError('audit data must be a JSON object');
   }
-  return JSON.parse(JSON.stringify(data)) as Record<string, unknown>;
+  return JSON.parse(JSON.stringify(data), (_k, v: unknown) => {
+    if (typeof v === 'string') return storableText(v);
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [storableText(k), x]));
+    }
+    return v;
+  }) as Record<string, unknown>;
 }
+
+const storable = (v: string | null | undefined): string | null => (v == null ? null : storableText(v));
 
 const toIso = (v: unknown): string => (v instanceof Date ? v : new Date(String(v))).toISOString();
 
@@ -120,9 +140,9 @@ export function createAudit(db: Db, clock: Clock): Audit {
       id: randomUUID(),
       at: new Date(clock.now()).toISOString(),
       type: e.type,
-      actor: e.actor ?? null,
-      subject: e.subject ?? null,
-      reason: e.reason ?? null,
+      actor: storable(e.actor),
+      subject: storable(e.subject),
+      reason: storable(e.reason),
       data,
     };
     await q.query(

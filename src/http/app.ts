@@ -18,6 +18,10 @@ import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
 import { deviceId } from './middleware/client.ts';
 import { createDevMailbox } from '../notify/dev-mailbox.ts';
+import { refuseUnstorableUrl } from './input.ts';
+import { allowedMethods } from './method-not-allowed.ts';
+import { contractRoutes } from './openapi/routes.ts';
+import { sessionCookieName } from './middleware/auth.ts';
 import type { Env, Services } from './services.ts';
 
 export function createApp(s: Services, extra: { checks?: Record<string, () => Promise<void>> } = {}) {
@@ -30,6 +34,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     await next();
   });
   app.use('*', bodyLimit({ maxSize: 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } }));
+  app.use('*', refuseUnstorableUrl());
   app.use('*', clientContext({ trustedProxies: s.config.TRUSTED_PROXIES, secureCookies: s.config.secureCookies }));
 
   app.onError((err, c) => {
@@ -37,7 +42,15 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     if (e.status >= 500) s.logger.error({ err, requestId: c.get('requestId'), path: c.req.path }, 'request failed');
     return problem(c, e, c.get('requestId'));
   });
-  app.notFound((c) => problem(c, new AppError('NOT_FOUND'), c.get('requestId')));
+  // A path that exists under other methods is 405 with Allow, across the whole app.
+  const allow = allowedMethods(app);
+  app.notFound((c) => {
+    const methods = allow(c.req.path);
+    const err = methods ? new AppError('METHOD_NOT_ALLOWED', { headers: { Allow: methods.join(', ') } }) : new AppError('NOT_FOUND');
+    return problem(c, err, c.get('requestId'));
+  });
+  // The HTTP contract (OpenAPI 3.1) and its reference page.
+  app.route('/', contractRoutes({ devMailbox: s.config.devMailbox, sessionCookie: sessionCookieName(s.config.secureCookies), publicUrl: s.config.PUBLIC_URL }));
 
   app.get('/health', async (c) => {
     const checks: Record<string, () => Promise<void>> = {

@@ -1,8 +1,17 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { AppError } from '../errors.ts';
+import { assertStorable, assertUniqueMembers } from './input.ts';
 
-/** Parse a JSON body (or an empty one as {}) against a schema; errors name the fields. */
+/** Issues shown in one answer: a strict schema given 10,000 unknown members says so once, briefly. */
+const MAX_ISSUES = 5;
+const MAX_DETAIL = 1000;
+
+/**
+ * Parse a JSON body (or an empty one as {}) against a schema; errors name the fields. Every
+ * string and member name is checked by the one input rule (input.ts) before the schema sees it,
+ * and a member named twice in one object is refused rather than resolved silently.
+ */
 export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
   const text = await c.req.text();
   let raw: unknown = {};
@@ -14,11 +23,15 @@ export async function readJson<T extends z.ZodType>(c: Context, schema: T): Prom
     } catch {
       throw new AppError('VALIDATION_FAILED', { detail: 'The body is not valid JSON.' });
     }
+    assertUniqueMembers(text);
   }
+  assertStorable(raw);
   const r = schema.safeParse(raw);
   if (!r.success) {
-    const detail = r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
-    throw new AppError('VALIDATION_FAILED', { detail });
+    const issues = r.error.issues.slice(0, MAX_ISSUES).map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);
+    if (r.error.issues.length > MAX_ISSUES) issues.push(`and ${r.error.issues.length - MAX_ISSUES} more`);
+    const detail = issues.join('; ');
+    throw new AppError('VALIDATION_FAILED', { detail: detail.length > MAX_DETAIL ? `${detail.slice(0, MAX_DETAIL)}…` : detail });
   }
   return r.data;
 }

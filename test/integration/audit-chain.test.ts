@@ -3,6 +3,9 @@ import { createAudit, hashRow } from '../../src/audit/audit.ts';
 import type { Audit } from '../../src/audit/audit.ts';
 import { ManualClock } from '../../src/clock.ts';
 import type { Db } from '../../src/db/db.ts';
+import { createPgliteDb } from '../../src/db/pglite.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { runAuditVerify } from '../../scripts/audit-verify.ts';
 import { createTestDb } from '../helpers/db.ts';
 
 const drops: (() => Promise<void>)[] = [];
@@ -11,7 +14,7 @@ afterAll(async () => {
 });
 
 /** A fresh schema with a chain of n events (seq 1..n). */
-async function chain(n: number): Promise<{ db: Db; audit: Audit; clock: ManualClock }> {
+async function chain(n: number): Promise<{ db: Db; audit: Audit; clock: ManualClock; url: string }> {
   const t = await createTestDb();
   drops.push(t.drop);
   const clock = new ManualClock();
@@ -26,7 +29,7 @@ async function chain(n: number): Promise<{ db: Db; audit: Audit; clock: ManualCl
       data: { n: i, ip: '203.0.113.7', when: new Date(clock.now()), z: { b: [1, 2], a: 'x' } },
     });
   }
-  return { db: t.db, audit, clock };
+  return { db: t.db, audit, clock, url: t.url };
 }
 
 /** Tamper as the table owner would: with the append-only triggers switched off. */
@@ -163,5 +166,44 @@ describe('audit chain on Postgres', () => {
     expect(await audit.verify()).toEqual({ ok: true, checked: 1203 });
     await asOwner(db, `UPDATE audit_events SET data = '{"k": -1}' WHERE seq = 1101`);
     expect(await audit.verify()).toMatchObject({ ok: false, brokenAt: 1101, checked: 1101 });
+  });
+
+  // Issue 7 item 1: one permission name with a lone surrogate used to break the chain for good.
+  it('stores and hashes the same text when events carry NUL or lone surrogates, so the chain still verifies', async () => {
+    const { db, audit, url } = await chain(2);
+    await audit.append({
+      type: 'authorization.denied',
+      actor: 'user-\u0000x',
+      subject: 'perm-\ud800',
+      reason: 'R\udc00',
+      data: { ['k\ud83d']: 'v\u0000\ude00', pair: 'ok \ud83d\ude00', list: ['\ud800', 1] },
+    });
+    await audit.append({ type: 'login.succeeded', subject: 'after' });
+    expect(await audit.verify()).toEqual({ ok: true, checked: 4 });
+    const lines: string[] = [];
+    expect(await runAuditVerify({ DATABASE_URL: url }, (l) => lines.push(l))).toBe(0);
+    expect(lines).toEqual(['audit chain ok: 4 events']);
+    const { rows } = await db.query<{ actor: string; subject: string; reason: string; data: Record<string, unknown> }>(
+      'SELECT actor, subject, reason, data FROM audit_events WHERE seq = 3',
+    );
+    expect(rows[0]).toEqual({
+      actor: 'user-\ufffdx',
+      subject: 'perm-\ufffd',
+      reason: 'R\ufffd',
+      data: { ['k\ufffd']: 'v\ufffd\ufffd', pair: 'ok \ud83d\ude00', list: ['\ufffd', 1] },
+    });
+  });
+
+  it('does the same on PGlite', async () => {
+    const db = await createPgliteDb();
+    try {
+      await migrate(db);
+      const audit = createAudit(db, new ManualClock());
+      await audit.append({ type: 'authorization.denied', subject: '\ud800', data: { p: 'x\u0000\udfff' } });
+      await audit.append({ type: 'login.succeeded', subject: 'after' });
+      expect(await audit.verify()).toEqual({ ok: true, checked: 2 });
+    } finally {
+      await db.close();
+    }
   });
 });

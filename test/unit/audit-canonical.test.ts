@@ -25,6 +25,15 @@ describe('canonicalJson', () => {
     expect(canonicalJson([undefined, 1])).toBe('[null,1]');
   });
 
+  it('refuses text Postgres would not store as given (NUL, lone surrogates), in values and keys', () => {
+    for (const bad of ['a\u0000', '\ud800', 'x\udc00y', '\ud83d']) {
+      expect(() => canonicalJson({ k: bad })).toThrow(TypeError);
+      expect(() => canonicalJson({ [bad]: 1 })).toThrow(TypeError);
+      expect(() => canonicalJson([bad])).toThrow(TypeError);
+    }
+    expect(canonicalJson({ k: '\ud83d\ude00' })).toBe('{"k":"\ud83d\ude00"}');
+  });
+
   it('escapes strings and keys the JSON way', () => {
     expect(canonicalJson({ 'k"': 'a\nb' })).toBe('{"k\\"":"a\\nb"}');
   });

@@ -1,10 +1,35 @@
 import { Hono } from 'hono';
+import { z } from 'zod';
 import { readJson } from '../body.ts';
 import { requirePermission } from '../middleware/auth.ts';
 import { AppError } from '../../errors.ts';
 import { CreateUserSchema } from '../../identity/users.ts';
 import { presentSessionListing } from '../present.ts';
+import { routeDocs, type RouteDoc } from '../openapi/doc.ts';
 import type { Env, Services } from '../services.ts';
+
+const ADMIN = ['UNAUTHENTICATED', 'PERMISSION_DENIED', 'STEP_UP_REQUIRED'] as const;
+const obj = (description: string) => ({ description, schema: { jsonSchema: { type: 'object' } } });
+const lockDocs = (what: 'users' | 'sessions', ok: RouteDoc['responses']) =>
+  Object.fromEntries(
+    (['lock', 'unlock'] as const).map((a) => [`POST /${what}/:id/${a}`, { summary: `${a === 'lock' ? 'Lock' : 'Unlock'} a ${what.slice(0, -1)}${a === 'lock' && what === 'users' ? ' (ends its sessions)' : ''}`, auth: 'session', responses: ok, errors: [...ADMIN, 'NOT_FOUND'] } satisfies RouteDoc]),
+  );
+
+export const adminDocs = routeDocs('/api', 'Administration', {
+  'POST /users': { summary: 'Create a user', auth: 'session', body: CreateUserSchema, responses: { 201: obj('The user: `{ id, email, displayName, roles, status, locked, createdAt }`') }, errors: [...ADMIN, 'CONFLICT', 'UNSUPPORTED_MEDIA_TYPE'] },
+  'GET /users/:id': { summary: 'Read a user', auth: 'session', responses: { 200: obj('The user') }, errors: [...ADMIN, 'NOT_FOUND'] },
+  ...lockDocs('users', { 200: obj('The user') }),
+  'GET /sessions': {
+    summary: "A user's sessions, with IPs",
+    auth: 'session',
+    query: z.object({ userId: z.string().regex(/^[0-9a-f-]{36}$/).describe('The user id') }),
+    responses: { 200: { description: 'Session listings', schema: { jsonSchema: { type: 'array', items: { type: 'object' } } } } },
+    errors: [...ADMIN],
+  },
+  'DELETE /sessions/:id': { summary: 'Revoke a session', auth: 'session', responses: { 204: { description: 'Revoked' } }, errors: [...ADMIN, 'NOT_FOUND'] },
+  ...lockDocs('sessions', { 204: { description: 'Done' } }),
+  'GET /roles': { summary: 'Roles and their permissions', auth: 'session', responses: { 200: { description: '`[{ name, description, permissions }]`', schema: { jsonSchema: { type: 'array', items: { type: 'object' } } } } }, errors: [...ADMIN] },
+});
 
 export function adminRoutes(s: Services) {
   const app = new Hono<Env>();

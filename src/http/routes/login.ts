@@ -6,6 +6,7 @@ import { deviceId } from '../middleware/client.ts';
 import { presentCompletion, presentFlow } from '../present.ts';
 import type { Completion } from '../../flows/login-service.ts';
 import type { FlowRow } from '../../flows/runtime.ts';
+import { routeDocs } from '../openapi/doc.ts';
 import type { Env, Services } from '../services.ts';
 
 const code = z.string().max(64);
@@ -32,6 +33,34 @@ const StartSchema = z
     method: z.enum(['password', 'passkey']).optional(),
   })
   .strict();
+
+const FLOW_ERRORS = ['FLOW_NOT_FOUND', 'FLOW_EXPIRED', 'FLOW_CONFLICT', 'INVALID_EVENT'] as const;
+
+export const loginDocs = routeDocs('/auth/login', 'Login', {
+  'POST /': {
+    summary: 'Start a login flow',
+    description: 'Sets the device cookie when absent. `method: passkey` starts a usernameless passkey login.',
+    auth: 'none',
+    body: StartSchema,
+    headers: { 'X-Device-Id': 'API clients: a stable device id (16-128 of A-Z a-z 0-9 _ -) instead of the device cookie' },
+    responses: { 201: { description: 'The new flow', schema: 'Flow' } },
+    errors: ['RATE_LIMITED', 'RATE_LIMIT_UNAVAILABLE', 'UNSUPPORTED_MEDIA_TYPE'],
+  },
+  'GET /:id': {
+    summary: 'Read a login flow',
+    auth: 'none',
+    responses: { 200: { description: 'The flow', schema: 'Flow' } },
+    errors: ['FLOW_NOT_FOUND', 'FLOW_EXPIRED'],
+  },
+  'POST /:id': {
+    summary: 'Submit one event to a login flow',
+    description: 'On `done` the answer carries `session` (and `tokens` when asked for) and sets the session cookie. A failed step answers a problem that carries the `flow`.',
+    auth: 'none',
+    body: LoginEventSchema,
+    responses: { 200: { description: 'The flow after the event', schema: 'Flow' } },
+    errors: [...FLOW_ERRORS, 'INVALID_CREDENTIALS', 'ACCOUNT_LOCKED', 'LOGIN_DENIED', 'MFA_CODE_INVALID', 'MFA_CODE_EXPIRED', 'MFA_CODE_LOCKED', 'WEBAUTHN_FAILED', 'CODE_RESEND_TOO_SOON', 'DELIVERY_FAILED', 'RATE_LIMITED', 'RATE_LIMIT_UNAVAILABLE', 'UNSUPPORTED_MEDIA_TYPE'],
+  },
+});
 
 /** A flow whose last step failed answers with the matching problem (and the flow). */
 export function outcomeError(row: FlowRow): AppError | null {

@@ -5,10 +5,52 @@ import { requireFreshMfa, requirePrincipal } from '../middleware/auth.ts';
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../../errors.ts';
 import { isUniqueViolation } from '../../db/db.ts';
+import { routeDocs, type RouteDoc } from '../openapi/doc.ts';
 import type { Env, Services } from '../services.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const Label = z.object({ label: z.string().trim().min(1).max(100) }).strict();
+const CodeSchema = z.object({ code: z.string().max(64) }).strict();
+const WebAuthnOptionsSchema = z.object({ passkey: z.boolean().optional() }).strict();
+const WebAuthnRegisterSchema = z
+  .object({ response: z.record(z.string(), z.unknown()).describe('RegistrationResponseJSON'), label: z.string().trim().min(1).max(64).optional() })
+  .strict();
+const PhoneStartSchema = z.object({ phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 number such as +14155550100') }).strict();
+const EmailStartSchema = z.object({ email: z.string().trim().email().max(254).optional() }).strict();
+
+const obj = (description: string) => ({ description, schema: { jsonSchema: { type: 'object' } } });
+const FRESH = ['UNAUTHENTICATED', 'STEP_UP_REQUIRED'] as const;
+const CODE_ERRORS = ['MFA_CODE_INVALID', 'MFA_CODE_EXPIRED', 'MFA_CODE_LOCKED', 'MFA_FACTOR_NOT_FOUND', 'MFA_ALREADY_CONFIRMED', 'CONFLICT'] as const;
+const contactDocs = (path: 'phone' | 'email', what: string, schema: z.ZodType) => ({
+  [`POST /${path}`]: {
+    summary: `Bind ${what} as a factor: sends a code there`,
+    auth: 'session',
+    body: schema,
+    responses: { 201: obj('`{ id, type, to }` (masked destination)') },
+    errors: [...FRESH, 'DELIVERY_FAILED', 'CODE_RESEND_TOO_SOON', 'UNSUPPORTED_MEDIA_TYPE'],
+  },
+  [`POST /${path}/:id/resend`]: { summary: 'Send the binding code again', auth: 'session', responses: { 200: obj('`{ id, type, to }`') }, errors: [...FRESH, 'MFA_FACTOR_NOT_FOUND', 'MFA_ALREADY_CONFIRMED', 'CODE_RESEND_TOO_SOON', 'DELIVERY_FAILED'] },
+  [`POST /${path}/:id/confirm`]: { summary: `Confirm ${what} with the code`, auth: 'session', body: CodeSchema, responses: { 200: obj('The factor (and recoveryCodes once, for a first factor)') }, errors: [...FRESH, ...CODE_ERRORS] },
+}) satisfies Record<string, RouteDoc>;
+
+export const mfaDocs = routeDocs('/auth/mfa', 'Factors', {
+  'GET /': { summary: "The caller's second factors", auth: 'session', responses: { 200: { description: '`[{ id, type, label, createdAt, lastUsedAt }]`', schema: { jsonSchema: { type: 'array', items: { type: 'object' } } } } }, errors: ['UNAUTHENTICATED'] },
+  'POST /totp': { summary: 'Start a TOTP enrolment (pending until confirmed)', auth: 'session', responses: { 201: obj('`{ id, secret, otpauthUri }`') }, errors: [...FRESH] },
+  'POST /totp/:id/confirm': { summary: 'Confirm a TOTP enrolment with a code', auth: 'session', body: CodeSchema, responses: { 200: obj('The factor (and recoveryCodes once, for a first factor)') }, errors: [...FRESH, ...CODE_ERRORS] },
+  'POST /webauthn/options': { summary: 'Registration options for a security key or passkey', auth: 'session', body: WebAuthnOptionsSchema, responses: { 200: obj('PublicKeyCredentialCreationOptionsJSON') }, errors: [...FRESH] },
+  'POST /webauthn': { summary: 'Register a security key or passkey', auth: 'session', body: WebAuthnRegisterSchema, responses: { 201: obj('`{ id, type, label, deviceType, backedUp, passkey }`') }, errors: [...FRESH, 'WEBAUTHN_FAILED'] },
+  ...contactDocs('phone', 'a phone number (SMS)', PhoneStartSchema),
+  ...contactDocs('email', 'an email address', EmailStartSchema),
+  'PATCH /:id': { summary: 'Rename a factor', auth: 'session', body: Label, responses: { 200: obj('The factor') }, errors: ['UNAUTHENTICATED', 'MFA_FACTOR_NOT_FOUND'] },
+  'DELETE /:id': {
+    summary: 'Remove a factor (fresh MFA needed)',
+    auth: 'session',
+    query: z.object({ endOtherSessions: z.enum(['true', 'false']).optional().describe('`true` also signs every other session out') }),
+    responses: { 204: { description: 'Removed' } },
+    errors: [...FRESH, 'MFA_FACTOR_NOT_FOUND'],
+  },
+  'POST /recovery-codes': { summary: 'Replace the recovery codes (fresh MFA needed)', auth: 'session', responses: { 200: obj('`{ recoveryCodes }`, shown once') }, errors: [...FRESH] },
+});
 
 /** Second-factor management for the signed-in user; every change is audited and mailed to them. */
 export function mfaRoutes(s: Services) {
@@ -44,7 +86,7 @@ export function mfaRoutes(s: Services) {
 
   app.post('/totp/:id/confirm', async (c) => {
     const p = await requirePrincipal(c, s);
-    const b = await readJson(c, z.object({ code: z.string().max(64) }).strict());
+    const b = await readJson(c, CodeSchema);
     // Confirming is adding: an enrolment started before other factors existed needs fresh MFA now.
     await freshIfFactors(c, p.identityId);
     const id = c.req.param('id');
@@ -62,7 +104,7 @@ export function mfaRoutes(s: Services) {
 
   /** Registration of a security key or passkey; bound to this session by its challenge. */
   app.post('/webauthn/options', async (c) => {
-    const b = await readJson(c, z.object({ passkey: z.boolean().optional() }).strict());
+    const b = await readJson(c, WebAuthnOptionsSchema);
     const p = await requirePrincipal(c, s);
     if ((await s.factors.methodsOf(p.identityId)).length) await requireFreshMfa(c, s);
     const user = await s.users.get(p.identityId);
@@ -79,10 +121,7 @@ export function mfaRoutes(s: Services) {
   });
 
   app.post('/webauthn', async (c) => {
-    const b = await readJson(
-      c,
-      z.object({ response: z.record(z.string(), z.unknown()), label: z.string().trim().min(1).max(64).optional() }).strict(),
-    );
+    const b = await readJson(c, WebAuthnRegisterSchema);
     const p = await requirePrincipal(c, s);
     const firstFactor = (await s.factors.methodsOf(p.identityId)).length === 0;
     if (!firstFactor) await requireFreshMfa(c, s);
@@ -99,10 +138,7 @@ export function mfaRoutes(s: Services) {
    * A different number is a new factor; adding one beside existing factors needs fresh MFA.
    */
   for (const [path, channel] of [['phone', 'sms'], ['email', 'email']] as const) {
-    const Start =
-      channel === 'sms'
-        ? z.object({ phone: z.string().regex(/^\+[1-9]\d{6,14}$/, 'an E.164 number such as +14155550100') }).strict()
-        : z.object({ email: z.string().trim().email().max(254).optional() }).strict();
+    const Start = channel === 'sms' ? PhoneStartSchema : EmailStartSchema;
     app.post(`/${path}`, async (c) => {
       const b = (await readJson(c, Start)) as { phone?: string; email?: string };
       const p = await requirePrincipal(c, s);
@@ -130,7 +166,7 @@ export function mfaRoutes(s: Services) {
 
     app.post(`/${path}/:id/confirm`, async (c) => {
       const p = await requirePrincipal(c, s);
-      const b = await readJson(c, z.object({ code: z.string().max(64) }).strict());
+      const b = await readJson(c, CodeSchema);
       await freshIfFactors(c, p.identityId);
       const f = await pendingContact(p.identityId, c.req.param('id'), channel);
       const verdict = await s.codes.verify(`bind.${f.id}`, b.code);

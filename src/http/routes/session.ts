@@ -6,7 +6,50 @@ import { readJson } from '../body.ts';
 import { authenticate, requireFreshMfa, requirePrincipal, sessionCookieName } from '../middleware/auth.ts';
 import { presentSession, presentSessionListing } from '../present.ts';
 import { stepUpChallenge } from '../../rbac/rbac.ts';
+import { routeDocs } from '../openapi/doc.ts';
 import type { Env, Services } from '../services.ts';
+
+const PasswordChangeSchema = z
+  .object({ currentPassword: z.string().max(1024), newPassword: z.string().max(1024), endOtherSessions: z.boolean().optional() })
+  .strict();
+const AuthorizeSchema = z.object({ permission: z.string().min(1).max(128), namespace: z.string().max(128).optional() }).strict();
+
+const json = (description: string) => ({ description, schema: { jsonSchema: { type: 'object' } } });
+
+export const sessionDocs = routeDocs('/auth', 'Session', {
+  'GET /check': { summary: 'Whether the caller is signed in (never 401; does not count as activity)', auth: 'optional', responses: { 200: { description: '`{ authenticated }`', schema: z.object({ authenticated: z.boolean() }) } } },
+  'GET /me': {
+    summary: 'The signed-in user, roles, permissions and session',
+    auth: 'session',
+    responses: { 200: json('`{ user: { id, email, displayName }, roles, permissions, session: { id, amr, acr, authTime, expiresAt, idleExpiresAt, warning, warningEndsAt? } }`') },
+    errors: ['UNAUTHENTICATED'],
+  },
+  'POST /password': {
+    summary: 'Change the password (fresh MFA needed when the user has second factors)',
+    auth: 'session',
+    body: PasswordChangeSchema,
+    responses: { 200: { description: '`{ changed, endedSessions }`', schema: z.object({ changed: z.literal(true), endedSessions: z.number().int() }) } },
+    errors: ['UNAUTHENTICATED', 'STEP_UP_REQUIRED', 'INVALID_CREDENTIALS', 'ACCOUNT_LOCKED', 'UNSUPPORTED_MEDIA_TYPE'],
+  },
+  'GET /sessions': { summary: "The caller's sessions", auth: 'session', responses: { 200: { description: 'Session listings', schema: { jsonSchema: { type: 'array', items: { type: 'object' } } } } }, errors: ['UNAUTHENTICATED'] },
+  'DELETE /sessions/:id': { summary: 'Sign one of your sessions out', auth: 'session', responses: { 204: { description: 'Revoked' } }, errors: ['UNAUTHENTICATED', 'NOT_FOUND'] },
+  'POST /logout': { summary: 'Sign out: revoke this session and its refresh tokens', auth: 'optional', responses: { 204: { description: 'Signed out (also when not signed in)' } } },
+  'GET /report/:token': { summary: '"This wasn\'t me": a confirmation page for the link in a new-sign-in email', auth: 'none', responses: { 200: { description: 'HTML', contentType: 'text/html', schema: { jsonSchema: { type: 'string' } } } } },
+  'POST /report/:token': {
+    summary: '"This wasn\'t me": sign the reported device out',
+    auth: 'none',
+    headers: { Accept: '`application/json` for a JSON answer instead of HTML' },
+    responses: { 200: { description: 'Revoked: `{ revoked: true }` (or HTML)', schema: z.object({ revoked: z.literal(true) }) } },
+    errors: ['NOT_FOUND'],
+  },
+  'POST /authorize': {
+    summary: 'May the caller use a permission? (RFC 9470 challenge when a step-up would do)',
+    auth: 'session',
+    body: AuthorizeSchema,
+    responses: { 200: { description: 'Allowed', schema: z.object({ allow: z.literal(true) }) } },
+    errors: ['UNAUTHENTICATED', 'STEP_UP_REQUIRED', 'PERMISSION_DENIED', 'UNSUPPORTED_MEDIA_TYPE'],
+  },
+});
 
 export function sessionRoutes(s: Services) {
   const app = new Hono<Env>();
@@ -38,10 +81,7 @@ export function sessionRoutes(s: Services) {
 
   /** Change the password; optionally end every other session (NIST: after a suspected compromise). */
   app.post('/password', async (c) => {
-    const b = await readJson(
-      c,
-      z.object({ currentPassword: z.string().max(1024), newPassword: z.string().max(1024), endOtherSessions: z.boolean().optional() }).strict(),
-    );
+    const b = await readJson(c, PasswordChangeSchema);
     const p = await requirePrincipal(c, s);
     // A user with second factors proves one recently: a stolen password-only session cannot take over.
     if ((await s.factors.methodsOf(p.identityId)).length) await requireFreshMfa(c, s);
@@ -100,10 +140,7 @@ export function sessionRoutes(s: Services) {
   });
 
   app.post('/authorize', async (c) => {
-    const b = await readJson(
-      c,
-      z.object({ permission: z.string().min(1).max(128), namespace: z.string().max(128).optional() }).strict(),
-    );
+    const b = await readJson(c, AuthorizeSchema);
     const p = await requirePrincipal(c, s);
     const d = await s.rbac.authorize(p, b.permission);
     if (d.allow) return c.json({ allow: true });

@@ -5,6 +5,7 @@ import { deviceId } from '../middleware/client.ts';
 import { requirePrincipal } from '../middleware/auth.ts';
 import { presentCompletion, presentFlow } from '../present.ts';
 import { outcomeError, StepUpEventSchema } from './login.ts';
+import { routeDocs } from '../openapi/doc.ts';
 import type { Env, Services } from '../services.ts';
 
 const StartSchema = z
@@ -15,6 +16,31 @@ const StartSchema = z
     returnTokens: z.boolean().optional(),
   })
   .strict();
+
+export const stepUpDocs = routeDocs('/auth/stepup', 'Step-up', {
+  'POST /': {
+    summary: "Start a step-up (RFC 9470) of the caller's session",
+    description: 'Asks for what `acr_values`/`max_age` or a permission requires; tokens are returned to bearer callers.',
+    auth: 'session',
+    body: StartSchema,
+    responses: { 201: { description: 'A flow of type stepup', schema: 'Flow' } },
+    errors: ['UNAUTHENTICATED', 'PERMISSION_DENIED', 'MFA_ENROLMENT_REQUIRED', 'UNSUPPORTED_MEDIA_TYPE'],
+  },
+  'GET /:id': {
+    summary: 'Read one of your step-up flows',
+    auth: 'session',
+    responses: { 200: { description: 'The flow', schema: 'Flow' } },
+    errors: ['UNAUTHENTICATED', 'FLOW_NOT_FOUND', 'FLOW_EXPIRED'],
+  },
+  'POST /:id': {
+    summary: 'Submit one second-factor event to a step-up flow',
+    description: "On `done` the session's amr and auth_time are raised and its id rotates (new cookie or tokens).",
+    auth: 'session',
+    body: StepUpEventSchema,
+    responses: { 200: { description: 'The flow after the event', schema: 'Flow' } },
+    errors: ['UNAUTHENTICATED', 'FLOW_NOT_FOUND', 'FLOW_EXPIRED', 'FLOW_CONFLICT', 'INVALID_EVENT', 'MFA_CODE_INVALID', 'MFA_CODE_EXPIRED', 'MFA_CODE_LOCKED', 'WEBAUTHN_FAILED', 'CODE_RESEND_TOO_SOON', 'DELIVERY_FAILED', 'UNSUPPORTED_MEDIA_TYPE'],
+  },
+});
 
 /** RFC 9470 step-up of the caller's live session. */
 export function stepUpRoutes(s: Services) {

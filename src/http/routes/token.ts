@@ -1,6 +1,48 @@
 import { Hono, type Context, type Env as HonoEnv } from 'hono';
 import { isAppError } from '../../errors.ts';
 import type { RefreshService } from '../../tokens/refresh.ts';
+import { routeDocs } from '../openapi/doc.ts';
+
+const RefreshGrant = {
+  jsonSchema: {
+    type: 'object',
+    properties: { grant_type: { const: 'refresh_token' }, refresh_token: { type: 'string', pattern: '^[\\x20-\\x7e]{1,1024}$' } },
+    required: ['grant_type', 'refresh_token'],
+  },
+};
+const OAuthError = {
+  jsonSchema: {
+    type: 'object',
+    properties: {
+      error: { enum: ['invalid_request', 'unsupported_grant_type', 'invalid_grant', 'temporarily_unavailable', 'server_error'] },
+      error_description: { type: 'string' },
+    },
+    required: ['error'],
+  },
+};
+
+export const tokenDocs = routeDocs('/auth/token', 'Tokens', {
+  'POST /': {
+    summary: 'Refresh grant (RFC 6749 §6): a new access token and a rotated refresh token',
+    description: 'Answers RFC 6749 §5.2 JSON, not problem+json. Reusing a rotated refresh token revokes its whole family.',
+    auth: 'none',
+    bodies: { 'application/x-www-form-urlencoded': RefreshGrant, 'application/json': RefreshGrant },
+    responses: {
+      200: {
+        description: 'The new token set',
+        schema: {
+          jsonSchema: {
+            type: 'object',
+            properties: { access_token: { type: 'string' }, token_type: { const: 'Bearer' }, expires_in: { type: 'integer' }, refresh_token: { type: 'string' } },
+            required: ['access_token', 'token_type', 'expires_in', 'refresh_token'],
+          },
+        },
+      },
+      400: { description: '`invalid_request`, `unsupported_grant_type` or `invalid_grant`', schema: OAuthError },
+      503: { description: '`temporarily_unavailable`: retry with the same refresh token', schema: OAuthError, headers: { 'Retry-After': 'Seconds' } },
+    },
+  },
+});
 
 /**
  * The OAuth token endpoint (RFC 6749 §3.2, §6), refresh grant only, mounted at /auth/token.

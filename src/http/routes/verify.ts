@@ -5,6 +5,7 @@ import { authenticate, sessionCookieName } from '../middleware/auth.ts';
 import { checkRequirement, stepUpChallenge, type Decision } from '../../rbac/rbac.ts';
 import type { RevocationList } from '../../session/revocation.ts';
 import type { VerifiedCredential, VerifyCache } from '../verify-cache.ts';
+import { routeDocs } from '../openapi/doc.ts';
 import type { Env, Services } from '../services.ts';
 
 /**
@@ -44,6 +45,25 @@ type Outcome =
   | { status: 400 }
   | { status: 401; challenge: string }
   | { status: 403 };
+
+export const verifyDocs = routeDocs('/auth/verify', 'Authorization', {
+  'ALL /': {
+    summary: 'Forward-auth for reverse proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz)',
+    description: 'Any method (proxies forward the original one). Bodies are empty. The same decision as POST /auth/authorize.',
+    auth: 'session',
+    headers: {
+      'X-Required-Permission': 'A permission the request needs (A-Z a-z 0-9 _ . : -, at most 128)',
+      'X-Original-URI': 'The original path, recorded when a denial is audited',
+    },
+    responses: {
+      200: { description: 'Allowed; identity in the headers', headers: { 'X-Auth-User': 'User id', 'X-Auth-Email': 'Email (percent-encoded when not ASCII)', 'X-Auth-Roles': 'Comma-separated roles', 'X-Auth-Amr': 'Space-separated amr', 'X-Auth-Session': 'Session id' } },
+      400: { description: 'X-Required-Permission is malformed (a proxy misconfiguration)' },
+      401: { description: 'No valid credential, or a step-up is needed', headers: { 'WWW-Authenticate': 'Bearer, with the RFC 9470 challenge when a step-up would do' } },
+      403: { description: 'The permission is not granted' },
+      503: { description: 'The check could not be made (fail closed)' },
+    },
+  },
+});
 
 /** The credential `authenticate` will use (bearer wins, as there), as a cache key. */
 export function readCredential(c: Context<Env>, s: Services): Credential | null {
