@@ -27,14 +27,10 @@ export function bindingFailure(row: Pick<FlowRow, 'device_id' | 'session_id'>, c
   return timingSafeEqual(digest(row.device_id), digest(client.deviceId)) ? null : 'OTHER_DEVICE';
 }
 
-/** Refuses exactly as an unknown flow does (404 FLOW_NOT_FOUND), so flow ids cannot be probed. */
-export function assertBoundTo(row: Pick<FlowRow, 'device_id' | 'session_id'>, client: FlowClient): void {
-  if (bindingFailure(row, client)) throw new AppError('FLOW_NOT_FOUND');
-}
-
 /**
- * Loads a flow for this client. A flow bound elsewhere answers like an unknown one, expired or
- * not (an expired flow's 410 would confirm the id); `onRefused` records the attempt first.
+ * Loads a flow for this client. A flow bound elsewhere answers exactly like an unknown one (404
+ * FLOW_NOT_FOUND), expired or not (an expired flow's 410 would confirm the id), so ids cannot be
+ * probed; `onRefused` records the attempt first.
  */
 export async function loadBound(
   load: (id: string) => Promise<FlowRow>,

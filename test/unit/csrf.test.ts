@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { csrfProtection, judgeSource } from '../../src/http/middleware/csrf.ts';
+import { bindingFailure, deviceRef } from '../../src/flows/binding.ts';
+
+describe('csrfProtection options (checked once, at creation)', () => {
+  it.each([
+    ['a path', 'https://id.example/login'],
+    ['a trailing slash', 'https://id.example/'],
+    ['another scheme', 'ftp://id.example'],
+    ['not a URL', 'id.example'],
+    ['upper case (browsers send lower case)', 'https://ID.example'],
+  ])('refuses an allowed origin with %s', (_what, origin) => {
+    expect(() => csrfProtection({ allowedOrigins: [origin] })).toThrow(/csrf: allowed origin/);
+  });
+
+  it('refuses an empty origin list and unanchored path patterns', () => {
+    expect(() => csrfProtection({ allowedOrigins: [] })).toThrow(/at least one/);
+    expect(() => csrfProtection({ allowedOrigins: ['https://id.example'], skip: [/\/auth\/token/] })).toThrow(/anchored/);
+    expect(() => csrfProtection({ allowedOrigins: ['https://id.example'], forms: [/^\/auth\/report\/.+$/g] })).toThrow(/anchored/);
+  });
+});
+
+describe('judgeSource', () => {
+  const allowed = new Set(['https://id.example', 'https://app.example']);
+  it.each([
+    ['same-origin', undefined, null],
+    ['same-origin', 'null', null], // Referrer-Policy: no-referrer on our own page
+    ['none', undefined, null],
+    ['same-site', 'https://evil.example', 'SEC_FETCH_SITE'],
+    ['same-site', 'https://app.example', null], // a configured sibling (e.g. a WebAuthn origin)
+    ['cross-site', 'https://evil.test', 'SEC_FETCH_SITE'],
+    ['cross-site', undefined, 'SEC_FETCH_SITE'],
+    ['Cross-Site', 'null', 'SEC_FETCH_SITE'],
+    ['something-new', undefined, 'SEC_FETCH_SITE'],
+    [undefined, 'https://id.example', null],
+    [undefined, 'https://evil.example', 'ORIGIN'],
+    [undefined, 'https://id.example.evil.test', 'ORIGIN'],
+    [undefined, 'null', 'ORIGIN'],
+    [undefined, undefined, null], // not a browser: curl, native apps
+  ])('Sec-Fetch-Site %s, Origin %s → %s', (site, origin, verdict) => {
+    expect(judgeSource(site, origin, allowed)).toBe(verdict);
+  });
+});
+
+describe('flow binding', () => {
+  const row = { device_id: 'device-a-0123456789abcdef', session_id: 'sess-1' };
+  it('is bound to the device, and for step-up also the session', () => {
+    expect(bindingFailure(row, { deviceId: 'device-a-0123456789abcdef' })).toBeNull();
+    expect(bindingFailure(row, { deviceId: 'device-b-0123456789abcdef' })).toBe('OTHER_DEVICE');
+    expect(bindingFailure(row, { deviceId: 'device-a-0123456789abcde' })).toBe('OTHER_DEVICE');
+    expect(bindingFailure(row, { deviceId: null })).toBe('OTHER_DEVICE');
+    expect(bindingFailure(row, { deviceId: 'device-a-0123456789abcdef', sessionId: 'sess-2' })).toBe('OTHER_SESSION');
+    expect(bindingFailure({ device_id: null, session_id: null }, { deviceId: 'x'.repeat(20) })).toBe('OTHER_DEVICE');
+    expect(bindingFailure({ device_id: null, session_id: null }, { deviceId: null })).toBeNull();
+  });
+
+  it('refers to a device without revealing it', () => {
+    const ref = deviceRef('device-a-0123456789abcdef')!;
+    expect(ref).not.toContain('0123456789abcdef');
+    expect(ref).toBe(deviceRef('device-a-0123456789abcdef'));
+    expect(deviceRef(null)).toBeNull();
+  });
+});
