@@ -1,4 +1,6 @@
+import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
+import { isAppError } from '../../src/errors.ts';
 import { csrfProtection, judgeSource } from '../../src/http/middleware/csrf.ts';
 import { bindingFailure, deviceRef } from '../../src/flows/binding.ts';
 
@@ -17,6 +19,25 @@ describe('csrfProtection options (checked once, at creation)', () => {
     expect(() => csrfProtection({ allowedOrigins: [] })).toThrow(/at least one/);
     expect(() => csrfProtection({ allowedOrigins: ['https://id.example'], skip: [/\/auth\/token/] })).toThrow(/anchored/);
     expect(() => csrfProtection({ allowedOrigins: ['https://id.example'], forms: [/^\/auth\/report\/.+$/g] })).toThrow(/anchored/);
+  });
+});
+
+describe('csrfProtection refusals', () => {
+  it('logs no report token or flow id', async () => {
+    const seen: unknown[] = [];
+    const app = new Hono();
+    app.onError((e, c) => c.json({ code: isAppError(e) ? e.code : 'INTERNAL' }, isAppError(e) ? (e.status as 403) : 500));
+    app.use('*', csrfProtection({ allowedOrigins: ['https://id.example'], forms: [/^\/auth\/report\/[^/]+$/], onRefused: (i) => seen.push(i) }));
+    app.post('*', (c) => c.text('acted'));
+    const token = 'tok_0123456789abcdefghijKLMNOP';
+    const r = await app.request(`/auth/report/${token}`, { method: 'POST', headers: { origin: 'https://evil.example' } });
+    expect(r.status).toBe(403);
+    expect(await r.json()).toEqual({ code: 'CROSS_SITE_REQUEST' });
+    expect(seen).toEqual([{ reason: 'ORIGIN', method: 'POST', path: '/auth/report/…', origin: 'https://evil.example', site: null }]);
+    expect(JSON.stringify(seen)).not.toContain(token);
+    // The same path from the page itself acts, form body and all.
+    const ok = await app.request(`/auth/report/${token}`, { method: 'POST', headers: { origin: 'https://id.example', 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
+    expect(await ok.text()).toBe('acted');
   });
 });
 

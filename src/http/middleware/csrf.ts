@@ -27,7 +27,7 @@ export interface CsrfOptions {
   skip?: readonly RegExp[];
   /** Paths that take HTML form posts from Threshold's own pages: origin-checked, any content type. */
   forms?: readonly RegExp[];
-  /** Told about each refusal (logging); never about headers' values beyond the origin. */
+  /** Told about each refusal (logging); the path with its opaque ids (flow ids, report tokens) elided. */
   onRefused?: (info: { reason: CsrfReason; method: string; path: string; origin: string | null; site: string | null }) => void;
 }
 
@@ -36,6 +36,8 @@ export type CsrfReason = 'SEC_FETCH_SITE' | 'ORIGIN' | 'CONTENT_TYPE';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const BEARER = /^Bearer /;
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+/** Path segments that may be secrets (a report token) or probes (a flow id) stay out of logs. */
+const elide = (path: string) => path.replace(/\/[A-Za-z0-9_-]{16,}(?=\/|$)/g, '/…').slice(0, 200);
 
 /** Throws at creation on an origin a browser would never send (a path, a trailing slash, a bad scheme). */
 function validOrigin(o: string): string {
@@ -75,7 +77,8 @@ export function csrfProtection(opts: CsrfOptions): MiddlewareHandler {
   const forms = (opts.forms ?? []).map((r) => anchored('forms', r));
 
   const refuse = (c: Context, reason: CsrfReason): never => {
-    opts.onRefused?.({ reason, method: c.req.method, path: c.req.path, origin: c.req.header('origin') ?? null, site: c.req.header('sec-fetch-site') ?? null });
+    const origin = c.req.header('origin')?.slice(0, 200) ?? null;
+    opts.onRefused?.({ reason, method: c.req.method, path: elide(c.req.path), origin, site: c.req.header('sec-fetch-site')?.slice(0, 40) ?? null });
     if (reason === 'CONTENT_TYPE') throw new AppError('UNSUPPORTED_MEDIA_TYPE', { detail: 'Send application/json, or no body.' });
     throw new AppError('CROSS_SITE_REQUEST');
   };
