@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.ts';
 import { csrfProtection, judgeSource } from '../../src/http/middleware/csrf.ts';
 import { bindingFailure, deviceRef } from '../../src/flows/binding.ts';
+import { pino } from 'pino';
+import { REDACT_PATHS } from '../../src/logger.ts';
 
 describe('csrfProtection options (checked once, at creation)', () => {
   it.each([
@@ -73,6 +75,13 @@ describe('flow binding', () => {
     expect(bindingFailure(row, { deviceId: 'device-a-0123456789abcdef', sessionId: 'sess-2' })).toBe('OTHER_SESSION');
     expect(bindingFailure({ device_id: null, session_id: null }, { deviceId: 'x'.repeat(20) })).toBe('OTHER_DEVICE');
     expect(bindingFailure({ device_id: null, session_id: null }, { deviceId: null })).toBeNull();
+  });
+
+  it('keeps device ids out of logs', () => {
+    const lines: string[] = [];
+    const log = pino({ redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, { write: (l: string) => lines.push(l) });
+    log.warn({ deviceId: 'device-a-0123456789abcdef', job: { deviceId: 'device-a-0123456789abcdef' }, flow: { device_id: 'device-a-0123456789abcdef' }, req: { headers: { 'x-device-id': 'device-a-0123456789abcdef' } } }, 'x');
+    expect(lines.join('')).not.toContain('0123456789abcdef');
   });
 
   it('refers to a device without revealing it', () => {
