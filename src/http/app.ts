@@ -25,6 +25,8 @@ import type { Env, Services } from './services.ts';
 export function createApp(s: Services, extra: { checks?: Record<string, () => Promise<void>> } = {}) {
   const app = new Hono<Env>();
 
+  app.use('*', noFraming()); // first: every answer, even a 413 from the body limit, forbids framing
+
   app.use('*', async (c, next) => {
     c.set('requestId', randomUUID());
     c.header('X-Content-Type-Options', 'nosniff');
@@ -33,7 +35,6 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   });
   app.use('*', bodyLimit({ maxSize: 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } }));
   app.use('*', clientContext({ trustedProxies: s.config.TRUSTED_PROXIES, secureCookies: s.config.secureCookies }));
-  app.use('*', noFraming());
   // Browser safety (README "Browser safety"): unsafe requests from another site or a sibling subdomain are refused.
   app.use(
     '*',

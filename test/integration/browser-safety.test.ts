@@ -253,8 +253,9 @@ describe('browser safety (issue 7: CSRF, dev mailbox, frames, flow binding)', ()
         await send(null, 'POST', '/auth/logout', { headers: ATTACKS['a foreign site'] }),
         await send(null, 'POST', '/auth/login', { headers: SAME_ORIGIN, type: 'application/json', body: '{}' }),
         await send(null, 'GET', '/.well-known/jwks.json'),
+        await send(null, 'POST', '/auth/login', { headers: SAME_ORIGIN, type: 'application/json', body: JSON.stringify({ pad: 'x'.repeat(70_000) }) }),
       ];
-      expect(answers.map((a) => a.status)).toEqual([200, 404, 401, 403, 201, 200]);
+      expect(answers.map((a) => a.status)).toEqual([200, 404, 401, 403, 201, 200, 413]);
       for (const a of answers) {
         expect(a.headers.get('x-frame-options')).toBe('DENY');
         expect(a.headers.get('content-security-policy')).toBe("frame-ancestors 'none'");
