@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.ts';
 import { csrfProtection, judgeSource } from '../../src/http/middleware/csrf.ts';
+import { noFraming } from '../../src/http/middleware/frames.ts';
 import { bindingFailure, deviceRef } from '../../src/flows/binding.ts';
 import { pino } from 'pino';
 import { REDACT_PATHS } from '../../src/logger.ts';
@@ -89,5 +90,32 @@ describe('flow binding', () => {
     expect(ref).not.toContain('0123456789abcdef');
     expect(ref).toBe(deviceRef('device-a-0123456789abcdef'));
     expect(deviceRef(null)).toBeNull();
+  });
+});
+
+describe('noFraming', () => {
+  const app = new Hono();
+  app.onError((_e, c) => c.text('failed', 500));
+  app.use('*', noFraming());
+  app.get('/json', (c) => c.json({ ok: true }));
+  app.get('/page', (c) => c.html('<p>hi</p>', 200, { 'Content-Security-Policy': "default-src 'none'" }));
+  app.get('/own', (c) => c.html('<p>hi</p>', 200, { 'Content-Security-Policy': "default-src 'none'; frame-ancestors 'self'" }));
+  // Response.redirect() has immutable headers.
+  app.get('/redirect', () => Response.redirect('https://id.example/next', 302));
+  app.get('/boom', () => {
+    throw new Error('boom');
+  });
+
+  it.each([
+    ['/json', "frame-ancestors 'none'"],
+    ['/page', "default-src 'none'; frame-ancestors 'none'"],
+    ['/own', "default-src 'none'; frame-ancestors 'self'"], // a route that chose its own ancestors keeps them
+    ['/redirect', "frame-ancestors 'none'"],
+    ['/boom', "frame-ancestors 'none'"],
+    ['/missing', "frame-ancestors 'none'"],
+  ])('%s → X-Frame-Options: DENY and CSP %s', async (path, csp) => {
+    const r = await app.request(path);
+    expect(r.headers.get('x-frame-options')).toBe('DENY');
+    expect(r.headers.get('content-security-policy')).toBe(csp);
   });
 });
