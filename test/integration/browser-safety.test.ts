@@ -126,6 +126,27 @@ describe('browser safety (issue 7: CSRF, dev mailbox, frames, flow binding)', ()
       expect((await admin.post(`/api/sessions/${victim.sid}/unlock`)).status).toBe(204);
     });
 
+    it('lets Threshold’s own pages enrol TOTP, step up and replace recovery codes', async () => {
+      await t.services.users.create({ email: 'enrols@example.test', password: 'enrols-long-password', roles: [] });
+      const c = browser(IP.mountainView);
+      await signIn(c, 'enrols@example.test', 'enrols-long-password');
+      const e = await c.post('/auth/mfa/totp');
+      expect(e.status).toBe(201);
+      const confirmed = await c.post(`/auth/mfa/totp/${e.body.id}/confirm`, { code: oathtool(e.body.secret, t.clock.now()) });
+      expect(confirmed.body.recoveryCodes).toHaveLength(10);
+      // Replacing them needs fresh MFA: the normal 401 challenge, not a CSRF refusal.
+      expect((await c.post('/auth/mfa/recovery-codes')).body.code).toBe('STEP_UP_REQUIRED');
+      t.clock.advance(30_000);
+      const flow = await c.post('/auth/stepup', {});
+      expect(flow.body.methods).toEqual(['totp', 'recovery_code']);
+      expect((await c.post(`/auth/stepup/${flow.body.id}`, { type: 'choose', method: 'totp' })).body.step).toBe('totp');
+      const up = await c.post(`/auth/stepup/${flow.body.id}`, { type: 'totp', code: oathtool(e.body.secret, t.clock.now()) });
+      expect(up.body.step).toBe('done');
+      const fresh = await c.post('/auth/mfa/recovery-codes');
+      expect(fresh.status).toBe(200);
+      expect(fresh.body.recoveryCodes).toHaveLength(10);
+    });
+
     it('lets curl-like clients (neither header) act with a cookie jar, with JSON or no body', async () => {
       // (Every admin sign-in here is from one network: a new device and a new country would need a second factor.)
       const curl = new Client(t.url, { 'x-forwarded-for': IP.london });
