@@ -152,11 +152,17 @@ export function createLoginService(deps: {
   }
 
   /** A flow presented by another device than the one that started it: audited, then answered as unknown. */
-  const refused = (row: FlowRow, why: BindingFailure) =>
-    deps.audit.append({ type: 'flow.refused', subject: row.identity_id, reason: why, data: { flow: row.id, flowType: row.type, device: deviceRef(row.device_id) } });
+  const refused = (row: FlowRow, why: BindingFailure, client: FlowClient) =>
+    deps.audit.append({
+      type: 'flow.refused',
+      subject: row.identity_id,
+      reason: why,
+      data: { flow: row.id, flowType: row.type, device: deviceRef(row.device_id), presentedDevice: deviceRef(client.deviceId) },
+    });
 
   /** Loads a login flow for the browser (or API client) that started it, and no other. */
-  const open = (id: string, client: FlowClient) => loadBound(runtime.load, id, { deviceId: client.deviceId }, refused);
+  const open = (id: string, client: FlowClient) =>
+    loadBound(runtime.load, id, { deviceId: client.deviceId }, (row, why) => refused(row, why, client));
 
   return {
     runtime,

@@ -64,7 +64,7 @@ export function createStepUpService(deps: {
   /** Stops a flow id from being used by any session, or any device, but the one that started it (audited; answered as unknown). */
   function ownFlow(p: Principal, id: string, client: { deviceId: string | null }): Promise<FlowRow> {
     return loadBound(runtime.load, id, { deviceId: client.deviceId, sessionId: p.sessionId }, (row, why) =>
-      deps.audit.append({ type: 'flow.refused', actor: p.identityId, subject: row.identity_id, reason: why, data: { flow: row.id, flowType: row.type, session: p.sessionId, device: deviceRef(row.device_id) } }),
+      deps.audit.append({ type: 'flow.refused', actor: p.identityId, subject: row.identity_id, reason: why, data: { flow: row.id, flowType: row.type, session: p.sessionId, device: deviceRef(row.device_id), presentedDevice: deviceRef(client.deviceId) } }),
     );
   }
 

@@ -331,10 +331,15 @@ describe('browser safety (issue 7: CSRF, dev mailbox, frames, flow binding)', ()
       // A client with no device at all is no better.
       expect((await send(null, 'GET', `/auth/login/${id}`)).status).toBe(404);
 
-      const refused = await t.db.query<{ reason: string; data: { flow: string; device: string } }>("SELECT reason, data FROM audit_events WHERE type = 'flow.refused' AND data->>'flow' = $1", [id]);
+      const refused = await t.db.query<{ reason: string; data: { flow: string; device: string; presentedDevice: string | null } }>("SELECT reason, data FROM audit_events WHERE type = 'flow.refused' AND data->>'flow' = $1 ORDER BY seq", [id]);
       expect(refused.rows.map((r) => r.reason)).toEqual(['OTHER_DEVICE', 'OTHER_DEVICE', 'OTHER_DEVICE']);
       const deviceA = [...a.cookies].find(([k]) => k.endsWith('threshold_device'))![1];
+      const deviceB = [...b.cookies].find(([k]) => k.endsWith('threshold_device'))![1];
       expect(JSON.stringify(refused.rows)).not.toContain(deviceA);
+      expect(JSON.stringify(refused.rows)).not.toContain(deviceB);
+      // Who presented it can still be told apart (a digest): the same stranger twice, then no device at all.
+      expect(refused.rows.map((r) => (r.data as { presentedDevice: string | null }).presentedDevice)).toEqual([expect.any(String), refused.rows[0].data.presentedDevice, null]);
+      expect(refused.rows[0].data.presentedDevice).not.toBe(refused.rows[0].data.device);
       // The password was never checked for the stolen submission; the real browser signs in.
       expect((await a.get(`/auth/login/${id}`)).body.step).toBe('password');
       expect((await a.post(`/auth/login/${id}`, event)).body.step).toBe('done');
