@@ -8,6 +8,8 @@ export const ERRORS = {
   UNAUTHENTICATED: { status: 401, title: 'Authentication is required.' },
   STEP_UP_REQUIRED: { status: 401, title: 'Stronger or fresher authentication is required.' },
   PERMISSION_DENIED: { status: 403, title: 'You do not have this permission.' },
+  /** A state-changing request from another site (or a sibling subdomain) with the user's cookies. */
+  CROSS_SITE_REQUEST: { status: 403, title: 'This request did not come from an allowed origin.' },
   ACCOUNT_LOCKED: { status: 423, title: 'The account is locked.' },
   FLOW_NOT_FOUND: { status: 404, title: 'The flow does not exist.' },
   NOT_FOUND: { status: 404, title: 'Not found.' },

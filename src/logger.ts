@@ -6,6 +6,8 @@ export const REDACT_PATHS = [
   'refresh_token', '*.refresh_token', 'access_token', '*.access_token', 'authorization',
   '*.authorization', 'req.headers.authorization', 'req.headers.cookie', 'cookie', '*.cookie',
   'otpauthUri', '*.otpauthUri', 'recoveryCodes', '*.recoveryCodes',
+  // The device id binds flows (X-Device-Id): a bearer secret like the cookie that carries it.
+  'deviceId', '*.deviceId', 'device_id', '*.device_id', 'req.headers["x-device-id"]',
 ];
 
 export function createLogger(level: string): Logger {

@@ -4,6 +4,7 @@ import type { Db } from '../db/db.ts';
 import type { Audit } from '../audit/audit.ts';
 import type { FlowEffect, RiskOutcome } from '../../machines/types.ts';
 import type { FlowRow } from './runtime.ts';
+import { deviceRef } from './binding.ts';
 
 type Outcome = 'succeeded' | 'failed' | 'denied' | 'locked' | 'stepped_up';
 
@@ -31,7 +32,8 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit })
   }
 
   return async function apply(flow: FlowRow, effects: FlowEffect[], risk: RiskOutcome | null): Promise<void> {
-    const base = { flow: flow.id, device: flow.device_id };
+    // The device id is a bearer secret (X-Device-Id): the audit trail keeps a digest only.
+    const base = { flow: flow.id, device: deviceRef(flow.device_id) };
     for (const e of effects) {
       switch (e.type) {
         case 'login.failed':

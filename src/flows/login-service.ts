@@ -15,6 +15,7 @@ import { publishAmr, type FlowEffect, type RiskOutcome } from '../../machines/ty
 import { RISK_JOB, riskJobId } from '../../workers/queues.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { createLoginEffects } from './login-effects.ts';
+import { deviceRef, loadBound, type BindingFailure, type FlowClient } from './binding.ts';
 
 export interface Completion {
   sessionToken: string;
@@ -150,8 +151,22 @@ export function createLoginService(deps: {
     return completion;
   }
 
+  /** A flow presented by another device than the one that started it: audited, then answered as unknown. */
+  const refused = (row: FlowRow, why: BindingFailure, client: FlowClient) =>
+    deps.audit.append({
+      type: 'flow.refused',
+      subject: row.identity_id,
+      reason: why,
+      data: { flow: row.id, flowType: row.type, device: deviceRef(row.device_id), presentedDevice: deviceRef(client.deviceId) },
+    });
+
+  /** Loads a login flow for the browser (or API client) that started it, and no other. */
+  const open = (id: string, client: FlowClient) =>
+    loadBound(runtime.load, id, { deviceId: client.deviceId }, (row, why) => refused(row, why, client));
+
   return {
     runtime,
+    open,
     start(meta: { deviceId: string | null; ip: string; identifier?: string | null; returnTokens: boolean; method?: 'password' | 'passkey' }) {
       return runtime.create(
         {
@@ -166,7 +181,8 @@ export function createLoginService(deps: {
         { deviceId: meta.deviceId, ip: meta.ip, returnTokens: meta.returnTokens },
       );
     },
-    async submit(id: string, event: { type: string }): Promise<{ flow: FlowRow; completion?: Completion }> {
+    async submit(id: string, event: { type: string }, client: FlowClient): Promise<{ flow: FlowRow; completion?: Completion }> {
+      await open(id, client);
       const { flow, effects, finished } = await runtime.advance<FlowEffect>(id, event);
       const risk = (flow.snapshot.context as unknown as LoginContext).risk;
       await applyEffects(flow, effects, risk);

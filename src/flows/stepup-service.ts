@@ -12,6 +12,7 @@ import { MFA_MACHINE_VERSION, type MfaEffect, type MfaOutput } from '../../machi
 import { acrFor, combineAmr, publishAmr, type MfaMethod } from '../../machines/types.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
+import { deviceRef, loadBound } from './binding.ts';
 
 export interface StepUpRequest {
   acrValues?: string;
@@ -60,17 +61,11 @@ export function createStepUpService(deps: {
   const machine = provideMfa({ db, clock, config, totp: deps.totp, recovery: deps.recovery, ports: deps.ports ?? {} });
   const runtime = createFlowRuntime({ db, clock, type: 'stepup', machine, machineVersion: MFA_MACHINE_VERSION, ttlSeconds: config.FLOW_TTL_SECONDS });
 
-  /** Stops a flow id from being used by any session but the one that started it. */
-  async function ownFlow(p: Principal, id: string): Promise<FlowRow> {
-    const row = await runtime.load(id).catch((e: unknown) => {
-      if (e instanceof AppError && e.code === 'FLOW_EXPIRED') {
-        const r = e.extra?.flowRow as FlowRow | undefined;
-        if (r && r.session_id !== p.sessionId) throw new AppError('FLOW_NOT_FOUND');
-      }
-      throw e;
-    });
-    if (row.session_id !== p.sessionId) throw new AppError('FLOW_NOT_FOUND');
-    return row;
+  /** Stops a flow id from being used by any session, or any device, but the one that started it (audited; answered as unknown). */
+  function ownFlow(p: Principal, id: string, client: { deviceId: string | null }): Promise<FlowRow> {
+    return loadBound(runtime.load, id, { deviceId: client.deviceId, sessionId: p.sessionId }, (row, why) =>
+      deps.audit.append({ type: 'flow.refused', actor: p.identityId, subject: row.identity_id, reason: why, data: { flow: row.id, flowType: row.type, session: p.sessionId, device: deviceRef(row.device_id), presentedDevice: deviceRef(client.deviceId) } }),
+    );
   }
 
   async function applyEffects(flow: FlowRow, effects: MfaEffect[]) {
@@ -106,8 +101,8 @@ export function createStepUpService(deps: {
       await deps.audit.append({ type: 'stepup.started', actor: p.identityId, subject: p.sessionId, reason: req.permission ?? req.acrValues ?? 'REQUESTED', data: { flow: row.id, methods } });
       return row;
     },
-    async submit(p: Principal, id: string, event: { type: string }): Promise<{ flow: FlowRow; completion?: StepUpCompletion }> {
-      await ownFlow(p, id);
+    async submit(p: Principal, id: string, event: { type: string }, client: { deviceId: string | null }): Promise<{ flow: FlowRow; completion?: StepUpCompletion }> {
+      await ownFlow(p, id, client);
       const { flow, effects, finished } = await runtime.advance<MfaEffect>(id, event);
       await applyEffects(flow, effects);
       if (!finished) return { flow };

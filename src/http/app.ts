@@ -22,10 +22,14 @@ import { refuseUnstorableUrl } from './input.ts';
 import { allowedMethods } from './method-not-allowed.ts';
 import { contractRoutes } from './openapi/routes.ts';
 import { sessionCookieName } from './middleware/auth.ts';
+import { csrfProtection } from './middleware/csrf.ts';
+import { noFraming } from './middleware/frames.ts';
 import type { Env, Services } from './services.ts';
 
 export function createApp(s: Services, extra: { checks?: Record<string, () => Promise<void>> } = {}) {
   const app = new Hono<Env>();
+
+  app.use('*', noFraming()); // first: every answer, even a 413 from the body limit, forbids framing
 
   app.use('*', async (c, next) => {
     c.set('requestId', randomUUID());
@@ -36,6 +40,18 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.use('*', bodyLimit({ maxSize: 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } }));
   app.use('*', refuseUnstorableUrl());
   app.use('*', clientContext({ trustedProxies: s.config.TRUSTED_PROXIES, secureCookies: s.config.secureCookies }));
+  // Browser safety (README "Browser safety"): unsafe requests from another site or a sibling subdomain are refused.
+  app.use(
+    '*',
+    csrfProtection({
+      allowedOrigins: [...new Set([new URL(s.config.PUBLIC_URL).origin, ...s.config.webauthn.origins])],
+      // Not cookie-authenticated: the refresh token is in the body; forward-auth judges the proxied app's request.
+      skip: [/^\/auth\/token\/?$/, /^\/auth\/verify\/?$/],
+      // The "this wasn't me" confirmation is a plain form on Threshold's own page.
+      forms: [/^\/auth\/report\/[^/]+$/],
+      onRefused: (info) => s.logger.warn(info, 'cross-site request refused'),
+    }),
+  );
 
   app.onError((err, c) => {
     const e = isAppError(err) ? err : new AppError('INTERNAL', { cause: err });
@@ -81,12 +97,15 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     return c.json(await s.keys.jwks());
   });
 
-  // Development only (config refuses DEV_MAILBOX in production): the messages that would have been sent.
-  if (s.config.devMailbox) {
+  // Development only (config refuses DEV_MAILBOX in production; never mounted there anyway): the messages that would have been sent.
+  if (s.config.devMailbox && s.config.NODE_ENV !== 'production') {
     const mailbox = createDevMailbox(s.db, s.clock);
     app.get('/dev/mailbox', async (c) => {
-      // It holds live codes and links: only for someone on this machine.
-      if (!inCidrs(socketAddress(c), LOOPBACK)) throw new AppError('NOT_FOUND');
+      // It holds live codes and links: only for someone on this machine, talking to it directly.
+      // The resolved client must be local, and anything a proxy forwarded is refused whatever it
+      // says: behind a loopback proxy the socket alone would make every remote client look local.
+      const proxied = ['forwarded', 'x-forwarded-for', 'x-real-ip', 'x-forwarded-host', 'via'].some((h) => c.req.header(h) !== undefined);
+      if (proxied || !inCidrs(c.get('clientIp'), LOOPBACK) || !inCidrs(socketAddress(c), LOOPBACK)) throw new AppError('NOT_FOUND');
       const to = c.req.query('to');
       c.header('Cache-Control', 'no-store');
       return c.json(await mailbox.list({ destination: to && to.length <= 254 ? to : undefined, limit: 50 }));

@@ -48,9 +48,11 @@ async function passwordLogin(port: number, email: string, password: string) {
   const base = `http://127.0.0.1:${port}`;
   const start = await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
   const flow = (await start.json()) as { id: string };
+  // Like a browser: the device cookie set with the flow goes back with it (flows are bound to it).
+  const device = start.headers.getSetCookie().map((c) => c.split(';')[0]).find((c) => c.startsWith('threshold_device='));
   const r = await fetch(`${base}/auth/login/${flow.id}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...(device ? { cookie: device } : {}) },
     body: JSON.stringify({ type: 'password', identifier: email, password }),
   });
   return { status: r.status, body: (await r.json()) as any, cookies: r.headers.getSetCookie() };

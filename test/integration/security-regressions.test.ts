@@ -20,13 +20,14 @@ describe('security review regressions', () => {
 
   it('a UTF-8 BOM before the JSON body does not skip the login limiter', async () => {
     await t.services.users.create({ email: 'bom@example.test', password: 'bom-has-a-long-password', roles: [] });
-    const c = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('bom') });
+    const dev = device('bom');
+    const c = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': dev });
     const statuses: number[] = [];
     for (let i = 0; i < 5; i++) {
       const flow = await c.post('/auth/login', {});
       const r = await fetch(`${t.url}/auth/login/${flow.body.id}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-forwarded-for': IP.sydney },
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': IP.sydney, 'x-device-id': dev },
         body: '\uFEFF' + JSON.stringify({ type: 'password', identifier: 'bom@example.test', password: `wrong-guess-${i}` }),
       });
       statuses.push(r.status);

@@ -91,13 +91,13 @@ export function loginRoutes(s: Services) {
   });
 
   app.get('/:id', async (c) => {
-    const row = await s.login.runtime.load(c.req.param('id'));
+    const row = await s.login.open(c.req.param('id'), { deviceId: deviceId(c, secure, false) });
     return c.json(finish(c, row));
   });
 
   app.post('/:id', async (c) => {
     const event = await readJson(c, LoginEventSchema);
-    const { flow, completion } = await s.login.submit(c.req.param('id'), event);
+    const { flow, completion } = await s.login.submit(c.req.param('id'), event, { deviceId: deviceId(c, secure, false) });
     const err = outcomeError(flow);
     if (err) throw err;
     return c.json(finish(c, flow, completion));

@@ -122,7 +122,9 @@ export function sessionRoutes(s: Services) {
   // "This wasn't me": GET only shows a confirmation (mail scanners prefetch links); POST acts.
   app.get('/report/:token', (c) => {
     c.header('Cache-Control', 'no-store');
-    c.header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'");
+    c.header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'");
+    // The form's POST then carries this page's Origin (under no-referrer a browser sends `Origin: null`).
+    c.header('Referrer-Policy', 'same-origin');
     return c.html(
       '<!doctype html><meta charset="utf-8"><title>Report a sign-in</title>' +
         '<body style="font-family:sans-serif;max-width:32rem;margin:3rem auto">' +

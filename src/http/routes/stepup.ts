@@ -61,13 +61,13 @@ export function stepUpRoutes(s: Services) {
 
   app.get('/:id', async (c) => {
     const p = await requirePrincipal(c, s);
-    return c.json(presentFlow(await s.stepup.ownFlow(p, c.req.param('id'))));
+    return c.json(presentFlow(await s.stepup.ownFlow(p, c.req.param('id'), { deviceId: deviceId(c, secure, false) })));
   });
 
   app.post('/:id', async (c) => {
     const p = await requirePrincipal(c, s);
     const event = await readJson(c, StepUpEventSchema);
-    const { flow, completion } = await s.stepup.submit(p, c.req.param('id'), event);
+    const { flow, completion } = await s.stepup.submit(p, c.req.param('id'), event, { deviceId: deviceId(c, secure, false) });
     const err = outcomeError(flow);
     if (err) throw err;
     // On success the session id rotates: the old cookie and tokens stop working.
