@@ -216,6 +216,27 @@ export function createFlowRuntime(o: FlowRuntimeOptions) {
         throw e;
       }
     },
+    /**
+     * A finished flow whose decision could not be carried out (the session cap refused the
+     * session the flow allowed) is rewritten to read as the final state that did happen, with
+     * `patch` merged into its context and output. Only a finished flow: nothing resumes it.
+     */
+    async overrideOutcome(row: FlowRow, finalState: string, patch: Record<string, unknown>): Promise<FlowRow> {
+      if (row.snapshot.status !== 'done') throw new Error('only a finished flow can be overridden');
+      const snapshot: PersistedSnapshot = {
+        ...row.snapshot,
+        value: finalState,
+        context: { ...row.snapshot.context, ...patch },
+        output: { ...(row.snapshot.output as Record<string, unknown> | undefined), ...patch },
+      };
+      const { rows } = await db.query<FlowRow>(
+        `UPDATE flows SET snapshot = $3::jsonb, state = $4, version = version + 1, updated_at = $5
+          WHERE id = $1 AND version = $2 RETURNING ${COLS}`,
+        [row.id, row.version, JSON.stringify(snapshot), finalState, new Date(clock.now())],
+      );
+      if (!rows[0]) throw new AppError('FLOW_CONFLICT');
+      return rows[0];
+    },
   };
 }
 

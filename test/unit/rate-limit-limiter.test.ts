@@ -210,8 +210,10 @@ describe('loginAttemptGuard mounted inside the app (as the lead wires it)', () =
       const b = (await c.req.json()) as { type: string; password?: string };
       seen.push(b.password ?? b.type);
       if (b.type !== 'password') throw new AppError('INVALID_EVENT');
-      if (b.password === 'right') return c.json({ step: 'done' });
       if (b.password === 'conflict') throw new AppError('FLOW_CONFLICT');
+      // The route's typed contract with the limiter (the real one gets it from the login service).
+      c.set('loginOutcome' as never, (b.password === 'right' ? 'passed' : 'failed') as never);
+      if (b.password === 'right') return c.json({ step: 'done' });
       throw new AppError('INVALID_CREDENTIALS');
     });
     a.route('/auth/login', routes);
