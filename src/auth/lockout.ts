@@ -33,3 +33,28 @@ export async function lockAccount(db: Queryable, identityId: string, now: number
   const until = lockoutSeconds > 0 ? new Date(now + lockoutSeconds * 1000) : null;
   await db.query('UPDATE identities SET locked_at = $2, locked_until = $3 WHERE id = $1 AND locked_at IS NULL', [identityId, new Date(now), until]);
 }
+
+/**
+ * After any refused password attempt: lock if the count reached the threshold. Run on every
+ * refusal — below the threshold, for a locked account and for an unknown user (against
+ * NO_IDENTITY) it changes nothing — so every wrong-password answer costs the same statements.
+ * Answers whether this call locked the account.
+ */
+export async function lockAtThreshold(
+  db: Queryable,
+  identityId: string,
+  counter: Counter,
+  threshold: number,
+  now: number,
+  lockoutSeconds: number,
+): Promise<boolean> {
+  const until = lockoutSeconds > 0 ? new Date(now + lockoutSeconds * 1000) : null;
+  const r = await db.query(
+    `UPDATE identities SET locked_at = $2, locked_until = $3 WHERE id = $1 AND locked_at IS NULL AND ${counter} >= $4 RETURNING id`,
+    [identityId, new Date(now), until, threshold],
+  );
+  return r.rowCount === 1;
+}
+
+/** An identity id no row has (random UUIDs are never nil): the target of an unknown user's statements. */
+export const NO_IDENTITY = '00000000-0000-0000-0000-000000000000';
