@@ -194,6 +194,8 @@ export function createLoginService(deps: {
     },
   ];
 
+  if (completionSteps.map((s) => s.name).join() !== COMPLETION_STEPS.join()) throw new Error('completion steps out of order');
+
   /** The session cap refused the session: the login ends denied, recorded and audited as such. */
   async function refuse(f: Finishing): Promise<FlowRow> {
     const reason: LoginDenialReason = 'SESSION_LIMIT_REACHED';

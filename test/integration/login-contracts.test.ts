@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
+import { ADMIN, Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
 
 const audited = async (t: TestServer, flowId: string) =>
   (await t.db.query<{ type: string; reason: string }>("SELECT type, reason FROM audit_events WHERE data->>'flow' = $1 ORDER BY seq", [flowId])).rows;
@@ -71,6 +71,15 @@ describe('answers that say why (LOGIN_DENIED reason, plain words, JSON state)', 
     expect(JSON.stringify(r.body.detail)).not.toMatch(/NEW_DEVICE|FAILED_ATTEMPTS|DENY_CIDR|score/i);
     expect(r.body.flow.step).toBe('denied');
     expect(r.body.flow.state).toBe('denied');
+  });
+
+  it('the freshly printed admin after three typos is told why, not just refused', async () => {
+    const c = new Client(t.url, { 'x-forwarded-for': IP.mountainView, 'x-device-id': device('admin') });
+    for (let i = 0; i < 3; i++) expect((await c.passwordLogin(ADMIN.email, `typo-${i}-${ADMIN.password}`)).body.code).toBe('INVALID_CREDENTIALS');
+    const r = await c.passwordLogin(ADMIN.email, ADMIN.password);
+    expect(r.status).toBe(403);
+    expect(r.body).toMatchObject({ code: 'LOGIN_DENIED', reason: 'MFA_REQUIRED_NO_FACTOR' });
+    expect(r.body.detail).toMatch(/device you have used before/);
   });
 
   it('a wrong password (known or unknown user) says nothing more than INVALID_CREDENTIALS', async () => {

@@ -47,6 +47,8 @@ const DENIAL_DETAIL: Record<LoginDenialReason, string> = {
   SESSION_LIMIT_REACHED: ERRORS.SESSION_LIMIT_REACHED.title,
 };
 
+const LOCKED_DETAIL = 'Too many failed attempts. Wait a while before trying again, or ask an administrator to unlock the account.';
+
 /**
  * A flow whose last step failed answers with the matching problem (and the flow): a refused or
  * locked outcome, or the `error` the machine (or its delegate) set for the event it did not accept.
@@ -59,7 +61,10 @@ export function outcomeError(row: FlowRow): AppError | null {
     return new AppError('LOGIN_DENIED', { detail: DENIAL_DETAIL[reason], extra: { reason, flowRow: row } });
   }
   const step = presentFlow(row).step;
-  if (step === 'locked') return new AppError('ACCOUNT_LOCKED', { extra: { flowRow: row } });
+  // Said the same way for every identifier, known or not, and never "until when": telling a
+  // locked account's end (or telling it only after a right password) would make the lock an
+  // oracle — guesses are not counted while locked, so "locked" vs "wrong" would confirm a password.
+  if (step === 'locked') return new AppError('ACCOUNT_LOCKED', { detail: LOCKED_DETAIL, extra: { flowRow: row } });
   const own = (snap.context as { error?: FlowErrorCode | null }).error;
   const child = delegateSnapshot(snap)?.snapshot.context as { error?: FlowErrorCode | null } | undefined;
   const code = own ?? child?.error ?? null;
