@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLoginService } from '../../src/flows/login-service.ts';
 import { ADMIN, Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
 
 const audited = async (t: TestServer, flowId: string) =>
@@ -47,6 +48,33 @@ describe('a session refused at the cap is no success (SESSION_MAX_PER_USER=1, SE
     expect(again.body.step).toBe('done');
     expect(again.body.risk.reasons).toContain('NEW_DEVICE');
     expect((await audited(t, again.flowId)).map((a) => a.type)).toContain('login.succeeded');
+  });
+});
+
+describe('a completion step that fails after the session was made', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer();
+    await t.services.users.create({ email: 'tess@example.test', password: 'tess-has-a-long-password', roles: [] });
+  });
+  afterAll(async () => t?.close());
+
+  it('leaves no live session the client never received', async () => {
+    const s = t.services;
+    // The same wiring as the app, with token issuing broken (the last step).
+    const login = createLoginService({
+      ...s,
+      roleNames: s.rbac.rolesOf,
+      tokens: { ...s.tokens, issue: async () => Promise.reject(new Error('injected: signing key unavailable')) },
+    });
+    const flow = await login.start({ deviceId: 'dev-tess', ip: IP.london, returnTokens: true });
+    const event = { type: 'password', identifier: 'tess@example.test', password: 'tess-has-a-long-password' };
+    await expect(login.submit(flow.id, event)).rejects.toThrow(/injected/);
+    const { rows } = await t.db.query<{ revoked_at: Date | null }>(
+      "SELECT s.revoked_at FROM sessions s JOIN identities i ON i.id = s.identity_id WHERE i.email = 'tess@example.test'",
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0].revoked_at).not.toBeNull();
   });
 });
 
