@@ -266,7 +266,7 @@ below are generated from them.
 - **Side effects are events.** Transitions never touch the outside world; they emit events
   (\`login.failed\`, \`login.allowed\`, …) that the runtime applies after the flow is persisted.
   \`login.allowed\` is not yet a success: the login service decides the session first (ordered
-  completion steps \`decideSession → recordSuccess → audit → notice → tokens\`), so a session the
+  completion steps \`decideSession → tokens → recordSuccess → audit → notice\`), so a session the
   cap refuses ends the flow \`denied\` (\`SESSION_LIMIT_REACHED\`), never \`succeeded\`.
 - **Steps are declared.** Every state carries \`meta: { step }\`, what the client is asked for;
   the presenter reads it (from the delegate, the MFA machine, while login delegates to it).

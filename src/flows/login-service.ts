@@ -18,7 +18,7 @@ import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { createLoginEffects } from './login-effects.ts';
 
 /** The steps run, in this order, once a flow allowed a login. */
-export const COMPLETION_STEPS = ['decideSession', 'recordSuccess', 'audit', 'notice', 'tokens'] as const;
+export const COMPLETION_STEPS = ['decideSession', 'tokens', 'recordSuccess', 'audit', 'notice'] as const;
 export type CompletionStepName = (typeof COMPLETION_STEPS)[number];
 
 /** Whether a password event's password was right; null when none was checked. */
@@ -133,8 +133,9 @@ export function createLoginService(deps: {
 
   /**
    * What happens once the flow allowed a login, in this order: success is declared only after the
-   * session exists, so a session the cap refuses is never recorded (or audited) as a success and
-   * never makes the device known to risk history.
+   * session (and any tokens) exist, so a session the cap refuses is never recorded (or audited)
+   * as a success and never makes the device known to risk history. The new-device notice needs
+   * the recorded login event, so it comes last.
    */
   const completionSteps: { name: CompletionStepName; run(f: Finishing): Promise<void> }[] = [
     {
@@ -150,6 +151,24 @@ export function createLoginService(deps: {
           ip: f.flow.ip,
           country: f.ctx.risk?.country ?? null,
         });
+      },
+    },
+    {
+      name: 'tokens',
+      async run(f) {
+        if (!f.flow.return_tokens) return;
+        const session = f.created!.session;
+        const t = await deps.tokens.issue({
+          sub: f.identityId,
+          sid: session.id,
+          amr: f.amr,
+          acr: f.out.acr,
+          auth_time: f.authTime,
+          roles: await deps.roleNames(f.identityId),
+        });
+        f.tokens = { access_token: t.token, token_type: 'Bearer', expires_in: t.expiresIn };
+        if (deps.refresh)
+          f.tokens.refresh_token = await deps.refresh.issue({ sessionId: session.id, identityId: f.identityId, ip: f.flow.ip ?? '', deviceId: f.flow.device_id });
       },
     },
     {
@@ -173,24 +192,6 @@ export function createLoginService(deps: {
     {
       name: 'notice',
       run: (f) => noticeNewDevice(f.flow, f.ctx, f.identityId, f.created!.session.id),
-    },
-    {
-      name: 'tokens',
-      async run(f) {
-        if (!f.flow.return_tokens) return;
-        const session = f.created!.session;
-        const t = await deps.tokens.issue({
-          sub: f.identityId,
-          sid: session.id,
-          amr: f.amr,
-          acr: f.out.acr,
-          auth_time: f.authTime,
-          roles: await deps.roleNames(f.identityId),
-        });
-        f.tokens = { access_token: t.token, token_type: 'Bearer', expires_in: t.expiresIn };
-        if (deps.refresh)
-          f.tokens.refresh_token = await deps.refresh.issue({ sessionId: session.id, identityId: f.identityId, ip: f.flow.ip ?? '', deviceId: f.flow.device_id });
-      },
     },
   ];
 
@@ -225,8 +226,14 @@ export function createLoginService(deps: {
         await step.run(f);
       } catch (e) {
         if (step.name === 'decideSession' && isAppError(e) && e.code === 'SESSION_LIMIT_REACHED') return { flow: await refuse(f) };
-        // The client never gets this session's token: do not leave it live.
-        if (f.created) await deps.sessions.revoke(f.created.session.id, 'LOGIN_INCOMPLETE').catch(() => {});
+        // The client never gets this session's token: do not leave it live, nor let risk history
+        // trust the device for a login that did not complete (tokens die with their session).
+        if (f.created) {
+          await deps.sessions.revoke(f.created.session.id, 'LOGIN_INCOMPLETE').catch(() => {});
+          await db
+            .query("UPDATE login_events SET outcome = 'failed' WHERE flow_id = $1 AND outcome = 'succeeded'", [flow.id])
+            .catch(() => {});
+        }
         throw e;
       }
     }

@@ -75,6 +75,10 @@ describe('a completion step that fails after the session was made', () => {
     );
     expect(rows).toHaveLength(1);
     expect(rows[0].revoked_at).not.toBeNull();
+    // Nothing recorded it as a success: risk history does not learn the device from it.
+    const events = await loginEvents(t, flow.id);
+    expect(events.map((e) => e.outcome)).not.toContain('succeeded');
+    expect((await audited(t, flow.id)).map((a) => a.type)).not.toContain('login.succeeded');
   });
 });
 
