@@ -3,7 +3,7 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import type { MfaMethod, PasswordResult } from '../../machines/types.ts';
 import { AppError } from '../errors.ts';
-import { clearAfterSuccess, lockAtThreshold, NO_IDENTITY, reserveAttempt } from './lockout.ts';
+import { clearAfterSuccess, decoyAttempt, reserveAttempt, settleFailure } from './lockout.ts';
 
 /** OWASP minimum for argon2id: m=19456 KiB, t=2, p=1. */
 // Algorithm.Argon2id is an ambient const enum (value 2), which verbatimModuleSyntax cannot import.
@@ -71,23 +71,29 @@ export async function createPasswordService(deps: {
    * (queued) hash check, so a burst cannot all read "unlocked"; a success resets the count only
    * if no lock landed meanwhile (a burst's or an administrator's); a lapsed lock starts afresh.
    *
-   * Stops telling known from unknown users by time: an unknown user (identityId null) runs the
-   * very same statements against NO_IDENTITY, which no row matches, so every wrong-password
-   * answer costs SELECT, reserve UPDATE, hash check, lock UPDATE (test/integration/password-timing.test.ts).
+   * Stops telling known from unknown users by time: every refused attempt costs a SELECT, one
+   * row write, the hash check and a second row write — an identity's row for a known user
+   * (locked or not), a decoy row for an unknown one (test/integration/password-timing.test.ts).
    */
   async function attempt(identityId: string | null, hashed: string, password: string, reportId: string | null = identityId): Promise<PasswordResult> {
     const now = clock.now();
-    const target = identityId ?? NO_IDENTITY;
-    const count = await reserveAttempt(db, target, 'failed_attempts', now);
+    const decoy = identityId === null ? decoyAttempt(db) : null;
+    let count: number | undefined;
+    if (decoy) await decoy.reserve();
+    else count = await reserveAttempt(db, identityId as string, 'failed_attempts', now);
     const open = identityId !== null && count !== undefined && count <= deps.lockoutThreshold;
     const right = await doVerify(hashed, password); // checked whatever the state: the same cost
     if (open && right) {
-      if (await clearAfterSuccess(db, target, 'failed_attempts'))
+      if (await clearAfterSuccess(db, identityId, 'failed_attempts'))
         return { ok: true, identityId, methods: await deps.methodsOf(identityId), accountLocked: false };
       return fail(identityId, true);
     }
-    const lockedNow = await lockAtThreshold(db, target, 'failed_attempts', deps.lockoutThreshold, now, deps.lockoutSeconds);
-    return fail(reportId, identityId !== null && (count === undefined || !open || lockedNow));
+    if (decoy || identityId === null) {
+      await decoy?.settle();
+      return fail(reportId, false);
+    }
+    const lockedNow = await settleFailure(db, identityId, 'failed_attempts', deps.lockoutThreshold, now, deps.lockoutSeconds);
+    return fail(reportId, count === undefined || !open || lockedNow);
   }
 
   return {
