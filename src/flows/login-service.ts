@@ -151,6 +151,8 @@ export function createLoginService(deps: {
           ip: f.flow.ip,
           country: f.ctx.risk?.country ?? null,
         });
+        // Evictions happened whatever comes next: audited here, not with the success.
+        for (const id of f.created.evicted) await deps.audit.append({ type: 'session.revoked', subject: id, reason: 'EVICTED', data: { by: f.created.session.id } });
       },
     },
     {
@@ -182,10 +184,9 @@ export function createLoginService(deps: {
     {
       name: 'audit',
       async run(f) {
-        const { session, evicted } = f.created!;
+        const { session } = f.created!;
         const base = { flow: f.flow.id, device: f.flow.device_id };
         await deps.audit.append({ type: 'login.succeeded', subject: f.identityId, reason: f.out.factors.join(' '), data: { ...base, amr: f.out.amr } });
-        for (const id of evicted) await deps.audit.append({ type: 'session.revoked', subject: id, reason: 'EVICTED', data: { by: session.id } });
         await deps.audit.append({ type: 'session.created', subject: f.identityId, reason: f.out.acr, data: { session: session.id, flow: f.flow.id, amr: f.amr } });
       },
     },
