@@ -1,17 +1,21 @@
 import { and, assign, emit, forwardTo, fromPromise, setup } from 'xstate';
-import { mfaMachine, type MfaEffect, type MfaOutput } from './mfa.machine.ts';
+import { MFA_MACHINE_VERSION, mfaMachine, type MfaEffect, type MfaOutput } from './mfa.machine.ts';
 import {
   acrFor,
   combineAmr,
+  failure,
   TAG_AWAITING_INPUT,
   TAG_DELEGATING,
   type ClientEvent,
   type FlowEffect,
+  type FlowErrorCode,
   type FlowMessage,
+  type LoginDenialReason,
   type MfaMethod,
   type PasswordResult,
   type RiskActorInput,
   type RiskOutcome,
+  type StepMeta,
 } from './types.ts';
 
 /**
@@ -20,7 +24,13 @@ import {
  * allowed | stepUp (invokes the MFA machine) | denied; locked after repeated failures.
  * Bump the version when behaviour changes; flows under way keep the rules they started with.
  */
-export const LOGIN_MACHINE_VERSION = 4;
+export const LOGIN_MACHINE_VERSION = 5;
+
+/**
+ * What a stored login flow is versioned by: it carries the MFA child's snapshot too, so a change
+ * of either machine retires flows under way (they expire rather than resume under new rules).
+ */
+export const LOGIN_FLOW_VERSION = LOGIN_MACHINE_VERSION * 1000 + MFA_MACHINE_VERSION;
 
 export interface LoginInput {
   flowId: string;
@@ -43,7 +53,10 @@ export interface LoginContext extends LoginInput {
   amr: string[];
   factors: string[];
   messages: FlowMessage[];
-  reason: string | null;
+  /** Why the last event was not accepted (the route answers with it); null when it was. */
+  error: FlowErrorCode | null;
+  /** Why the flow ended denied or locked. */
+  reason: LoginDenialReason | 'TOO_MANY_ATTEMPTS' | 'MFA_LOCKED' | null;
   outcome: LoginOutput['outcome'] | null;
   /** Public WebAuthn request options while a passkey is asked for. */
   challenge: Record<string, unknown> | null;
@@ -73,13 +86,12 @@ export interface LoginOutput {
   amr: string[];
   acr: string;
   factors: string[];
-  reason: string | null;
+  reason: LoginContext['reason'];
 }
 
-const invalidCredentials: FlowMessage = {
-  code: 'INVALID_CREDENTIALS',
-  text: 'The identifier or password is incorrect.',
-};
+const invalidCredentials = () => failure('INVALID_CREDENTIALS', 'The identifier or password is incorrect.');
+const unavailable = () => failure('SERVICE_UNAVAILABLE', 'Try again later.');
+const step = (s: StepMeta['step']): StepMeta => ({ step: s });
 
 /** The outcome when the scorer does not answer in time: step-up, never allow. */
 export const riskUnavailable = (): RiskOutcome => ({
@@ -137,7 +149,7 @@ export const loginMachine = setup({
     mfaOk: (_, out: MfaOutput) => out.ok,
   },
   actions: {
-    clearMessages: assign({ messages: [] }),
+    clearMessages: assign({ messages: [], error: null }),
     rememberIdentifier: assign({
       identifier: ({ event }) => (event.type === 'password' ? event.identifier : null),
     }),
@@ -150,7 +162,7 @@ export const loginMachine = setup({
     recordPasswordFailure: assign(({ context }, out: PasswordResult) => ({
       identityId: out.identityId,
       passwordAttempts: context.passwordAttempts + 1,
-      messages: [invalidCredentials],
+      ...invalidCredentials(),
     })),
     emitPasswordFailure: emit(({ context }) => ({
       type: 'login.failed' as const,
@@ -168,7 +180,7 @@ export const loginMachine = setup({
     })),
     recordPasskeyFailure: assign(({ context }) => ({
       passwordAttempts: context.passwordAttempts + 1,
-      messages: [{ code: 'WEBAUTHN_FAILED', text: 'The passkey could not be verified.' }],
+      ...failure('WEBAUTHN_FAILED', 'The passkey could not be verified.'),
     })),
     emitPasskeyFailure: emit(({ context }) => ({
       type: 'login.failed' as const,
@@ -195,10 +207,10 @@ export const loginMachine = setup({
     emitDenied: emit(({ context }) => ({
       type: 'login.denied' as const,
       identityId: context.identityId,
-      reason: context.reason ?? 'RISK_DENY',
+      reason: context.reason ?? 'RISK_DENIED',
     })),
-    emitSucceeded: emit(({ context }) => ({
-      type: 'login.succeeded' as const,
+    emitAllowed: emit(({ context }) => ({
+      type: 'login.allowed' as const,
       identityId: context.identityId as string,
       amr: context.amr,
       factors: context.factors,
@@ -221,6 +233,7 @@ export const loginMachine = setup({
     amr: [],
     factors: [],
     messages: [],
+    error: null,
     reason: null,
     outcome: null,
     challenge: null,
@@ -228,9 +241,11 @@ export const loginMachine = setup({
   initial: 'start',
   states: {
     start: {
+      meta: step('password'),
       always: [{ guard: 'passkeyFirst', target: 'startingPasskey' }, { target: 'awaitingPassword' }],
     },
     startingPasskey: {
+      meta: step('webauthn'),
       invoke: {
         src: 'startPasskey',
         input: ({ context }) => ({ flowId: context.flowId }),
@@ -239,10 +254,12 @@ export const loginMachine = setup({
       },
     },
     awaitingPasskey: {
+      meta: step('webauthn'),
       tags: [TAG_AWAITING_INPUT],
       on: { webauthn: { target: 'verifyingPasskey', actions: 'clearMessages' } },
     },
     verifyingPasskey: {
+      meta: step('webauthn'),
       invoke: {
         src: 'verifyPasskey',
         input: ({ context, event }) => ({ flowId: context.flowId, response: event.type === 'webauthn' ? event.response : {} }),
@@ -256,14 +273,16 @@ export const loginMachine = setup({
           { guard: 'passwordAttemptsLeft', target: 'startingPasskey', actions: ['recordPasskeyFailure', 'emitPasskeyFailure'] },
           { target: 'locked', actions: ['recordPasskeyFailure', 'emitPasskeyFailure', 'setLockedReason', 'emitLocked'] },
         ],
-        onError: { target: 'startingPasskey', actions: assign({ messages: [{ code: 'SERVICE_UNAVAILABLE', text: 'Try again later.' }] }) },
+        onError: { target: 'startingPasskey', actions: assign(unavailable) },
       },
     },
     awaitingPassword: {
+      meta: step('password'),
       tags: [TAG_AWAITING_INPUT],
       on: { password: { target: 'verifyingPassword', actions: ['clearMessages', 'rememberIdentifier'] } },
     },
     verifyingPassword: {
+      meta: step('password'),
       invoke: {
         src: 'verifyPassword',
         // The password goes to the actor only; it is never written to context.
@@ -293,10 +312,11 @@ export const loginMachine = setup({
           },
         ],
         // A broken dependency never lets anyone in; the client may try again.
-        onError: { target: 'awaitingPassword', actions: assign({ messages: [{ code: 'SERVICE_UNAVAILABLE', text: 'Try again later.' }] }) },
+        onError: { target: 'awaitingPassword', actions: assign(unavailable) },
       },
     },
     assessingRisk: {
+      meta: step('password'),
       invoke: {
         src: 'scoreRisk',
         input: ({ context }) => ({
@@ -313,9 +333,10 @@ export const loginMachine = setup({
       },
     },
     deciding: {
+      meta: step('password'),
       entry: 'emitRisk',
       always: [
-        { guard: 'riskDeny', target: 'denied', actions: assign({ reason: 'RISK_DENY' }) },
+        { guard: 'riskDeny', target: 'denied', actions: assign({ reason: 'RISK_DENIED' }) },
         { guard: and(['riskStepUp', 'alreadyMfa']), target: 'allowed' },
         { guard: 'riskStepUp', target: 'stepUp' },
         { guard: 'riskAllow', target: 'allowed' },
@@ -327,12 +348,14 @@ export const loginMachine = setup({
       initial: 'checking',
       states: {
         checking: {
+          meta: step('choose_method'),
           always: [
             { guard: 'hasMfa', target: 'challenging', actions: 'emitSteppedUp' },
             // Step-up is required but the user has no factor: refuse, never allow silently.
             { target: '#login.denied', actions: assign({ reason: 'MFA_REQUIRED_NO_FACTOR' }) },
           ],
         },
+        // No step of its own: the presenter asks the delegate (the MFA machine) which step it is at.
         challenging: {
           tags: [TAG_DELEGATING],
           invoke: {
@@ -367,9 +390,9 @@ export const loginMachine = setup({
         },
       },
     },
-    allowed: { type: 'final', entry: [assign({ outcome: 'allowed' }), 'emitSucceeded'] },
-    denied: { type: 'final', entry: [assign({ outcome: 'denied' }), 'emitDenied'] },
-    locked: { type: 'final', entry: assign({ outcome: 'locked' }) },
+    allowed: { type: 'final', meta: step('done'), entry: [assign({ outcome: 'allowed' }), 'emitAllowed'] },
+    denied: { type: 'final', meta: step('denied'), entry: [assign({ outcome: 'denied' }), 'emitDenied'] },
+    locked: { type: 'final', meta: step('locked'), entry: assign({ outcome: 'locked' }) },
   },
   output: ({ context }) => ({
     outcome: context.outcome ?? 'locked',

@@ -1,12 +1,12 @@
 import { assign, enqueueActions, fromPromise, setup } from 'xstate';
-import { METHOD_STRENGTH, TAG_AWAITING_INPUT, type FlowMessage, type MfaEvent, type MfaMethod } from './types.ts';
+import { METHOD_STRENGTH, TAG_AWAITING_INPUT, type FlowErrorCode, type FlowMessage, type MfaEvent, type MfaMethod, type StepMeta } from './types.ts';
 
 /**
  * The second-factor challenge, invoked by login (risk step-up) and run on its own for step-up of
  * a live session. choose → webauthn | totp | sms/email code | recovery code → verified |
  * retry (bounded, one budget across methods) | locked.
  */
-export const MFA_MACHINE_VERSION = 3;
+export const MFA_MACHINE_VERSION = 4;
 
 export interface MfaInput {
   flowId: string;
@@ -24,6 +24,8 @@ export interface MfaContext extends MfaInput {
   verified: boolean;
   attempts: number;
   messages: FlowMessage[];
+  /** Why the last event was not accepted (the route answers with it); null when it was. */
+  error: FlowErrorCode | null;
   /** Public challenge data: WebAuthn request options, or the masked code destination. */
   challenge: Record<string, unknown> | null;
   /** amr values the verified factor proves. */
@@ -61,7 +63,9 @@ export interface WebAuthnResult {
   reason?: string;
 }
 
-const msg = (code: string, text: string): FlowMessage => ({ code, text });
+type ErrorMessage = FlowMessage & { code: FlowErrorCode };
+const msg = (code: FlowErrorCode, text: string): ErrorMessage => ({ code, text });
+const step = (s: StepMeta['step']): StepMeta => ({ step: s });
 const invalidCode = msg('MFA_CODE_INVALID', 'The code is incorrect or was already used.');
 
 const channelOf = (m: MfaMethod | null): CodeChannel => (m === 'sms' ? 'sms' : 'email');
@@ -98,10 +102,10 @@ export const mfaMachine = setup({
     invalidWithBudget: ({ context }, p: { verdict: CodeVerdict }) => p.verdict === 'invalid' && context.attempts + 1 < context.maxAttempts,
   },
   actions: {
-    clearMessages: assign({ messages: [] }),
-    setMethod: assign((_, p: { method: MfaMethod }) => ({ method: p.method, challenge: null, messages: [] })),
-    countFailure: assign(({ context }, p: { message: FlowMessage }) => ({ attempts: context.attempts + 1, messages: [p.message] })),
-    note: assign((_, p: { message: FlowMessage }) => ({ messages: [p.message] })),
+    clearMessages: assign({ messages: [], error: null }),
+    setMethod: assign((_, p: { method: MfaMethod }) => ({ method: p.method, challenge: null, messages: [], error: null })),
+    countFailure: assign(({ context }, p: { message: ErrorMessage }) => ({ attempts: context.attempts + 1, messages: [p.message], error: p.message.code })),
+    note: assign((_, p: { message: ErrorMessage }) => ({ messages: [p.message], error: p.message.code })),
     // Standalone (step-up flow): emit; invoked by login: tell the parent, which emits.
     report: enqueueActions(({ context, enqueue }, p: { effect: 'failed' | 'locked' | 'sent'; reason?: string }) => {
       const method = context.method ?? 'totp';
@@ -125,6 +129,7 @@ export const mfaMachine = setup({
     verified: false,
     attempts: 0,
     messages: [],
+    error: null,
     challenge: null,
     proven: [],
   }),
@@ -141,15 +146,18 @@ export const mfaMachine = setup({
   },
   states: {
     choosing: {
+      meta: step('choose_method'),
       tags: [TAG_AWAITING_INPUT],
       // With a single method there is nothing to choose.
       always: { guard: 'onlyOne', actions: enqueueActions(({ context, enqueue }) => enqueue.raise({ type: 'choose', method: context.methods[0] })) },
     },
     totp: {
+      meta: step('totp'),
       tags: [TAG_AWAITING_INPUT],
       on: { totp: { target: 'verifyingTotp', actions: 'clearMessages' } },
     },
     verifyingTotp: {
+      meta: step('totp'),
       invoke: {
         src: 'verifyTotp',
         input: ({ context, event }) => ({ identityId: context.identityId, code: event.type === 'totp' ? event.code : '' }),
@@ -162,10 +170,12 @@ export const mfaMachine = setup({
       },
     },
     recoveryCode: {
+      meta: step('recovery_code'),
       tags: [TAG_AWAITING_INPUT],
       on: { recovery_code: { target: 'verifyingRecoveryCode', actions: 'clearMessages' } },
     },
     verifyingRecoveryCode: {
+      meta: step('recovery_code'),
       invoke: {
         src: 'verifyRecoveryCode',
         input: ({ context, event }) => ({ identityId: context.identityId, code: event.type === 'recovery_code' ? event.code : '' }),
@@ -178,6 +188,7 @@ export const mfaMachine = setup({
       },
     },
     sendingCode: {
+      meta: step('code'),
       invoke: {
         src: 'sendCode',
         input: ({ context, event }) => ({
@@ -189,7 +200,7 @@ export const mfaMachine = setup({
         onDone: {
           target: 'code',
           actions: [
-            assign(({ context, event }) => ({ challenge: { channel: channelOf(context.method), to: event.output.to }, messages: [] })),
+            assign(({ context, event }) => ({ challenge: { channel: channelOf(context.method), to: event.output.to }, messages: [], error: null })),
             { type: 'report', params: { effect: 'sent' } },
           ],
         },
@@ -198,13 +209,14 @@ export const mfaMachine = setup({
           {
             guard: ({ context }) => context.challenge !== null,
             target: 'code',
-            actions: assign(({ event }) => ({ messages: [codeErrorMessage(event.error)] })),
+            actions: assign(({ event }) => codeFailure(event.error)),
           },
-          { target: 'choosing', actions: assign(({ event }) => ({ messages: [codeErrorMessage(event.error)], method: null })) },
+          { target: 'choosing', actions: assign(({ event }) => ({ ...codeFailure(event.error), method: null })) },
         ],
       },
     },
     code: {
+      meta: step('code'),
       tags: [TAG_AWAITING_INPUT],
       on: {
         code: { target: 'verifyingCode', actions: 'clearMessages' },
@@ -212,6 +224,7 @@ export const mfaMachine = setup({
       },
     },
     verifyingCode: {
+      meta: step('code'),
       invoke: {
         src: 'verifyCode',
         input: ({ context, event }) => ({ flowId: context.flowId, identityId: context.identityId, code: event.type === 'code' ? event.code : '' }),
@@ -239,6 +252,7 @@ export const mfaMachine = setup({
       },
     },
     startingWebAuthn: {
+      meta: step('webauthn'),
       invoke: {
         src: 'startWebAuthn',
         input: ({ context }) => ({ flowId: context.flowId, identityId: context.identityId }),
@@ -247,10 +261,12 @@ export const mfaMachine = setup({
       },
     },
     webauthn: {
+      meta: step('webauthn'),
       tags: [TAG_AWAITING_INPUT],
       on: { webauthn: { target: 'verifyingWebAuthn', actions: 'clearMessages' } },
     },
     verifyingWebAuthn: {
+      meta: step('webauthn'),
       invoke: {
         src: 'verifyWebAuthn',
         input: ({ context, event }) => ({
@@ -267,8 +283,8 @@ export const mfaMachine = setup({
         onError: { target: 'startingWebAuthn', actions: { type: 'note', params: { message: msg('SERVICE_UNAVAILABLE', 'Try again later.') } } },
       },
     },
-    verified: { type: 'final', entry: assign({ verified: true }) },
-    locked: { type: 'final' },
+    verified: { type: 'final', meta: step('done'), entry: assign({ verified: true }) },
+    locked: { type: 'final', meta: step('locked') },
   },
   output: ({ context }) => ({
     ok: context.verified,
@@ -278,9 +294,12 @@ export const mfaMachine = setup({
   }),
 });
 
-/** A code-delivery failure as a flow message; the error's `code` picks the message. */
-function codeErrorMessage(err: unknown): FlowMessage {
+/** A code-delivery failure as a flow message and error; the thrown error's `code` picks it. */
+function codeFailure(err: unknown): { messages: FlowMessage[]; error: FlowErrorCode } {
   const code = (err as { code?: string } | undefined)?.code;
-  if (code === 'CODE_RESEND_TOO_SOON') return msg(code, 'Wait a little before asking for another code.');
-  return msg('DELIVERY_FAILED', 'The code could not be sent. Try again or choose another method.');
+  const m =
+    code === 'CODE_RESEND_TOO_SOON'
+      ? msg(code, 'Wait a little before asking for another code.')
+      : msg('DELIVERY_FAILED', 'The code could not be sent. Try again or choose another method.');
+  return { messages: [m], error: m.code };
 }

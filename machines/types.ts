@@ -3,6 +3,31 @@
  * the real behaviour behind each named actor is provided by src/ through `.provide()`.
  */
 
+/**
+ * What a client is asked for in a state: every state of a flow machine declares it as
+ * `meta: { step }`, and the presenter reads it (it never guesses from state names).
+ */
+export type FlowStep = 'password' | 'webauthn' | 'choose_method' | 'totp' | 'recovery_code' | 'code' | 'done' | 'denied' | 'locked';
+export interface StepMeta {
+  step: FlowStep;
+}
+
+/**
+ * Why the last client event was not accepted, kept in a flow's context as `error` beside the
+ * human-readable messages; the route maps it to the problem (each is a code of the error registry).
+ */
+export type FlowErrorCode =
+  | 'INVALID_CREDENTIALS'
+  | 'SERVICE_UNAVAILABLE'
+  | 'WEBAUTHN_FAILED'
+  | 'MFA_CODE_INVALID'
+  | 'MFA_CODE_EXPIRED'
+  | 'DELIVERY_FAILED'
+  | 'CODE_RESEND_TOO_SOON';
+
+/** Why a login was refused after the user proved who they are; published with LOGIN_DENIED. */
+export type LoginDenialReason = 'RISK_DENIED' | 'MFA_REQUIRED_NO_FACTOR' | 'SERVICE_UNAVAILABLE' | 'SESSION_LIMIT_REACHED';
+
 /** Tags of states a flow can rest in, and of outcomes. */
 export const TAG_AWAITING_INPUT = 'awaitingInput';
 export const TAG_DELEGATING = 'delegating';
@@ -16,6 +41,12 @@ export interface FlowMessage {
   code: string;
   text: string;
 }
+
+/** A failed step: the message shown and the error code the route answers with. */
+export const failure = (code: FlowErrorCode, text: string): { messages: FlowMessage[]; error: FlowErrorCode } => ({
+  messages: [{ code, text }],
+  error: code,
+});
 
 /** What the risk scorer decided; raw signals stay server-side with the login event. */
 export interface RiskOutcome {
@@ -69,7 +100,8 @@ export type FlowEffect =
   | { type: 'risk.decided'; identityId: string | null; risk: RiskOutcome }
   | { type: 'login.stepped_up'; identityId: string | null; reasons: string[] }
   | { type: 'login.denied'; identityId: string | null; reason: string }
-  | { type: 'login.succeeded'; identityId: string; amr: string[]; factors: string[] }
+  /** The flow allowed the login; it *succeeds* only once a session exists (the login service's completion). */
+  | { type: 'login.allowed'; identityId: string; amr: string[]; factors: string[] }
   | { type: 'mfa.challenge_failed'; identityId: string; method: MfaMethod; attempts: number; reason: string }
   | { type: 'mfa.locked'; identityId: string; method: MfaMethod }
   | { type: 'mfa.code_sent'; identityId: string; channel: 'sms' | 'email' }
@@ -109,3 +141,26 @@ export const publishAmr = (amr: string[]): string[] => amr.filter((v) => v !== '
 /** acr per the assurance reached: aal2 when multi-factor. */
 export const acrFor = (amr: string[]): string => (amr.includes('mfa') ? ACR.aal2 : ACR.aal1);
 export const ACR = { aal1: 'urn:threshold:acr:aal1', aal2: 'urn:threshold:acr:aal2' } as const;
+
+/**
+ * The `meta.step` of the deepest state in `value` that declares one. Takes the machine's root
+ * state node (`machine.root`), so this module needs nothing from xstate at run time.
+ */
+export function stepOfValue(root: StateNodeLike, value: unknown): FlowStep | undefined {
+  let node: StateNodeLike | undefined = root;
+  let v: unknown = value;
+  let step: FlowStep | undefined;
+  while (node && v !== undefined && v !== null) {
+    const key: string | undefined = typeof v === 'string' ? v : typeof v === 'object' ? Object.keys(v as object)[0] : undefined;
+    if (key === undefined) break;
+    node = node.states?.[key];
+    step = (node?.meta as Partial<StepMeta> | undefined)?.step ?? step;
+    v = typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
+  }
+  return step;
+}
+
+export interface StateNodeLike {
+  meta?: unknown;
+  states?: Record<string, StateNodeLike>;
+}

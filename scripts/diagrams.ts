@@ -264,9 +264,18 @@ below are generated from them.
   does not answer in time the flow fails closed to step-up. Because flows rest only in states that
   await input, nothing depends on timers surviving persistence.
 - **Side effects are events.** Transitions never touch the outside world; they emit events
-  (\`login.failed\`, \`login.succeeded\`, …) that the runtime applies after the flow is persisted.
+  (\`login.failed\`, \`login.allowed\`, …) that the runtime applies after the flow is persisted.
+  \`login.allowed\` is not yet a success: the login service decides the session first (ordered
+  completion steps \`decideSession → tokens → recordSuccess → audit → notice\`), so a session the
+  cap refuses ends the flow \`denied\` (\`SESSION_LIMIT_REACHED\`), never \`succeeded\`.
+- **Steps are declared.** Every state carries \`meta: { step }\`, what the client is asked for;
+  the presenter reads it (from the delegate, the MFA machine, while login delegates to it).
+- **Errors are declared.** A state that refuses an event sets \`context.error\` (a registry code)
+  beside its messages; the route answers with it.
+- **Delegation.** A \`delegating\` state's invoked machine child is found by the runtime (any id).
 - **Versions.** Bump \`LOGIN_MACHINE_VERSION\` / \`MFA_MACHINE_VERSION\` whenever behaviour changes;
-  flows already under way keep the rules they started with.
+  flows already under way keep the rules they started with. A login flow carries the MFA child's
+  snapshot, so it is stored under \`LOGIN_FLOW_VERSION\`, which changes when either does.
 
 ## Reading the diagrams
 

@@ -3,6 +3,7 @@ import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import { sha256 } from '../crypto/seal.ts';
 import { isStorableText, storableText } from '../db/text.ts';
+import type { AuditEventType } from '../../contracts/audit-events.ts';
 
 /**
  * One audit event. `data` is stored as jsonb and is part of the hash chain forever: it must be
@@ -10,8 +11,8 @@ import { isStorableText, storableText } from '../db/text.ts';
  * are responsible for that; put identifiers and reason codes in it, not credentials.
  */
 export interface AuditEvent {
-  /** `<noun>.<past-verb>`, e.g. `login.succeeded`, `session.revoked`. */
-  type: string;
+  /** One of the typed `<noun>.<past-verb>` names in contracts/audit-events.ts. */
+  type: AuditEventType;
   actor?: string | null;
   subject?: string | null;
   reason?: string | null;

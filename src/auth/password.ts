@@ -3,7 +3,7 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import type { MfaMethod, PasswordResult } from '../../machines/types.ts';
 import { AppError } from '../errors.ts';
-import { clearAfterSuccess, lockAccount, reserveAttempt } from './lockout.ts';
+import { clearAfterSuccess, decoyAttempt, reserveAttempt, settleFailure } from './lockout.ts';
 
 /** OWASP minimum for argon2id: m=19456 KiB, t=2, p=1. */
 // Algorithm.Argon2id is an ambient const enum (value 2), which verbatimModuleSyntax cannot import.
@@ -70,24 +70,30 @@ export async function createPasswordService(deps: {
    * Stops concurrent guessing past the lockout: the attempt is counted atomically *before* the
    * (queued) hash check, so a burst cannot all read "unlocked"; a success resets the count only
    * if no lock landed meanwhile (a burst's or an administrator's); a lapsed lock starts afresh.
+   *
+   * Stops telling known from unknown users by time: every refused attempt costs a SELECT, one
+   * row write, the hash check and a second row write — an identity's row for a known user
+   * (locked or not), a decoy row for an unknown one (test/integration/password-timing.test.ts).
    */
-  async function attempt(identityId: string, hashed: string, password: string): Promise<PasswordResult> {
+  async function attempt(identityId: string | null, hashed: string, password: string, reportId: string | null = identityId): Promise<PasswordResult> {
     const now = clock.now();
-    const count = await reserveAttempt(db, identityId, 'failed_attempts', now);
-    if (count === undefined || count > deps.lockoutThreshold) {
-      await doVerify(hashed, password); // the same cost as any other answer
-      return fail(identityId, true);
-    }
-    if (await doVerify(hashed, password)) {
+    const decoy = identityId === null ? decoyAttempt(db) : null;
+    let count: number | undefined;
+    if (decoy) await decoy.reserve();
+    else count = await reserveAttempt(db, identityId as string, 'failed_attempts', now);
+    const open = identityId !== null && count !== undefined && count <= deps.lockoutThreshold;
+    const right = await doVerify(hashed, password); // checked whatever the state: the same cost
+    if (open && right) {
       if (await clearAfterSuccess(db, identityId, 'failed_attempts'))
         return { ok: true, identityId, methods: await deps.methodsOf(identityId), accountLocked: false };
       return fail(identityId, true);
     }
-    if (count >= deps.lockoutThreshold) {
-      await lockAccount(db, identityId, now, deps.lockoutSeconds);
-      return fail(identityId, true);
+    if (decoy || identityId === null) {
+      await decoy?.settle();
+      return fail(reportId, false);
     }
-    return fail(identityId, false);
+    const lockedNow = await settleFailure(db, identityId, 'failed_attempts', deps.lockoutThreshold, now, deps.lockoutSeconds);
+    return fail(reportId, count === undefined || !open || lockedNow);
   }
 
   return {
@@ -108,10 +114,8 @@ export async function createPasswordService(deps: {
         [email],
       );
       const row = rows[0];
-      if (!row || !row.hash || row.status !== 'active' || tooLong) {
-        await doVerify(row?.hash ?? dummy, tooLong ? 'x' : password);
-        return fail(row?.id ?? null);
-      }
+      // Unknown, disabled, password-less or over-long: the same work as a wrong password, counted for no one.
+      if (!row || !row.hash || row.status !== 'active' || tooLong) return attempt(null, row?.hash ?? dummy, tooLong ? 'x' : password, row?.id ?? null);
       return attempt(row.id, row.hash, password);
     },
     async verifyCurrent(identityId, pw) {

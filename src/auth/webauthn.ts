@@ -222,9 +222,10 @@ export function createWebAuthnService(deps: {
           );
           await audit.append(
             {
-              type: 'webauthn.registered',
+              type: 'mfa.enrolled',
               actor: identityId,
               subject: identityId,
+              reason: 'WEBAUTHN',
               data: { credential: c.id, deviceType: c.deviceType, backedUp: c.backedUp, discoverable: c.discoverable },
             },
             q,
@@ -369,7 +370,7 @@ export function createWebAuthnService(deps: {
       if (!UUID.test(id)) throw new AppError('MFA_FACTOR_NOT_FOUND');
       await db.tx(async (q) => {
         if (!(await store.rename(identityId, id, l, q))) throw new AppError('MFA_FACTOR_NOT_FOUND');
-        await audit.append({ type: 'webauthn.renamed', actor: identityId, subject: identityId, data: { credential: id } }, q);
+        await audit.append({ type: 'mfa.renamed', actor: identityId, subject: identityId, reason: 'WEBAUTHN', data: { credential: id } }, q);
       });
     },
 
@@ -377,7 +378,7 @@ export function createWebAuthnService(deps: {
       if (!UUID.test(id)) throw new AppError('MFA_FACTOR_NOT_FOUND');
       await db.tx(async (q) => {
         if (!(await store.remove(identityId, id, q))) throw new AppError('MFA_FACTOR_NOT_FOUND');
-        await audit.append({ type: 'webauthn.removed', actor: identityId, subject: identityId, data: { credential: id } }, q);
+        await audit.append({ type: 'mfa.removed', actor: identityId, subject: identityId, reason: 'WEBAUTHN', data: { credential: id } }, q);
       });
     },
   };

@@ -6,7 +6,8 @@ import type { FlowEffect, RiskOutcome } from '../../machines/types.ts';
 import type { FlowRow } from './runtime.ts';
 import { deviceRef } from './binding.ts';
 
-type Outcome = 'succeeded' | 'failed' | 'denied' | 'locked' | 'stepped_up';
+/** login_events.outcome. Risk history trusts `succeeded` only: it is written once a session exists. */
+export type LoginEventOutcome = 'succeeded' | 'failed' | 'denied' | 'locked' | 'stepped_up';
 
 /**
  * Applies what a login transition asked for, after the flow was persisted: one login event per
@@ -16,7 +17,7 @@ type Outcome = 'succeeded' | 'failed' | 'denied' | 'locked' | 'stepped_up';
 export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit }) {
   const { db, clock, audit } = deps;
 
-  async function loginEvent(flow: FlowRow, outcome: Outcome, identityId: string | null, risk: RiskOutcome | null, extra: { factors?: string[]; reason?: string } = {}) {
+  async function loginEvent(flow: FlowRow, outcome: LoginEventOutcome, identityId: string | null, risk: RiskOutcome | null, extra: { factors?: string[]; reason?: string } = {}) {
     await db.query(
       `INSERT INTO login_events (id, flow_id, identity_id, device_id, ip, country, latitude, longitude, outcome, signals,
                                  policy_version, contributions, score, decision, reasons, factors, created_at)
@@ -31,7 +32,7 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit })
     );
   }
 
-  return async function apply(flow: FlowRow, effects: FlowEffect[], risk: RiskOutcome | null): Promise<void> {
+  async function apply(flow: FlowRow, effects: FlowEffect[], risk: RiskOutcome | null): Promise<void> {
     // The device id is a bearer secret (X-Device-Id): the audit trail keeps a digest only.
     const base = { flow: flow.id, device: deviceRef(flow.device_id) };
     for (const e of effects) {
@@ -60,9 +61,9 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit })
           await loginEvent(flow, 'denied', e.identityId, risk, { reason: e.reason });
           await audit.append({ type: 'login.denied', subject: e.identityId, reason: e.reason, data: base });
           break;
-        case 'login.succeeded':
-          await loginEvent(flow, 'succeeded', e.identityId, risk, { factors: e.factors });
-          await audit.append({ type: 'login.succeeded', subject: e.identityId, reason: e.factors.join(' '), data: { ...base, amr: e.amr } });
+        case 'login.allowed':
+          // Not a success yet: the login service's completion decides the session first, then
+          // records `succeeded` (or the refusal) itself.
           break;
         case 'mfa.challenge_failed':
           await audit.append({ type: 'mfa.challenge_failed', subject: e.identityId, reason: 'MFA_CODE_INVALID', data: { ...base, method: e.method, attempts: e.attempts } });
@@ -73,5 +74,7 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit })
           break;
       }
     }
-  };
+  }
+
+  return { apply, loginEvent };
 }

@@ -10,12 +10,20 @@ import type { RecoveryService } from '../auth/recovery.ts';
 import type { SessionRecord, SessionService } from '../session/sessions.ts';
 import type { TokenService } from '../tokens/access-token.ts';
 import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
-import { loginMachine, LOGIN_MACHINE_VERSION, type LoginContext, type LoginOutput, type PasskeyResult } from '../../machines/login.machine.ts';
-import { publishAmr, type FlowEffect, type RiskOutcome } from '../../machines/types.ts';
+import { loginMachine, LOGIN_FLOW_VERSION, type LoginContext, type LoginOutput, type PasskeyResult } from '../../machines/login.machine.ts';
+import { publishAmr, type FlowEffect, type LoginDenialReason, type RiskOutcome } from '../../machines/types.ts';
+import { isAppError } from '../errors.ts';
 import { RISK_JOB, riskJobId } from '../../workers/queues.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { createLoginEffects } from './login-effects.ts';
 import { deviceRef, loadBound, type BindingFailure, type FlowClient } from './binding.ts';
+
+/** The steps run, in this order, once a flow allowed a login. */
+export const COMPLETION_STEPS = ['decideSession', 'tokens', 'recordSuccess', 'audit', 'notice'] as const;
+export type CompletionStepName = (typeof COMPLETION_STEPS)[number];
+
+/** Whether a password event's password was right; null when none was checked. */
+export type PasswordCheck = 'passed' | 'failed' | null;
 
 export interface Completion {
   sessionToken: string;
@@ -83,11 +91,11 @@ export function createLoginService(deps: {
     clock,
     type: 'login',
     machine,
-    machineVersion: LOGIN_MACHINE_VERSION,
+    machineVersion: LOGIN_FLOW_VERSION,
     ttlSeconds: config.FLOW_TTL_SECONDS,
     leaseMs: Math.max(30_000, config.RISK_TIMEOUT_MS + 15_000),
   });
-  const applyEffects = createLoginEffects({ db, clock, audit: deps.audit });
+  const effects = createLoginEffects({ db, clock, audit: deps.audit });
 
   /**
    * Email the user once after a login from a new device or country (not on their very first
@@ -112,43 +120,128 @@ export function createLoginService(deps: {
     );
   }
 
-  /** Issue the session (and tokens) for the one request that finished the flow. */
-  async function complete(flow: FlowRow): Promise<Completion | undefined> {
+  /** What the completion steps share: the finished flow, and what each step produced. */
+  interface Finishing {
+    flow: FlowRow;
+    ctx: LoginContext;
+    identityId: string;
+    out: LoginOutput;
+    authTime: number;
+    amr: string[];
+    created?: { token: string; session: SessionRecord; evicted: string[] };
+    tokens?: Completion['tokens'];
+  }
+
+  /**
+   * What happens once the flow allowed a login, in this order: success is declared only after the
+   * session (and any tokens) exist, so a session the cap refuses is never recorded (or audited)
+   * as a success and never makes the device known to risk history. The new-device notice needs
+   * the recorded login event, so it comes last.
+   */
+  const completionSteps: { name: CompletionStepName; run(f: Finishing): Promise<void> }[] = [
+    {
+      name: 'decideSession',
+      async run(f) {
+        f.created = await deps.sessions.create({
+          identityId: f.identityId,
+          amr: f.amr,
+          acr: f.out.acr,
+          authTime: f.authTime,
+          factorTimes: Object.fromEntries(f.out.amr.map((a) => [a, f.authTime])),
+          deviceId: f.flow.device_id,
+          ip: f.flow.ip,
+          country: f.ctx.risk?.country ?? null,
+        });
+        // Evictions happened whatever comes next: audited here, not with the success.
+        for (const id of f.created.evicted) await deps.audit.append({ type: 'session.revoked', subject: id, reason: 'EVICTED', data: { by: f.created.session.id } });
+      },
+    },
+    {
+      name: 'tokens',
+      async run(f) {
+        if (!f.flow.return_tokens) return;
+        const session = f.created!.session;
+        const t = await deps.tokens.issue({
+          sub: f.identityId,
+          sid: session.id,
+          amr: f.amr,
+          acr: f.out.acr,
+          auth_time: f.authTime,
+          roles: await deps.roleNames(f.identityId),
+        });
+        f.tokens = { access_token: t.token, token_type: 'Bearer', expires_in: t.expiresIn };
+        if (deps.refresh)
+          f.tokens.refresh_token = await deps.refresh.issue({ sessionId: session.id, identityId: f.identityId, ip: f.flow.ip ?? '', deviceId: f.flow.device_id });
+      },
+    },
+    {
+      name: 'recordSuccess',
+      async run(f) {
+        const session = f.created!.session;
+        await db.query('UPDATE flows SET session_id = $2 WHERE id = $1', [f.flow.id, session.id]);
+        await effects.loginEvent(f.flow, 'succeeded', f.identityId, f.ctx.risk, { factors: f.out.factors });
+      },
+    },
+    {
+      name: 'audit',
+      async run(f) {
+        const { session } = f.created!;
+        const base = { flow: f.flow.id, device: deviceRef(f.flow.device_id) };
+        await deps.audit.append({ type: 'login.succeeded', subject: f.identityId, reason: f.out.factors.join(' '), data: { ...base, amr: f.out.amr } });
+        await deps.audit.append({ type: 'session.created', subject: f.identityId, reason: f.out.acr, data: { session: session.id, flow: f.flow.id, amr: f.amr } });
+      },
+    },
+    {
+      name: 'notice',
+      run: (f) => noticeNewDevice(f.flow, f.ctx, f.identityId, f.created!.session.id),
+    },
+  ];
+
+  if (completionSteps.map((s) => s.name).join() !== COMPLETION_STEPS.join()) throw new Error('completion steps out of order');
+
+  /** The session cap refused the session: the login ends denied, recorded and audited as such. */
+  async function refuse(f: Finishing): Promise<FlowRow> {
+    const reason: LoginDenialReason = 'SESSION_LIMIT_REACHED';
+    await effects.loginEvent(f.flow, 'denied', f.identityId, f.ctx.risk, { reason, factors: f.out.factors });
+    await deps.audit.append({ type: 'login.denied', subject: f.identityId, reason, data: { flow: f.flow.id, device: deviceRef(f.flow.device_id) } });
+    return runtime.overrideOutcome(f.flow, 'denied', { outcome: 'denied', reason });
+  }
+
+  /**
+   * Runs the completion steps for the one request that finished the flow. Answers the flow as it
+   * now stands (denied when the session was refused) and, when a session exists, its token.
+   */
+  async function complete(flow: FlowRow): Promise<{ flow: FlowRow; completion?: Completion }> {
     const out = flow.snapshot.output as LoginOutput | undefined;
-    if (!out || out.outcome !== 'allowed' || !out.identityId) return undefined;
-    const ctx = flow.snapshot.context as unknown as LoginContext;
+    if (!out || out.outcome !== 'allowed' || !out.identityId) return { flow };
     const authTime = Math.floor(clock.now() / 1000);
-    const amr = publishAmr(out.amr);
-    const factorTimes = Object.fromEntries(out.amr.map((a) => [a, authTime]));
-    const { token, session, evicted } = await deps.sessions.create({
+    const f: Finishing = {
+      flow,
+      ctx: flow.snapshot.context as unknown as LoginContext,
       identityId: out.identityId,
-      amr,
-      acr: out.acr,
+      out,
       authTime,
-      factorTimes,
-      deviceId: flow.device_id,
-      ip: flow.ip,
-      country: ctx.risk?.country ?? null,
-    });
-    await db.query('UPDATE flows SET session_id = $2 WHERE id = $1', [flow.id, session.id]);
-    for (const id of evicted) await deps.audit.append({ type: 'session.revoked', subject: id, reason: 'EVICTED', data: { by: session.id } });
-    await deps.audit.append({ type: 'session.created', subject: out.identityId, reason: out.acr, data: { session: session.id, flow: flow.id, amr } });
-    await noticeNewDevice(flow, ctx, out.identityId, session.id);
-    const completion: Completion = { sessionToken: token, session };
-    if (flow.return_tokens) {
-      const t = await deps.tokens.issue({
-        sub: out.identityId,
-        sid: session.id,
-        amr,
-        acr: out.acr,
-        auth_time: authTime,
-        roles: await deps.roleNames(out.identityId),
-      });
-      completion.tokens = { access_token: t.token, token_type: 'Bearer', expires_in: t.expiresIn };
-      if (deps.refresh)
-        completion.tokens.refresh_token = await deps.refresh.issue({ sessionId: session.id, identityId: out.identityId, ip: flow.ip ?? '', deviceId: flow.device_id });
+      amr: publishAmr(out.amr),
+    };
+    for (const step of completionSteps) {
+      try {
+        await step.run(f);
+      } catch (e) {
+        if (step.name === 'decideSession' && isAppError(e) && e.code === 'SESSION_LIMIT_REACHED') return { flow: await refuse(f) };
+        // The client never gets this session's token: do not leave it live, nor let risk history
+        // trust the device for a login that did not complete (tokens die with their session).
+        if (f.created) {
+          await deps.sessions.revoke(f.created.session.id, 'LOGIN_INCOMPLETE').catch(() => {});
+          await db
+            .query("UPDATE login_events SET outcome = 'failed' WHERE flow_id = $1 AND outcome = 'succeeded'", [flow.id])
+            .catch(() => {});
+        }
+        throw e;
+      }
     }
-    return completion;
+    const completion: Completion = { sessionToken: f.created!.token, session: f.created!.session };
+    if (f.tokens) completion.tokens = f.tokens;
+    return { flow, completion };
   }
 
   /** A flow presented by another device than the one that started it: audited, then answered as unknown. */
@@ -181,12 +274,28 @@ export function createLoginService(deps: {
         { deviceId: meta.deviceId, ip: meta.ip, returnTokens: meta.returnTokens },
       );
     },
-    async submit(id: string, event: { type: string }, client: FlowClient): Promise<{ flow: FlowRow; completion?: Completion }> {
+    /**
+     * Apply one client event, from the browser that started the flow (`client`; another device
+     * answers like an unknown flow). `passwordCheck` says, for a password event, whether the
+     * password was right (`passed`) or not (`failed`; a locked account reads as `failed` too), and
+     * is null when no password was checked (another event, or a dependency failed): the login
+     * limiter counts from it, never from the answer's body.
+     */
+    async submit(id: string, event: { type: string }, client: FlowClient): Promise<{ flow: FlowRow; completion?: Completion; passwordCheck: PasswordCheck }> {
       await open(id, client);
-      const { flow, effects, finished } = await runtime.advance<FlowEffect>(id, event);
-      const risk = (flow.snapshot.context as unknown as LoginContext).risk;
-      await applyEffects(flow, effects, risk);
-      return { flow, completion: finished ? await complete(flow) : undefined };
+      const advanced = await runtime.advance<FlowEffect>(id, event);
+      const ctx = advanced.flow.snapshot.context as unknown as LoginContext;
+      await effects.apply(advanced.flow, advanced.effects, ctx.risk);
+      const passwordCheck: PasswordCheck =
+        event.type !== 'password'
+          ? null
+          : advanced.effects.some((e) => e.type === 'login.failed' && e.factor === 'pwd')
+            ? 'failed'
+            : ctx.amr.includes('pwd')
+              ? 'passed'
+              : null;
+      if (!advanced.finished) return { flow: advanced.flow, passwordCheck };
+      return { ...(await complete(advanced.flow)), passwordCheck };
     },
   };
 }

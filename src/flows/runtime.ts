@@ -46,25 +46,42 @@ export interface FlowRuntimeOptions {
   ttlSeconds: number;
   /** How long one request may hold a flow (risk deadline + hashing fit well inside). */
   leaseMs?: number;
-  /** Child actor a delegating state forwards client events to. */
-  childId?: string;
+}
+
+/**
+ * The child a delegating state forwards client events to, found rather than named: the invoked
+ * actor that is itself a state machine (it has tags), so a parent may call its child anything.
+ */
+export function delegateOf(actor: AnyActorRef): AnyActorRef | undefined {
+  const s = actor.getSnapshot();
+  if (s.status !== 'active' || !s.hasTag(TAG_DELEGATING)) return undefined;
+  for (const child of Object.values((s.children ?? {}) as Record<string, AnyActorRef | undefined>)) {
+    const cs = child?.getSnapshot() as { hasTag?: unknown } | undefined;
+    if (cs && typeof cs.hasTag === 'function') return child;
+  }
+  return undefined;
+}
+
+/** The persisted snapshot of a flow's delegate, if it has one (a machine child: it has a value). */
+export function delegateSnapshot(snap: PersistedSnapshot): { snapshot: PersistedSnapshot; src: string } | undefined {
+  if (snap.status !== 'active') return undefined;
+  return Object.values(snap.children ?? {}).find((c) => c?.snapshot && 'value' in c.snapshot);
 }
 
 /** Resting: final, awaiting input, or delegating to a child that awaits input. */
-export function isResting(actor: AnyActorRef, childId = 'mfa'): boolean {
+export function isResting(actor: AnyActorRef): boolean {
   const s = actor.getSnapshot();
   if (s.status !== 'active') return true;
   if (s.hasTag(TAG_AWAITING_INPUT)) return true;
-  const child = s.children?.[childId] as AnyActorRef | undefined;
-  return s.hasTag(TAG_DELEGATING) && !!child && child.getSnapshot().hasTag(TAG_AWAITING_INPUT);
+  return !!delegateOf(actor)?.getSnapshot().hasTag(TAG_AWAITING_INPUT);
 }
 
 /** Whether the resting flow takes this event (asking the child when the parent delegates). */
-export function accepts(actor: AnyActorRef, event: { type: string }, childId = 'mfa'): boolean {
+export function accepts(actor: AnyActorRef, event: { type: string }): boolean {
   const s = actor.getSnapshot();
   if (s.status !== 'active') return false;
   if (s.hasTag(TAG_DELEGATING)) {
-    const child = s.children?.[childId] as AnyActorRef | undefined;
+    const child = delegateOf(actor);
     return !!child && child.getSnapshot().status === 'active' && child.getSnapshot().can(event);
   }
   return s.can(event);
@@ -81,7 +98,6 @@ export function runToRest<E>(
   from: { snapshot?: PersistedSnapshot; input?: unknown },
   event: { type: string } | null,
   timeoutMs: number,
-  childId = 'mfa',
 ): Promise<{ snapshot: PersistedSnapshot; effects: E[] }> {
   return new Promise((resolve, reject) => {
     const effects: E[] = [];
@@ -101,7 +117,7 @@ export function runToRest<E>(
       }
     };
     const check = () => {
-      if (!settled && actor && isResting(actor, childId)) finish();
+      if (!settled && actor && isResting(actor)) finish();
     };
     const timer = setTimeout(() => finish(new Error('flow did not come to rest in time')), timeoutMs);
     actor = createActor(machine, {
@@ -114,7 +130,7 @@ export function runToRest<E>(
     actor.subscribe({ error: (e) => finish(e instanceof Error ? e : new Error(String(e))) });
     actor.start();
     if (event) {
-      if (!accepts(actor, event, childId)) {
+      if (!accepts(actor, event)) {
         settled = true;
         clearTimeout(timer);
         actor.stop();
@@ -132,7 +148,6 @@ const COLS =
 export function createFlowRuntime(o: FlowRuntimeOptions) {
   const { db, clock } = o;
   const leaseMs = o.leaseMs ?? 30_000;
-  const childId = o.childId ?? 'mfa';
   const settleMs = leaseMs - 1000;
 
   async function load(id: string): Promise<FlowRow> {
@@ -150,7 +165,7 @@ export function createFlowRuntime(o: FlowRuntimeOptions) {
     load,
     async create(input: Record<string, unknown>, meta: { deviceId: string | null; ip: string | null; returnTokens: boolean; identityId?: string | null; sessionId?: string | null }) {
       const id = `flw_${randomToken(16)}`;
-      const { snapshot } = await runToRest(o.machine, { input: { ...input, flowId: id } }, null, settleMs, childId);
+      const { snapshot } = await runToRest(o.machine, { input: { ...input, flowId: id } }, null, settleMs);
       const now = clock.now();
       const { rows } = await db.query<FlowRow>(
         `INSERT INTO flows (id, type, identity_id, session_id, machine_version, snapshot, state, device_id, ip, return_tokens,
@@ -177,23 +192,50 @@ export function createFlowRuntime(o: FlowRuntimeOptions) {
         [id, row.version, leaseMs],
       );
       if (claim.rowCount !== 1) throw new AppError('FLOW_CONFLICT', { extra: { flowRow: row } });
-      let result: { snapshot: PersistedSnapshot; effects: E[] };
+      // From here every error path gives the lease back: a failed save, a machine that threw or did
+      // not settle must not answer the user's next attempt with 409 until the lease runs out.
+      const release = () =>
+        db.query('UPDATE flows SET lease_until = NULL WHERE id = $1 AND version = $2', [id, row.version]).then(
+          () => undefined,
+          () => undefined,
+        );
       try {
-        result = await runToRest<E>(o.machine, { snapshot: row.snapshot }, event, settleMs, childId);
+        const result = await runToRest<E>(o.machine, { snapshot: row.snapshot }, event, settleMs);
+        const ctx = result.snapshot.context as { identityId?: string | null };
+        const { rows } = await db.query<FlowRow>(
+          `UPDATE flows SET snapshot = $3::jsonb, state = $4, version = version + 1, lease_until = NULL, updated_at = $5,
+                            identity_id = COALESCE(identity_id, $6)
+            WHERE id = $1 AND version = $2 RETURNING ${COLS}`,
+          [id, row.version, JSON.stringify(result.snapshot), stateName(result.snapshot.value), new Date(clock.now()), ctx.identityId ?? null],
+        );
+        if (!rows[0]) throw new AppError('FLOW_CONFLICT', { extra: { flowRow: row } });
+        return { flow: rows[0], effects: result.effects, finished: result.snapshot.status === 'done' };
       } catch (e) {
-        await db.query('UPDATE flows SET lease_until = NULL WHERE id = $1 AND version = $2', [id, row.version]).catch(() => {});
-        if (e instanceof AppError) throw new AppError(e.code, { extra: { flowRow: row } });
+        await release();
+        if (e instanceof AppError) throw new AppError(e.code, { extra: { ...e.extra, flowRow: row } });
         throw e;
       }
-      const ctx = result.snapshot.context as { identityId?: string | null };
+    },
+    /**
+     * A finished flow whose decision could not be carried out (the session cap refused the
+     * session the flow allowed) is rewritten to read as the final state that did happen, with
+     * `patch` merged into its context and output. Only a finished flow: nothing resumes it.
+     */
+    async overrideOutcome(row: FlowRow, finalState: string, patch: Record<string, unknown>): Promise<FlowRow> {
+      if (row.snapshot.status !== 'done') throw new Error('only a finished flow can be overridden');
+      const snapshot: PersistedSnapshot = {
+        ...row.snapshot,
+        value: finalState,
+        context: { ...row.snapshot.context, ...patch },
+        output: { ...(row.snapshot.output as Record<string, unknown> | undefined), ...patch },
+      };
       const { rows } = await db.query<FlowRow>(
-        `UPDATE flows SET snapshot = $3::jsonb, state = $4, version = version + 1, lease_until = NULL, updated_at = $5,
-                          identity_id = COALESCE(identity_id, $6)
+        `UPDATE flows SET snapshot = $3::jsonb, state = $4, version = version + 1, updated_at = $5
           WHERE id = $1 AND version = $2 RETURNING ${COLS}`,
-        [id, row.version, JSON.stringify(result.snapshot), stateName(result.snapshot.value), new Date(clock.now()), ctx.identityId ?? null],
+        [row.id, row.version, JSON.stringify(snapshot), finalState, new Date(clock.now())],
       );
-      if (!rows[0]) throw new AppError('FLOW_CONFLICT', { extra: { flowRow: row } });
-      return { flow: rows[0], effects: result.effects, finished: result.snapshot.status === 'done' };
+      if (!rows[0]) throw new AppError('FLOW_CONFLICT');
+      return rows[0];
     },
   };
 }

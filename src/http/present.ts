@@ -2,59 +2,60 @@ import type { Context } from 'hono';
 import { setCookie } from 'hono/cookie';
 import { sessionCookieName } from './middleware/auth.ts';
 import { ERRORS, type AppError } from '../errors.ts';
-import type { FlowRow, PersistedSnapshot } from '../flows/runtime.ts';
-import type { FlowMessage, MfaMethod, RiskOutcome } from '../../machines/types.ts';
+import type { AnyStateMachine } from 'xstate';
+import { delegateSnapshot, type FlowRow, type PersistedSnapshot } from '../flows/runtime.ts';
+import { loginMachine } from '../../machines/login.machine.ts';
+import { mfaMachine } from '../../machines/mfa.machine.ts';
+import { stepOfValue, type FlowMessage, type FlowStep, type MfaMethod, type RiskOutcome } from '../../machines/types.ts';
 import type { SessionRecord } from '../session/sessions.ts';
 
 /** The one place that serialises: flows are whitelisted field by field, never dumped. */
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-const MFA_STEP: Record<string, string> = {
-  choosing: 'choose_method',
-  totp: 'totp',
-  recoveryCode: 'recovery_code',
-  code: 'code',
-  webauthn: 'webauthn',
-  verified: 'done',
-  locked: 'locked',
-};
+/** The machine each stored flow type runs; its states' `meta.step` is what the client is asked for. */
+const FLOW_MACHINES: Record<string, AnyStateMachine> = { login: loginMachine, stepup: mfaMachine };
 
-/** The MFA machine's snapshot: the login's invoked child, or a step-up flow's root. */
-const mfaSnapshot = (row: FlowRow): PersistedSnapshot | undefined =>
-  row.type === 'stepup' ? row.snapshot : row.snapshot.children?.mfa?.snapshot;
+/**
+ * The state a flow is at, and the machine that runs it: the flow's own, or — while the flow
+ * delegates — its child's (found by the runtime's rule, its logic looked up by the invoke `src`).
+ */
+function activeState(row: FlowRow): { machine: AnyStateMachine | undefined; snapshot: PersistedSnapshot; delegate?: PersistedSnapshot } {
+  const machine = FLOW_MACHINES[row.type];
+  const child = delegateSnapshot(row.snapshot);
+  if (!child) return { machine, snapshot: row.snapshot };
+  const childMachine = (machine?.implementations.actors as Record<string, unknown> | undefined)?.[child.src] as AnyStateMachine | undefined;
+  return { machine: childMachine, snapshot: child.snapshot, delegate: child.snapshot };
+}
 
-function stepOf(row: FlowRow, expired: boolean): string {
+function stepOf(row: FlowRow, expired: boolean): FlowStep | 'expired' {
   if (expired) return 'expired';
-  const snap = row.snapshot;
-  if (row.type === 'stepup') return typeof snap.value === 'string' ? (MFA_STEP[snap.value] ?? 'choose_method') : 'choose_method';
-  const v = snap.value;
-  if (v === 'awaitingPassword' || v === 'verifyingPassword' || v === 'start') return 'password';
-  if (v === 'awaitingPasskey' || v === 'startingPasskey' || v === 'verifyingPasskey') return 'webauthn';
-  if (v === 'allowed') return 'done';
-  if (v === 'denied') return 'denied';
-  if (v === 'locked') return 'locked';
-  const child = snap.children?.mfa?.snapshot;
-  if (child && typeof child.value === 'string') return MFA_STEP[child.value] ?? 'choose_method';
-  return 'password';
+  const own = FLOW_MACHINES[row.type];
+  const mine = own ? stepOfValue(own.root, row.snapshot.value) : undefined;
+  if (mine) return mine;
+  const { machine, snapshot } = activeState(row);
+  // Every state declares its step (test/unit/flow-steps.test.ts); this is only a safe default.
+  return (machine && stepOfValue(machine.root, snapshot.value)) ?? 'password';
 }
 
 export interface PresentedFlow {
   id: string;
   type: string;
-  step: string;
+  step: FlowStep | 'expired';
   methods?: MfaMethod[];
   challenge?: Record<string, unknown>;
   risk?: { level: string; reasons: string[] };
   messages: FlowMessage[];
   expiresAt: string;
-  state: string;
+  /** The machine's state value as JSON (a string, or an object for nested states). */
+  state: unknown;
 }
 
 export function presentFlow(row: FlowRow, opts: { expired?: boolean } = {}): PresentedFlow {
   const snap = row.snapshot;
   const ctx = (row.type === 'stepup' ? {} : snap.context) as { risk?: RiskOutcome | null; messages?: FlowMessage[] };
-  const child = mfaSnapshot(row);
+  // The MFA machine's snapshot: a step-up flow's root, or a login's delegate.
+  const child = row.type === 'stepup' ? snap : activeState(row).delegate;
   const childCtx = child?.context as { methods?: MfaMethod[]; messages?: FlowMessage[]; challenge?: Record<string, unknown> | null } | undefined;
   const step = stepOf(row, !!opts.expired);
   const out: PresentedFlow = {
@@ -63,7 +64,7 @@ export function presentFlow(row: FlowRow, opts: { expired?: boolean } = {}): Pre
     step,
     messages: [...(ctx.messages ?? []), ...(childCtx?.messages ?? [])].map((m) => ({ code: m.code, text: m.text })),
     expiresAt: row.expires_at.toISOString(),
-    state: typeof snap.value === 'string' ? snap.value : JSON.stringify(snap.value),
+    state: snap.value,
   };
   if (childCtx?.methods && child?.status === 'active') out.methods = [...childCtx.methods];
   // WebAuthn request options, or { channel, to: masked } for a code; only while it is asked for.

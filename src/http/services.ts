@@ -18,6 +18,7 @@ import type { FactorRegistry } from '../auth/factors.ts';
 import type { WebAuthnService } from '../auth/webauthn.ts';
 import type { CodeService } from '../auth/codes.ts';
 import type { LoginReports } from '../session/login-reports.ts';
+import type { LoginAttemptOutcome } from './middleware/rate-limit.ts';
 import type { RevocationList } from '../session/revocation.ts';
 import type { VerifyCache } from './verify-cache.ts';
 import type { Redis } from 'ioredis';
@@ -60,5 +61,12 @@ export interface Services {
 }
 
 export type Env = {
-  Variables: { requestId: string; clientIp: string; principal?: Principal; via?: 'cookie' | 'bearer' };
+  Variables: {
+    requestId: string;
+    clientIp: string;
+    principal?: Principal;
+    via?: 'cookie' | 'bearer';
+    /** Set by the login route for a password event: whether the password was right (the limiter reads it). */
+    loginOutcome?: LoginAttemptOutcome;
+  };
 };

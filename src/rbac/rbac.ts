@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Clock } from '../clock.ts';
 import type { Queryable } from '../db/db.ts';
 import { ACR } from '../../machines/types.ts';
+import { AppError } from '../errors.ts';
 
 export const RequirementSchema = z
   .object({ amr: z.array(z.string().min(1)).optional(), maxAge: z.number().int().positive().optional() })
@@ -57,6 +58,20 @@ export function stepUpChallenge(d: Extract<Decision, { code: 'STEP_UP_REQUIRED' 
   ];
   if (d.maxAge !== undefined) parts.push(`max_age=${d.maxAge}`);
   return parts.join(', ');
+}
+
+/**
+ * The one answer to a refused requirement: 403 PERMISSION_DENIED, or 401 STEP_UP_REQUIRED with
+ * the RFC 9470 `WWW-Authenticate` challenge and the `acr_values` / `max_age` the client should
+ * step up to (POST /auth/stepup). Every route and middleware that checks a requirement uses it.
+ */
+export function decisionError(d: Exclude<Decision, { allow: true }>): AppError {
+  if (d.code === 'PERMISSION_DENIED') return new AppError('PERMISSION_DENIED');
+  return new AppError('STEP_UP_REQUIRED', {
+    detail: d.description,
+    headers: { 'WWW-Authenticate': stepUpChallenge(d) },
+    extra: { acr_values: d.acrValues, ...(d.maxAge !== undefined ? { max_age: d.maxAge } : {}) },
+  });
 }
 
 export function createRbac(db: Queryable, clock: Clock): Rbac {

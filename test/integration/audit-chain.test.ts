@@ -130,7 +130,7 @@ describe('audit chain on Postgres', () => {
     ).rejects.toThrow('business failure');
     await db.tx(async (q) => {
       await audit.append({ type: 'user.created', subject: 'u-y' }, q);
-      await audit.append({ type: 'role.granted', subject: 'u-y', data: { role: 'admin' } }, q);
+      await audit.append({ type: 'user.locked', subject: 'u-y', data: { role: 'admin' } }, q);
     });
     const { rows } = await db.query<{ subject: string }>('SELECT subject FROM audit_events ORDER BY seq');
     expect(rows.map((r) => r.subject)).toEqual(['sess-1', 'u-y', 'u-y']);
@@ -150,7 +150,7 @@ describe('audit chain on Postgres', () => {
 
   it('rejects a malformed type and non-object data', async () => {
     const { audit } = await chain(0);
-    await expect(audit.append({ type: 'LoginSucceeded' })).rejects.toThrow(TypeError);
+    await expect(audit.append({ type: 'LoginSucceeded' as never })).rejects.toThrow(TypeError);
     await expect(audit.append({ type: 'login.succeeded', data: [1] as unknown as Record<string, unknown> })).rejects.toThrow(
       TypeError,
     );
@@ -160,7 +160,7 @@ describe('audit chain on Postgres', () => {
     const { db, audit } = await chain(0);
     for (let i = 0; i < 1203; i += 200) {
       await Promise.all(
-        Array.from({ length: Math.min(200, 1203 - i) }, (_, j) => audit.append({ type: 'token.issued', data: { k: i + j } })),
+        Array.from({ length: Math.min(200, 1203 - i) }, (_, j) => audit.append({ type: 'refresh.issued', data: { k: i + j } })),
       );
     }
     expect(await audit.verify()).toEqual({ ok: true, checked: 1203 });

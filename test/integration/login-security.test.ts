@@ -185,9 +185,16 @@ describe('enumeration and lockout', () => {
     expect(during.body.code).toBe('INVALID_CREDENTIALS');
     expect(during.headers.getSetCookie().some((x) => x.startsWith('threshold_session='))).toBe(false);
 
-    t.clock.advance(599_000);
+    // Measured from the lock's recorded end, not from when it landed: real time passes between
+    // the two (seconds on a loaded machine), and the check must not straddle the end.
+    const until = async () =>
+      (await t.db.query<{ locked_until: Date }>("SELECT locked_until FROM identities WHERE email = 'frank@example.test'")).rows[0].locked_until.getTime();
+    const end = await until();
+    expect(end - t.clock.now()).toBeGreaterThan(590_000); // the 600 s period, less the time the test took
+    t.clock.advance(end - t.clock.now() - 5_000);
     expect((await c.passwordLogin('frank@example.test', pw)).status).toBe(401);
-    t.clock.advance(2_000);
+    expect(await until()).toBe(end); // a refused attempt does not extend the lock
+    t.clock.advance(end - t.clock.now() + 1_000);
     const after = await c.passwordLogin('frank@example.test', pw);
     expect(after.status).toBe(200);
     expect(after.body.step).toBe('done');

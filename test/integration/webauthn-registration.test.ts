@@ -86,7 +86,7 @@ describe('WebAuthn registration', () => {
       `SELECT type, subject FROM audit_events WHERE subject = $1 ORDER BY seq`,
       [u.id],
     );
-    expect(audit.rows).toEqual([{ type: 'webauthn.registered', subject: u.id }]);
+    expect(audit.rows).toEqual([{ type: 'mfa.enrolled', subject: u.id }]);
   });
 
   it('registers a device-bound security key with preferred UV and lists existing keys in excludeCredentials', async () => {
@@ -245,6 +245,6 @@ describe('WebAuthn credential management', () => {
     await expectCode(svc.remove(u.id, saved.id), 'MFA_FACTOR_NOT_FOUND');
 
     const { rows } = await db.query<{ type: string }>('SELECT type FROM audit_events WHERE subject = $1 ORDER BY seq', [u.id]);
-    expect(rows.map((r) => r.type)).toEqual(['webauthn.registered', 'webauthn.renamed', 'webauthn.removed']);
+    expect(rows.map((r) => r.type)).toEqual(['mfa.enrolled', 'mfa.renamed', 'mfa.removed']);
   });
 });

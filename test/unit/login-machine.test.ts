@@ -87,7 +87,7 @@ describe('login machine', () => {
     const s = actor.getSnapshot();
     expect(s.value).toBe('allowed');
     expect(s.output).toMatchObject({ outcome: 'allowed', identityId: 'u1', amr: ['pwd'], acr: 'urn:threshold:acr:aal1' });
-    expect(effects.map((e) => e.type)).toEqual(['risk.decided', 'login.succeeded']);
+    expect(effects.map((e) => e.type)).toEqual(['risk.decided', 'login.allowed']);
   });
 
   it('returns to the password prompt on a wrong password and locks after the budget', async () => {
@@ -133,7 +133,7 @@ describe('login machine', () => {
     actor.send({ type: 'password', identifier: 'a@x.io', password: 'right' });
     await settle();
     expect(actor.getSnapshot().value).toBe('denied');
-    expect(actor.getSnapshot().output).toMatchObject({ outcome: 'denied', reason: 'RISK_DENY' });
+    expect(actor.getSnapshot().output).toMatchObject({ outcome: 'denied', reason: 'RISK_DENIED' });
     expect(effects.map((e) => e.type)).toEqual(['risk.decided', 'login.denied']);
   });
 
@@ -172,7 +172,7 @@ describe('login machine', () => {
     await settle();
     expect(actor.getSnapshot().value).toBe('allowed');
     expect(actor.getSnapshot().output).toMatchObject({ amr: ['pwd', 'otp', 'mfa'], acr: 'urn:threshold:acr:aal2', factors: ['pwd', 'totp'] });
-    expect(effects.map((e) => e.type)).toEqual(['risk.decided', 'login.stepped_up', 'login.succeeded']);
+    expect(effects.map((e) => e.type)).toEqual(['risk.decided', 'login.stepped_up', 'login.allowed']);
   });
 
   it('denies a step-up for a user with no second factor', async () => {
@@ -254,7 +254,7 @@ describe('login machine', () => {
       actor.send({ type: 'webauthn', response: { id: 'good' } });
       await settle();
       expect(actor.getSnapshot().output).toMatchObject({ outcome: 'allowed', identityId: 'u1', amr: ['hwk', 'user', 'mfa'], acr: 'urn:threshold:acr:aal2', factors: ['webauthn'] });
-      expect(effects.map((e) => e.type)).toEqual(['risk.decided', 'login.succeeded']);
+      expect(effects.map((e) => e.type)).toEqual(['risk.decided', 'login.allowed']);
     });
 
     it('needs no further step-up when the passkey already proved mfa, but still obeys deny', async () => {

@@ -210,8 +210,12 @@ describe('loginAttemptGuard mounted inside the app (as the lead wires it)', () =
       const b = (await c.req.json()) as { type: string; password?: string };
       seen.push(b.password ?? b.type);
       if (b.type !== 'password') throw new AppError('INVALID_EVENT');
-      if (b.password === 'right') return c.json({ step: 'done' });
       if (b.password === 'conflict') throw new AppError('FLOW_CONFLICT');
+      // A 401 that looks like a wrong password but carries no typed outcome: never counted.
+      if (b.password === 'untyped') throw new AppError('INVALID_CREDENTIALS');
+      // The route's typed contract with the limiter (the real one gets it from the login service).
+      c.set('loginOutcome' as never, (b.password === 'right' ? 'passed' : 'failed') as never);
+      if (b.password === 'right') return c.json({ step: 'done' });
       throw new AppError('INVALID_CREDENTIALS');
     });
     a.route('/auth/login', routes);
@@ -236,6 +240,19 @@ describe('loginAttemptGuard mounted inside the app (as the lead wires it)', () =
     expect(((await r.json()) as { code: string }).code).toBe('RATE_LIMITED');
     expect(seen).toEqual([]); // the route (and so the password check) never ran
     expect((await post('10.8.0.2', pw('right'))).status).toBe(200);
+  });
+
+  it('counts from the typed outcome the route set, never from the answer body', async () => {
+    const seen: string[] = [];
+    const post = app(createLoginLimiter(opts({ perIpAccount: { points: 1, duration: 60 } })), seen);
+    for (let i = 0; i < 5; i++) {
+      const r = await post('10.8.2.1', pw('untyped'));
+      expect(r.status).toBe(401);
+      expect(((await r.json()) as { code: string }).code).toBe('INVALID_CREDENTIALS');
+    }
+    // Five "INVALID_CREDENTIALS" bodies were given back: one typed failure still fits the budget of one.
+    expect((await post('10.8.2.1', pw('wrong'))).status).toBe(401);
+    expect((await post('10.8.2.1', pw('wrong'))).status).toBe(429);
   });
 
   it('awaits the progressive delay before the route runs', async () => {

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { AppError } from '../../errors.ts';
-import { checkRequirement, stepUpChallenge, type Principal } from '../../rbac/rbac.ts';
+import { checkRequirement, decisionError, type Principal } from '../../rbac/rbac.ts';
 import type { Env, Services } from '../services.ts';
 
 export const sessionCookieName = (secure: boolean) => (secure ? '__Host-threshold_session' : 'threshold_session');
@@ -67,12 +67,7 @@ export async function requireFreshMfa(c: Context<Env>, s: Services, maxAge = 900
   const p = await requirePrincipal(c, s);
   const d = checkRequirement(p, { amr: ['mfa'], maxAge }, Math.floor(s.clock.now() / 1000));
   if (d.allow) return p;
-  if (d.code === 'PERMISSION_DENIED') throw new AppError('PERMISSION_DENIED');
-  throw new AppError('STEP_UP_REQUIRED', {
-    detail: d.description,
-    headers: { 'WWW-Authenticate': stepUpChallenge(d) },
-    extra: { acr_values: d.acrValues, max_age: maxAge },
-  });
+  throw decisionError(d);
 }
 
 /** Stops non-administrators from using admin routes. */
@@ -81,12 +76,7 @@ export async function requirePermission(c: Context<Env>, s: Services, permission
   const d = await s.rbac.authorize(p, permission);
   if (!d.allow) {
     await s.audit.append({ type: 'authorization.denied', actor: p.identityId, subject: permission, reason: d.code, data: { route: c.req.path } });
-    if (d.code === 'PERMISSION_DENIED') throw new AppError('PERMISSION_DENIED');
-    throw new AppError('STEP_UP_REQUIRED', {
-      detail: d.description,
-      headers: { 'WWW-Authenticate': stepUpChallenge(d) },
-      extra: { acr_values: d.acrValues, ...(d.maxAge !== undefined ? { max_age: d.maxAge } : {}) },
-    });
+    throw decisionError(d);
   }
   return p;
 }

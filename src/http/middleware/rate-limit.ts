@@ -109,19 +109,13 @@ const isPasswordEvent = (b: unknown): b is { type: 'password'; identifier: strin
   return !!o && typeof o === 'object' && o.type === 'password' && typeof o.identifier === 'string' && o.identifier.length > 0 && typeof o.password === 'string';
 };
 
-type Outcome = 'failure' | 'success' | 'release';
-
-/** What the route's answer says about the password check. */
-async function outcomeOf(res: Response): Promise<Outcome> {
-  if (res.status >= 200 && res.status < 300) return 'success';
-  if (res.status !== 401 && res.status !== 423) return 'release';
-  const code = await res
-    .clone()
-    .json()
-    .then((b) => (b as { code?: unknown } | null)?.code)
-    .catch(() => null);
-  return code === 'INVALID_CREDENTIALS' || code === 'ACCOUNT_LOCKED' ? 'failure' : 'release';
-}
+/**
+ * What the login route tells the limiter about a password event, as `c.set('loginOutcome', …)`:
+ * `passed` (the password was right), `failed` (wrong, or the account is locked: the same to the
+ * client). Unset when no password was checked (another event, a conflict, a dependency down): the
+ * attempt's points are given back. The limiter never reads the answer's body.
+ */
+export type LoginAttemptOutcome = 'passed' | 'failed';
 
 /**
  * Mount on `POST /auth/login/:id`: stops online password guessing (per IP, per account, per
@@ -162,9 +156,9 @@ export function loginAttemptGuard(limiter: LoginLimiter, getIp: IpOf, opts: Guar
       await quietly(() => limiter.release(ip, id));
       throw e;
     }
-    const outcome = await outcomeOf(c.res);
-    if (outcome === 'failure') await quietly(() => limiter.onFailure(ip, id));
-    else if (outcome === 'success') await quietly(() => limiter.onSuccess(ip, id));
+    const outcome = c.get('loginOutcome' as never) as LoginAttemptOutcome | undefined;
+    if (outcome === 'failed') await quietly(() => limiter.onFailure(ip, id));
+    else if (outcome === 'passed') await quietly(() => limiter.onSuccess(ip, id));
     else await quietly(() => limiter.release(ip, id));
   };
 }

@@ -1,11 +1,12 @@
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
-import { AppError, ERRORS, type ErrorCode } from '../../errors.ts';
+import { AppError, ERRORS } from '../../errors.ts';
 import { readJson } from '../body.ts';
 import { deviceId } from '../middleware/client.ts';
 import { presentCompletion, presentFlow } from '../present.ts';
 import type { Completion } from '../../flows/login-service.ts';
-import type { FlowRow } from '../../flows/runtime.ts';
+import { delegateSnapshot, type FlowRow } from '../../flows/runtime.ts';
+import type { FlowErrorCode, LoginDenialReason } from '../../../machines/types.ts';
 import { routeDocs } from '../openapi/doc.ts';
 import type { Env, Services } from '../services.ts';
 
@@ -62,13 +63,41 @@ export const loginDocs = routeDocs('/auth/login', 'Login', {
   },
 });
 
-/** A flow whose last step failed answers with the matching problem (and the flow). */
+/**
+ * What a refused login tells the user, by reason. Only reached after the user proved the
+ * password (or a passkey), so it reveals nothing about whether an account exists; it names no
+ * risk signal either.
+ */
+const DENIAL_DETAIL: Record<LoginDenialReason, string> = {
+  MFA_REQUIRED_NO_FACTOR:
+    'This sign-in looks unusual and your account has no second factor to confirm it. Try again from a device you have used before, or ask an administrator to help you sign in and then add a second factor (an authenticator app or a security key).',
+  RISK_DENIED: 'This sign-in was refused for security reasons. Try again from a device or network you have used before, or contact an administrator.',
+  SERVICE_UNAVAILABLE: 'Sign-in could not be completed right now; try again shortly.',
+  SESSION_LIMIT_REACHED: ERRORS.SESSION_LIMIT_REACHED.title,
+};
+
+const LOCKED_DETAIL = 'Too many failed attempts. Wait a while before trying again, or ask an administrator to unlock the account.';
+
+/**
+ * A flow whose last step failed answers with the matching problem (and the flow): a refused or
+ * locked outcome, or the `error` the machine (or its delegate) set for the event it did not accept.
+ */
 export function outcomeError(row: FlowRow): AppError | null {
-  const body = presentFlow(row);
-  if (body.step === 'denied') return new AppError('LOGIN_DENIED', { extra: { flowRow: row } });
-  if (body.step === 'locked') return new AppError('ACCOUNT_LOCKED', { extra: { flowRow: row } });
-  const m = body.messages.find((x) => x.code in ERRORS);
-  return m ? new AppError(m.code as ErrorCode, { extra: { flowRow: row } }) : null;
+  const snap = row.snapshot;
+  const output = snap.output as { outcome?: string; reason?: string | null } | undefined;
+  if (snap.status === 'done' && output?.outcome === 'denied') {
+    const reason = (output.reason ?? 'RISK_DENIED') as LoginDenialReason;
+    return new AppError('LOGIN_DENIED', { detail: DENIAL_DETAIL[reason], extra: { reason, flowRow: row } });
+  }
+  const step = presentFlow(row).step;
+  // Said the same way for every identifier, known or not, and never "until when": telling a
+  // locked account's end (or telling it only after a right password) would make the lock an
+  // oracle — guesses are not counted while locked, so "locked" vs "wrong" would confirm a password.
+  if (step === 'locked') return new AppError('ACCOUNT_LOCKED', { detail: LOCKED_DETAIL, extra: { flowRow: row } });
+  const own = (snap.context as { error?: FlowErrorCode | null }).error;
+  const child = delegateSnapshot(snap)?.snapshot.context as { error?: FlowErrorCode | null } | undefined;
+  const code = own ?? child?.error ?? null;
+  return code ? new AppError(code, { extra: { flowRow: row } }) : null;
 }
 
 export function loginRoutes(s: Services) {
@@ -97,7 +126,9 @@ export function loginRoutes(s: Services) {
 
   app.post('/:id', async (c) => {
     const event = await readJson(c, LoginEventSchema);
-    const { flow, completion } = await s.login.submit(c.req.param('id'), event, { deviceId: deviceId(c, secure, false) });
+    const { flow, completion, passwordCheck } = await s.login.submit(c.req.param('id'), event, { deviceId: deviceId(c, secure, false) });
+    // The login limiter counts from this, not from the answer (rate-limit.ts loginAttemptGuard).
+    if (passwordCheck) c.set('loginOutcome', passwordCheck);
     const err = outcomeError(flow);
     if (err) throw err;
     return c.json(finish(c, flow, completion));

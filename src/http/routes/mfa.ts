@@ -56,8 +56,11 @@ export const mfaDocs = routeDocs('/auth/mfa', 'Factors', {
 export function mfaRoutes(s: Services) {
   const app = new Hono<Env>();
 
-  const changed = async (identityId: string, type: string, factorId: string, action: string) => {
-    await s.audit.append({ type: `mfa.${action}`, actor: identityId, subject: factorId, reason: type.toUpperCase() });
+  const changed = async (identityId: string, type: string, factorId: string, action: 'enrolled' | 'removed' | 'recovery_codes_regenerated') => {
+    // New recovery codes are one happening whether first or regenerated: `recovery_codes.generated`.
+    if (action === 'recovery_codes_regenerated')
+      await s.audit.append({ type: 'recovery_codes.generated', actor: identityId, subject: factorId, reason: 'REGENERATED' });
+    else await s.audit.append({ type: `mfa.${action}`, actor: identityId, subject: factorId, reason: type.toUpperCase() });
     // One email per change, even if this request is retried.
     await s.notifyUser?.(identityId, 'factor_changed', { factor: type, action }, `${factorId}-${action}-${Math.floor(s.clock.now() / 1000)}`);
   };

@@ -5,7 +5,7 @@ import { AppError } from '../../errors.ts';
 import { readJson } from '../body.ts';
 import { authenticate, requireFreshMfa, requirePrincipal, sessionCookieName } from '../middleware/auth.ts';
 import { presentSession, presentSessionListing } from '../present.ts';
-import { stepUpChallenge } from '../../rbac/rbac.ts';
+import { decisionError } from '../../rbac/rbac.ts';
 import { routeDocs } from '../openapi/doc.ts';
 import type { Env, Services } from '../services.ts';
 
@@ -147,12 +147,7 @@ export function sessionRoutes(s: Services) {
     const d = await s.rbac.authorize(p, b.permission);
     if (d.allow) return c.json({ allow: true });
     await s.audit.append({ type: 'authorization.denied', actor: p.identityId, subject: b.permission, reason: d.code, data: { session: p.sessionId } });
-    if (d.code === 'PERMISSION_DENIED') throw new AppError('PERMISSION_DENIED');
-    throw new AppError('STEP_UP_REQUIRED', {
-      detail: d.description,
-      headers: { 'WWW-Authenticate': stepUpChallenge(d) },
-      extra: { acr_values: d.acrValues, ...(d.maxAge !== undefined ? { max_age: d.maxAge } : {}) },
-    });
+    throw decisionError(d);
   });
 
   return app;
