@@ -13,6 +13,7 @@ import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
 import { loginMachine, LOGIN_MACHINE_VERSION, type LoginContext, type LoginOutput, type PasskeyResult } from '../../machines/login.machine.ts';
 import { publishAmr, type FlowEffect, type RiskOutcome } from '../../machines/types.ts';
 import { RISK_JOB, riskJobId } from '../../workers/queues.ts';
+import type { RiskRecorder } from '../risk/recorder.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { createLoginEffects } from './login-effects.ts';
 
@@ -47,6 +48,8 @@ export function createLoginService(deps: {
     start(flowId: string): Promise<Record<string, unknown>>;
     verify(flowId: string, response: Record<string, unknown>): Promise<PasskeyResult>;
   };
+  /** Shadow decisions and step-up labels on recorded login events (src/risk/recorder.ts). */
+  risk?: RiskRecorder;
 }) {
   const { db, clock, config } = deps;
 
@@ -86,7 +89,7 @@ export function createLoginService(deps: {
     ttlSeconds: config.FLOW_TTL_SECONDS,
     leaseMs: Math.max(30_000, config.RISK_TIMEOUT_MS + 15_000),
   });
-  const applyEffects = createLoginEffects({ db, clock, audit: deps.audit });
+  const applyEffects = createLoginEffects({ db, clock, audit: deps.audit, risk: deps.risk });
 
   /**
    * Email the user once after a login from a new device or country (not on their very first
