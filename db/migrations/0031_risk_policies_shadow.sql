@@ -14,6 +14,8 @@ ALTER TABLE login_events ADD COLUMN shadow_reasons jsonb;
 -- The events API pages newest first on (created_at, id).
 CREATE INDEX login_events_created ON login_events(created_at DESC, id DESC);
 CREATE INDEX login_events_shadow ON login_events(created_at) WHERE shadow_decision IS NOT NULL;
+-- Shadow recording, step-up labels and event detail look events up by their login flow.
+CREATE INDEX login_events_flow ON login_events(flow_id);
 
 -- login_events.ip is text and may hold whatever a trusted proxy forwarded: filters by address or
 -- subnet cast through this, so one odd row cannot fail a whole query.

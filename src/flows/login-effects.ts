@@ -17,24 +17,18 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit; r
   const { db, clock, audit } = deps;
 
   async function loginEvent(flow: FlowRow, outcome: Outcome, identityId: string | null, risk: RiskOutcome | null, extra: { factors?: string[]; reason?: string } = {}) {
-    const id = randomUUID();
-    // Shadow mode: the shadow policy's decision on the same signals, recorded beside the enforced one.
-    const shadow = (await deps.risk?.shadow(risk)) ?? null;
     await db.query(
       `INSERT INTO login_events (id, flow_id, identity_id, device_id, ip, country, latitude, longitude, outcome, signals,
-                                 policy_version, contributions, score, decision, reasons, factors, created_at,
-                                 shadow_policy_version, shadow_decision, shadow_score, shadow_reasons)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12::jsonb, $13, $14, $15::jsonb, $16::jsonb, $17, $18, $19, $20, $21::jsonb)`,
+                                 policy_version, contributions, score, decision, reasons, factors, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12::jsonb, $13, $14, $15::jsonb, $16::jsonb, $17)`,
       [
-        id, flow.id, identityId, flow.device_id, flow.ip, risk?.country ?? null, risk?.lat ?? null, risk?.lon ?? null,
+        randomUUID(), flow.id, identityId, flow.device_id, flow.ip, risk?.country ?? null, risk?.lat ?? null, risk?.lon ?? null,
         outcome, risk ? JSON.stringify(risk.signals ?? null) : null, risk?.policyVersion ?? null,
         risk ? JSON.stringify(risk.contributions) : null, risk?.score ?? null, risk?.decision ?? null,
         JSON.stringify(extra.reason ? [...(risk?.reasons ?? []), extra.reason] : (risk?.reasons ?? [])),
         JSON.stringify(extra.factors ?? []), new Date(clock.now()),
-        shadow?.policyVersion ?? null, shadow?.decision ?? null, shadow?.score ?? null, shadow ? JSON.stringify(shadow.reasons) : null,
       ],
     );
-    return id;
   }
 
   return async function apply(flow: FlowRow, effects: FlowEffect[], risk: RiskOutcome | null): Promise<void> {
@@ -66,8 +60,7 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit; r
           await audit.append({ type: 'login.denied', subject: e.identityId, reason: e.reason, data: base });
           break;
         case 'login.succeeded':
-          const eventId = await loginEvent(flow, 'succeeded', e.identityId, risk, { factors: e.factors });
-          if (risk?.decision === 'step_up') await deps.risk?.steppedUp(eventId, e.factors);
+          await loginEvent(flow, 'succeeded', e.identityId, risk, { factors: e.factors });
           await audit.append({ type: 'login.succeeded', subject: e.identityId, reason: e.factors.join(' '), data: { ...base, amr: e.amr } });
           break;
         case 'mfa.challenge_failed':
@@ -79,5 +72,7 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit; r
           break;
       }
     }
+    // Shadow decisions and step-up labels on the events just written (src/risk/recorder.ts).
+    await deps.risk?.recorded(flow.id, risk, effects);
   };
 }

@@ -1,31 +1,43 @@
+import type { FlowEffect, RiskOutcome } from '../../machines/types.ts';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { labelStepUp } from './labels.ts';
 import type { PolicyStore } from './policy-store.ts';
-import { shadowFor, type LiveRisk, type ShadowDecision } from './shadow.ts';
+import { shadowFor } from './shadow.ts';
 
-/** What the login flow asks of the risk side when it records an event (src/flows/login-effects.ts). */
+/** What the login flow asks of the risk side once it has recorded a transition's events. */
 export interface RiskRecorder {
-  /** The shadow policy's decision for this assessment; null when none. Never throws: shadow is advisory. */
-  shadow(risk: LiveRisk | null): Promise<ShadowDecision | null>;
-  /** The event ended a login that had been stepped up: a weak `legit` label when an owned factor was used. */
-  steppedUp(eventId: string, factors: readonly string[]): Promise<void>;
+  /**
+   * Called after a transition's login events are written: records the shadow policy's decision
+   * beside the enforced one, and labels a login completed after a step-up. Never throws: both
+   * are advisory and must not change or fail the enforced outcome.
+   */
+  recorded(flowId: string, risk: RiskOutcome | null, effects: readonly FlowEffect[]): Promise<void>;
 }
 
 export function createRiskRecorder(deps: { db: Db; clock: Clock; policies: Pick<PolicyStore, 'shadowPolicy'>; onError?: (err: unknown, op: string) => void }): RiskRecorder {
+  const { db } = deps;
   return {
-    async shadow(risk) {
+    async recorded(flowId, risk, effects) {
       try {
-        return await shadowFor(risk, deps.policies.shadowPolicy);
+        const shadow = await shadowFor(risk, deps.policies.shadowPolicy);
+        if (shadow) {
+          // The flow's scored events not yet shadowed: those this transition just wrote.
+          await db.query(
+            `UPDATE login_events SET shadow_policy_version = $2, shadow_decision = $3, shadow_score = $4, shadow_reasons = $5::jsonb
+              WHERE flow_id = $1 AND decision IS NOT NULL AND shadow_policy_version IS NULL`,
+            [flowId, shadow.policyVersion, shadow.decision, shadow.score, JSON.stringify(shadow.reasons)],
+          );
+        }
       } catch (err) {
-        // A shadow failure must never change or fail the enforced decision.
         deps.onError?.(err, 'shadow');
-        return null;
       }
-    },
-    async steppedUp(eventId, factors) {
+      const done = effects.find((e) => e.type === 'login.succeeded');
+      if (!done || risk?.decision !== 'step_up') return;
       try {
-        await labelStepUp(deps.db, eventId, factors, new Date(deps.clock.now()));
+        // A completed step-up with a factor the user owns: weak evidence the owner was there.
+        const { rows } = await db.query<{ id: string }>("SELECT id FROM login_events WHERE flow_id = $1 AND outcome = 'succeeded' LIMIT 1", [flowId]);
+        if (rows[0]) await labelStepUp(db, rows[0].id, done.factors, new Date(deps.clock.now()));
       } catch (err) {
         deps.onError?.(err, 'step_up_label');
       }

@@ -244,7 +244,7 @@ describe('risk API (/api/risk)', () => {
       ]),
     );
     expect(r.body.explanation.summary).toMatch(/^stepped up: new device.* \(score 30 under policy strict-1\)$/);
-    expect(r.body.explanation.reasons).toEqual([{ code: 'NEW_DEVICE', text: expect.stringContaining('new device'), direction: 'raises' }]);
+    expect(r.body.explanation.reasons).toEqual([{ code: 'NEW_DEVICE', text: expect.stringContaining('new device'), direction: 'risk' }]);
     expect(r.body.userMessage).toBe('We did not recognise this device.');
 
     // The completed step-up with an owned factor is weak evidence the owner was there.
@@ -372,7 +372,7 @@ describe('risk API (/api/risk)', () => {
 
       const one = await admin.get(`/api/risk/events?user=${carol}&reason=SUSPICIOUS_IP&limit=1`);
       expect(one.body.items[0].explanation.summary).toMatch(/: address in a deny-listed network \(203\.0\.113\.0\/24\); new device/);
-      expect(one.body.items[0].explanation.reasons[0]).toMatchObject({ code: 'SUSPICIOUS_IP', direction: 'raises' });
+      expect(one.body.items[0].explanation.reasons[0]).toMatchObject({ code: 'SUSPICIOUS_IP', direction: 'risk' });
     });
 
     it('rejects a bad cursor, a bad filter or an oversized page with VALIDATION_FAILED', async () => {

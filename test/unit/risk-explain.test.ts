@@ -23,18 +23,18 @@ describe('explain', () => {
       'stepped up: impossible travel: 10456 km/h since the previous sign-in; 4 failed password attempts on this account and 14 from this address in the window; new device: this user never signed in successfully from it (score 75 under policy default-2)',
     );
     expect(e.reasons.map((r) => [r.code, r.direction])).toEqual([
-      ['IMPOSSIBLE_TRAVEL', 'raises'],
-      ['FAILED_ATTEMPTS', 'raises'],
-      ['NEW_DEVICE', 'raises'],
+      ['IMPOSSIBLE_TRAVEL', 'risk'],
+      ['FAILED_ATTEMPTS', 'risk'],
+      ['NEW_DEVICE', 'risk'],
     ]);
   });
 
   it('names the country, marks outcome codes as context and never drops an unknown code', () => {
     const e = explain({ decision: 'deny', score: 95, reasons: ['NEW_COUNTRY', 'RISK_DENY', 'ASN_HOSTING'], contributions: { NEW_COUNTRY: 20, ASN_HOSTING: -5 }, signals: null, country: 'DE' });
     expect(e.reasons).toEqual([
-      { code: 'NEW_COUNTRY', text: 'first sign-in from DE, a country this user never signed in from', direction: 'raises' },
-      { code: 'RISK_DENY', text: FALLBACK_REASONS.RISK_DENY.analyst, direction: 'context' },
-      { code: 'ASN_HOSTING', text: 'signal ASN_HOSTING (no description in the reason catalog)', direction: 'lowers' },
+      { code: 'NEW_COUNTRY', text: 'first sign-in from DE, a country this user never signed in from', direction: 'risk' },
+      { code: 'RISK_DENY', text: FALLBACK_REASONS.RISK_DENY.analyst({}), direction: 'context' },
+      { code: 'ASN_HOSTING', text: 'signal ASN_HOSTING (no description in the reason catalog)', direction: 'trust' },
     ]);
     expect(explain({ decision: 'allow', score: 0, reasons: [] }).summary).toBe('allowed: nothing unusual (score 0)');
     expect(explain({ decision: 'step_up', score: 0, reasons: ['RISK_UNAVAILABLE'], policyVersion: 'none' }).summary).toMatch(/^stepped up: the risk scorer did not answer/);
