@@ -1,6 +1,6 @@
 -- Feedback labels on login events (issue 8 §4). Many labels per event, each with where it came
 -- from and how much it weighs; login_events.label holds the derived current label so back-tests
--- read one column. Replaces the one-label-per-event table of 0005.
+-- read one column (the same on every event of a flow). Replaces the one-label-per-event table of 0005.
 ALTER TABLE login_event_labels RENAME TO login_event_labels_v1;
 
 CREATE TABLE login_event_labels (
@@ -26,12 +26,14 @@ SELECT gen_random_uuid(), login_event_id,
   FROM login_event_labels_v1;
 DROP TABLE login_event_labels_v1;
 
--- The current label: strong beats weak, then the latest wins (an analyst can overturn a report).
-CREATE VIEW login_event_current_labels AS
-SELECT DISTINCT ON (login_event_id) login_event_id, label, source, strength, created_at
-  FROM login_event_labels
- ORDER BY login_event_id, (strength = 'strong') DESC, created_at DESC, id DESC;
-
-UPDATE login_events e SET label = c.label FROM login_event_current_labels c WHERE c.login_event_id = e.id;
+-- The current label belongs to the login attempt, so every event of one flow carries it (a
+-- back-test replays the stepped-up event, a report names the succeeded one): over the labels of
+-- all the flow's events, strong beats weak, then the latest wins (an analyst can overturn a
+-- report). src/risk/labels.ts keeps it current with the same rule.
+UPDATE login_events e SET label = (
+  SELECT l.label FROM login_event_labels l JOIN login_events x ON x.id = l.login_event_id
+   WHERE x.flow_id = e.flow_id OR x.id = e.id
+   ORDER BY (l.strength = 'strong') DESC, l.created_at DESC, l.id DESC LIMIT 1)
+ WHERE EXISTS (SELECT 1 FROM login_event_labels l JOIN login_events x ON x.id = l.login_event_id WHERE x.flow_id = e.flow_id OR x.id = e.id);
 UPDATE login_events SET label = NULL WHERE label IS NOT NULL AND label NOT IN ('fraud', 'legit');
 ALTER TABLE login_events ADD CONSTRAINT login_events_label_check CHECK (label IN ('fraud', 'legit'));

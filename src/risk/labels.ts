@@ -21,6 +21,15 @@ const STRENGTH: Record<LabelSource, 'strong' | 'weak'> = { analyst: 'strong', us
 /** Factors that prove possession of something the account owner enrolled (not the password). */
 const OWNED_FACTORS = new Set(['webauthn', 'totp', 'sms', 'email', 'recovery_code']);
 
+/**
+ * The current label of event `e`: over the labels of every event of its login flow (a label is
+ * about the attempt, whichever of its events was named), strong beats weak, then the latest wins,
+ * so an analyst can overturn a user's report and any strong label outweighs a step-up.
+ */
+const CURRENT_LABEL = `SELECT l.label FROM login_event_labels l JOIN login_events x ON x.id = l.login_event_id
+   WHERE x.flow_id = e.flow_id OR x.id = e.id
+   ORDER BY (l.strength = 'strong') DESC, l.created_at DESC, l.id DESC LIMIT 1`;
+
 export interface NewLabel {
   eventId: string;
   label: RiskLabel;
@@ -41,7 +50,14 @@ export async function addLabel(db: Db, l: NewLabel, audit?: Audit): Promise<Stor
 }
 
 async function addLabelIn(q: Queryable, l: NewLabel, audit?: Audit): Promise<StoredLabel | null> {
-  const ev = await q.query('SELECT 1 FROM login_events WHERE id = $1 FOR UPDATE', [l.eventId]);
+  // Lock every event of the attempt (in id order, so two labellers cannot deadlock): labels on
+  // different events of one flow then derive one after the other.
+  const ev = await q.query(
+    `SELECT id FROM login_events
+      WHERE id = $1 OR flow_id = (SELECT flow_id FROM login_events WHERE id = $1)
+      ORDER BY id FOR UPDATE`,
+    [l.eventId],
+  );
   if (ev.rowCount === 0) return null;
   const strength = STRENGTH[l.source];
   const { rows } = await q.query<{ id: string; created_at: Date | string }>(
@@ -53,7 +69,8 @@ async function addLabelIn(q: Queryable, l: NewLabel, audit?: Audit): Promise<Sto
   );
   if (!rows[0]) return null;
   await q.query(
-    `UPDATE login_events SET label = (SELECT label FROM login_event_current_labels WHERE login_event_id = $1) WHERE id = $1`,
+    `UPDATE login_events e SET label = (${CURRENT_LABEL})
+      WHERE e.id = $1 OR e.flow_id = (SELECT flow_id FROM login_events WHERE id = $1)`,
     [l.eventId],
   );
   if (audit) {
@@ -79,10 +96,14 @@ export async function labelStepUp(db: Db, eventId: string, factors: readonly str
   await addLabel(db, { eventId, label: 'legit', source: 'step_up', at });
 }
 
-export async function labelsOf(q: Queryable, eventId: string): Promise<StoredLabel[]> {
-  const { rows } = await q.query<{ id: string; label: RiskLabel; source: LabelSource; strength: 'strong' | 'weak'; actor: string | null; note: string | null; created_at: Date | string }>(
-    'SELECT id, label, source, strength, actor, note, created_at FROM login_event_labels WHERE login_event_id = $1 ORDER BY created_at, id',
+/** The labels of an event's login attempt (all events of its flow), oldest first. */
+export async function labelsOf(q: Queryable, eventId: string): Promise<(StoredLabel & { eventId: string })[]> {
+  const { rows } = await q.query<{ id: string; login_event_id: string; label: RiskLabel; source: LabelSource; strength: 'strong' | 'weak'; actor: string | null; note: string | null; created_at: Date | string }>(
+    `SELECT l.id, l.login_event_id, l.label, l.source, l.strength, l.actor, l.note, l.created_at
+       FROM login_event_labels l JOIN login_events x ON x.id = l.login_event_id
+      WHERE x.id = $1 OR x.flow_id = (SELECT flow_id FROM login_events WHERE id = $1)
+      ORDER BY l.created_at, l.id`,
     [eventId],
   );
-  return rows.map((r) => ({ id: r.id, label: r.label, source: r.source, strength: r.strength, actor: r.actor, note: r.note, createdAt: new Date(r.created_at).toISOString() }));
+  return rows.map((r) => ({ id: r.id, eventId: r.login_event_id, label: r.label, source: r.source, strength: r.strength, actor: r.actor, note: r.note, createdAt: new Date(r.created_at).toISOString() }));
 }

@@ -52,8 +52,7 @@ export async function shadowReport(db: Queryable, o: { from: Date; to: Date; sha
     `SELECT * FROM (
        SELECT DISTINCT ON (coalesce(e.flow_id, e.id::text)) e.id, e.created_at, e.identity_id, e.decision, e.shadow_decision,
               e.score, e.shadow_score, e.reasons, e.shadow_reasons, e.policy_version, e.shadow_policy_version,
-              -- The flow's strongest current label, whichever of its events was labelled.
-              coalesce((SELECT l.label FROM login_events l WHERE l.flow_id = e.flow_id AND l.label IS NOT NULL ORDER BY l.created_at DESC LIMIT 1), e.label) AS label
+              e.label -- the attempt's current label, the same on each of its events
          FROM login_events e
         WHERE e.created_at >= $1 AND e.created_at < $2 AND e.shadow_decision IS NOT NULL AND e.decision IS NOT NULL ${versionFilter}
         ORDER BY coalesce(e.flow_id, e.id::text), e.created_at, e.id

@@ -246,6 +246,9 @@ describe('risk API (/api/risk)', () => {
     expect(r.body.explanation.summary).toMatch(/^stepped up: new device.* \(score 30 under policy strict-1\)$/);
     expect(r.body.explanation.reasons).toEqual([{ code: 'NEW_DEVICE', text: expect.stringContaining('new device'), direction: 'risk' }]);
     expect(r.body.userMessage).toBe('We did not recognise this device.');
+    // A label is about the attempt: the step-up label (on the succeeded event) shows on both events.
+    expect(r.body.label).toBe('legit');
+    expect(r.body.labels).toEqual([expect.objectContaining({ eventId: succeeded.id, source: 'step_up' })]);
 
     // The completed step-up with an owned factor is weak evidence the owner was there.
     const s = await admin.get(`/api/risk/events/${succeeded.id}`);
@@ -285,7 +288,12 @@ describe('risk API (/api/risk)', () => {
     const after = await admin.get(`/api/risk/events/${succeeded.id}`);
     expect(after.body.label).toBe('fraud');
     expect(after.body.labels.at(-1)).toMatchObject({ label: 'fraud', source: 'user_report', strength: 'strong', actor: bobId });
-    expect((await admin.get(`/api/risk/events?label=fraud&user=${bobId}`)).body.items.map((e: { id: string }) => e.id)).toEqual([succeeded.id]);
+    // Every event of the attempt carries its current label (back-tests replay the stepped-up one).
+    const all = (await eventsOf(flowId)).map((e) => e.id);
+    expect(all).toHaveLength(2);
+    expect((await admin.get(`/api/risk/events?label=fraud&user=${bobId}`)).body.items.map((e: { id: string }) => e.id).sort()).toEqual([...all].sort());
+    const stored = await t.db.query<{ label: string }>('SELECT label FROM login_events WHERE flow_id = $1', [flowId]);
+    expect(stored.rows.map((r) => r.label)).toEqual(['fraud', 'fraud']);
   });
 
   describe('events list', () => {
