@@ -117,10 +117,13 @@ describe('risk API (/api/risk)', () => {
     expect([again.status, again.body.code]).toEqual([409, 'CONFLICT']);
     expect((await admin.post('/api/risk/policies', DEFAULT_POLICY)).body.code).toBe('CONFLICT');
 
-    // Fresh MFA ages out after 15 minutes.
+    // Fresh MFA ages out after 15 minutes, even if someone loosened the stored requirement.
     t.clock.advance(901_000);
+    await t.db.query("UPDATE permissions SET requirement = NULL WHERE name = 'MANAGE_RISK'");
     const stale = await admin.post('/api/risk/policies/strict-1/activate');
+    await t.db.query(`UPDATE permissions SET requirement = '{"amr": ["mfa"], "maxAge": 900}' WHERE name = 'MANAGE_RISK'`);
     expect([stale.status, stale.body.code]).toEqual([401, 'STEP_UP_REQUIRED']);
+    expect(stale.headers.get('www-authenticate')).toContain('insufficient_user_authentication');
     expect((await t.db.query("SELECT 1 FROM audit_events WHERE type = 'risk_policy.activated'")).rowCount).toBe(0);
     await freshMfa(admin, adminSecret);
     expect((await admin.post('/api/risk/policies/nope-1/activate')).status).toBe(404);
@@ -220,6 +223,37 @@ describe('risk API (/api/risk)', () => {
     expect((await t.services.audit.verify()).ok).toBe(true);
   });
 
+  it('races: concurrent activations end with exactly one active policy; concurrent labels all land and derive once', async () => {
+    const rs = await Promise.all(['harsh-1', 'strict-1', 'harsh-1', 'strict-1'].map((v) => admin.post(`/api/risk/policies/${v}/activate`)));
+    expect(rs.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    const active = await t.db.query<{ version: string }>('SELECT version FROM risk_policies WHERE active');
+    expect(active.rows).toHaveLength(1);
+    // The audit chain records the activations in the order they took effect: the last one won.
+    const last = await t.db.query<{ subject: string }>("SELECT subject FROM audit_events WHERE type = 'risk_policy.activated' ORDER BY seq DESC LIMIT 1");
+    expect(last.rows[0].subject).toBe(active.rows[0].version);
+    const prevs = await t.db.query<{ previous: string; subject: string }>(
+      "SELECT data->>'previous' AS previous, subject FROM audit_events WHERE type = 'risk_policy.activated' ORDER BY seq DESC LIMIT 4",
+    );
+    // Each activation saw the one before it (no two read the same "previous" under the lock).
+    for (let i = 0; i < 3; i++) expect(prevs.rows[i].previous).toBe(prevs.rows[i + 1].subject);
+    expect((await admin.post('/api/risk/policies/strict-1/activate')).status).toBe(200);
+
+    const { flowId } = await bobLogin();
+    const [a, b] = await eventsOf(flowId);
+    const labels = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => admin.post(`/api/risk/events/${i % 2 ? a.id : b.id}/labels`, { label: i % 2 ? 'fraud' : 'legit', note: `n${i}` })),
+    );
+    expect(labels.map((r) => r.status)).toEqual(Array(8).fill(201));
+    const { rows } = await t.db.query<{ label: string }>(
+      `SELECT l.label FROM login_event_labels l JOIN login_events e ON e.id = l.login_event_id
+        WHERE e.flow_id = $1 AND l.strength = 'strong' ORDER BY l.created_at DESC, l.id DESC LIMIT 1`,
+      [flowId],
+    );
+    const current = await t.db.query<{ label: string }>('SELECT DISTINCT label FROM login_events WHERE flow_id = $1', [flowId]);
+    expect(current.rows).toEqual([{ label: rows[0].label }]);
+    expect((await t.services.audit.verify()).ok).toBe(true);
+  });
+
   it('explains one event: signals and contributions, policy, decision, what the user did next, labels', async () => {
     const { flowId } = await bobLogin(); // strict-1 active: new device → step-up → TOTP
     const [steppedUp, succeeded] = await eventsOf(flowId);
@@ -270,7 +304,7 @@ describe('risk API (/api/risk)', () => {
     const d = await admin.get(`/api/risk/events/${succeeded.id}`);
     expect(d.body.label).toBe('legit');
     expect(d.body.labels.map((l: { source: string; label: string }) => `${l.source}:${l.label}`)).toEqual(['step_up:legit', 'analyst:fraud', 'analyst:legit']);
-    const { rows } = await t.db.query<{ actor: string; subject: string; reason: string }>("SELECT actor, subject, reason FROM audit_events WHERE type = 'risk_event.labelled' ORDER BY seq");
+    const { rows } = await t.db.query<{ actor: string; subject: string; reason: string }>("SELECT actor, subject, reason FROM audit_events WHERE type = 'risk_event.labelled' AND subject = $1 ORDER BY seq", [succeeded.id]);
     expect(rows).toEqual([
       { actor: adminId, subject: succeeded.id, reason: 'FRAUD' },
       { actor: adminId, subject: succeeded.id, reason: 'LEGIT' },
@@ -280,7 +314,7 @@ describe('risk API (/api/risk)', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['extra', 'label']);
     expect((await admin.post(`/api/risk/events/${randomUUID()}/labels`, { label: 'fraud' })).status).toBe(404);
-    expect((await t.db.query("SELECT 1 FROM audit_events WHERE type = 'risk_event.labelled'")).rowCount).toBe(2);
+    expect((await t.db.query("SELECT 1 FROM audit_events WHERE type = 'risk_event.labelled' AND subject = $1", [succeeded.id])).rowCount).toBe(2);
 
     // The user's "this wasn't me" report lands in the same model as a strong fraud label.
     const token = await t.services.reports.create({ identityId: bobId, sessionId: randomUUID(), loginEventId: succeeded.id });
@@ -291,7 +325,9 @@ describe('risk API (/api/risk)', () => {
     // Every event of the attempt carries its current label (back-tests replay the stepped-up one).
     const all = (await eventsOf(flowId)).map((e) => e.id);
     expect(all).toHaveLength(2);
-    expect((await admin.get(`/api/risk/events?label=fraud&user=${bobId}`)).body.items.map((e: { id: string }) => e.id).sort()).toEqual([...all].sort());
+    const fraudIds = (await admin.get(`/api/risk/events?label=fraud&user=${bobId}`)).body.items.map((e: { id: string }) => e.id);
+    expect(fraudIds).toEqual(expect.arrayContaining(all));
+    expect((await admin.get(`/api/risk/events?label=legit&user=${bobId}`)).body.items.map((e: { id: string }) => e.id)).not.toContain(all[0]);
     const stored = await t.db.query<{ label: string }>('SELECT label FROM login_events WHERE flow_id = $1', [flowId]);
     expect(stored.rows.map((r) => r.label)).toEqual(['fraud', 'fraud']);
   });

@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { AppError } from '../../errors.ts';
-import { requirePermission } from '../middleware/auth.ts';
+import { requireFreshMfa, requirePermission } from '../middleware/auth.ts';
 import { parseIp } from '../../risk/cidr.ts';
 import { PolicyDocumentSchema } from '../../risk/policy.ts';
 import { PolicyVersionSchema } from '../../risk/policy-store.ts';
@@ -10,6 +10,7 @@ import { addLabel } from '../../risk/labels.ts';
 import { shadowReport } from '../../risk/shadow-report.ts';
 import { simulate } from '../../risk/simulate.ts';
 import type { Env, Services } from '../services.ts';
+import type { Principal } from '../../rbac/rbac.ts';
 
 /*
  * The security team's risk API (issue 8 §2-§4), mounted under /api/risk.
@@ -98,6 +99,16 @@ const versionParam = (c: Context<Env>) => {
   return v;
 };
 
+/**
+ * Stops a stolen or unattended admin session from changing what is enforced: MANAGE_RISK, and
+ * MFA within 15 minutes even if the permission's stored requirement were loosened.
+ */
+async function requireRiskManager(c: Context<Env>, s: Services): Promise<Principal> {
+  const p = await requirePermission(c, s, 'MANAGE_RISK');
+  await requireFreshMfa(c, s, 900);
+  return p;
+}
+
 export function riskRoutes(s: Services) {
   const app = new Hono<Env>();
   const { policies, events } = s.risk;
@@ -108,7 +119,7 @@ export function riskRoutes(s: Services) {
   });
 
   app.post('/policies', async (c) => {
-    const p = await requirePermission(c, s, 'MANAGE_RISK');
+    const p = await requireRiskManager(c, s);
     const doc = await body(c, RiskPolicyCreateSchema);
     const stored = await policies.create(doc, p.identityId);
     c.header('Location', `/api/risk/policies/${stored.version}`);
@@ -123,21 +134,21 @@ export function riskRoutes(s: Services) {
   });
 
   app.post('/policies/:version/activate', async (c) => {
-    const p = await requirePermission(c, s, 'MANAGE_RISK');
+    const p = await requireRiskManager(c, s);
     const version = versionParam(c);
     const r = await policies.activate(version, p.identityId);
     return c.json({ active: version, previous: r.previous });
   });
 
   app.post('/policies/:version/shadow', async (c) => {
-    const p = await requirePermission(c, s, 'MANAGE_RISK');
+    const p = await requireRiskManager(c, s);
     const version = versionParam(c);
     const r = await policies.setShadow(version, p.identityId);
     return c.json({ shadow: version, previous: r.previous });
   });
 
   app.delete('/shadow', async (c) => {
-    const p = await requirePermission(c, s, 'MANAGE_RISK');
+    const p = await requireRiskManager(c, s);
     await policies.clearShadow(p.identityId);
     return c.body(null, 204);
   });
