@@ -99,12 +99,12 @@ export function createPolicyStore(deps: { db: Db; clock: Clock; audit: Audit; ca
     },
 
     async get(version) {
-      if (version === DEFAULT_POLICY.version) {
-        const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM risk_policies WHERE active');
-        return { version, document: DEFAULT_POLICY, active: rows[0].n === 0, shadow: false, createdAt: new Date(0).toISOString(), createdBy: null };
-      }
       const { rows } = await db.query<Row>(`SELECT ${COLS} FROM risk_policies WHERE version = $1`, [version]);
-      return rows[0] ? toStored(rows[0]) : null;
+      if (rows[0]) return toStored(rows[0]);
+      if (version !== DEFAULT_POLICY.version) return null;
+      // The built-in default, when no row stores it: active while no stored version is.
+      const active = await db.query('SELECT 1 FROM risk_policies WHERE active');
+      return { version, document: DEFAULT_POLICY, active: active.rowCount === 0, shadow: false, createdAt: new Date(0).toISOString(), createdBy: null };
     },
 
     async create(doc, actor) {
@@ -129,9 +129,10 @@ export function createPolicyStore(deps: { db: Db; clock: Clock; audit: Audit; ca
 
     async activate(version, actor) {
       const r = await db.tx(async (q) => {
-        if (version === DEFAULT_POLICY.version) {
-          // Back to the built-in default: no stored version is active.
-          await q.query('LOCK TABLE risk_policies IN SHARE ROW EXCLUSIVE MODE');
+        await q.query('LOCK TABLE risk_policies IN SHARE ROW EXCLUSIVE MODE');
+        const stored = await q.query('SELECT 1 FROM risk_policies WHERE version = $1', [version]);
+        if (version === DEFAULT_POLICY.version && stored.rowCount === 0) {
+          // Back to the built-in default (not stored as a row): no stored version is active.
           const { rows } = await q.query<{ version: string }>('UPDATE risk_policies SET active = false WHERE active RETURNING version');
           const previous = rows[0]?.version ?? DEFAULT_POLICY.version;
           await audit.append({ type: 'risk_policy.activated', actor, subject: version, reason: 'ADMIN', data: { previous, wasShadow: false } }, q);

@@ -14,8 +14,11 @@ export interface RiskApi {
   policies: PolicyStore;
   events: RiskEvents;
   recorder: RiskRecorder;
-  /** An in-process scorer for simulation only (live logins go through the risk queue). */
-  scorer: RiskScorer;
+  /**
+   * An in-process scorer for simulation only (live logins go through the risk queue). Built on
+   * first use, so an API process that never simulates never loads the scorer's data.
+   */
+  scorer(): RiskScorer;
 }
 
 export function createRiskApi(d: {
@@ -32,10 +35,11 @@ export function createRiskApi(d: {
     audit: d.audit,
     onInvalidShadow: (version) => d.logger.error({ version }, 'shadow risk policy does not parse; shadow scoring skipped'),
   });
+  let scorer: RiskScorer | null = null;
   return {
     policies,
     events: createRiskEvents(d.db),
     recorder: createRiskRecorder({ db: d.db, clock: d.clock, policies, onError: (err, op) => d.logger.warn({ err, op }, 'risk recording failed') }),
-    scorer: createRiskScorer({ db: d.db, geo: d.geo, config: d.config }),
+    scorer: () => (scorer ??= createRiskScorer({ db: d.db, geo: d.geo, config: d.config })),
   };
 }

@@ -200,7 +200,7 @@ export function riskRoutes(s: Services) {
       policy = parsed.data;
     }
     const at = b.at ? Date.parse(b.at) : s.clock.now();
-    return c.json(await simulate({ db: s.db, scorer: s.risk.scorer }, { identifier: b.identifier, ip: b.ip, deviceId: b.deviceId ?? null, userAgent: b.userAgent, at }, policy));
+    return c.json(await simulate({ db: s.db, scorer: s.risk.scorer() }, { identifier: b.identifier, ip: b.ip, deviceId: b.deviceId ?? null, userAgent: b.userAgent, at }, policy));
   });
 
   return app;
