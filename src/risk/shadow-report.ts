@@ -40,63 +40,50 @@ const json = <T>(v: unknown): T => (typeof v === 'string' ? (JSON.parse(v) as T)
 
 /** Compare the enforced and shadow decisions recorded in [from, to); optionally one shadow version. */
 export async function shadowReport(db: Queryable, o: { from: Date; to: Date; shadowVersion?: string; examplesPerCell?: number }): Promise<ShadowReport> {
-  const per = o.examplesPerCell ?? 5;
   const params: unknown[] = [o.from, o.to];
   const versionFilter = o.shadowVersion ? `AND shadow_policy_version = $${params.push(o.shadowVersion)}` : '';
-  // One row per flow: the first event carries the decision; later ones repeat it.
-  const { rows } = await db.query<{
-    id: string; created_at: Date | string; identity_id: string | null; decision: string; shadow_decision: string;
-    score: number | null; shadow_score: number | null; reasons: unknown; shadow_reasons: unknown;
-    policy_version: string | null; shadow_policy_version: string; label: 'fraud' | 'legit' | null;
-  }>(
-    `SELECT * FROM (
-       SELECT DISTINCT ON (coalesce(e.flow_id, e.id::text)) e.id, e.created_at, e.identity_id, e.decision, e.shadow_decision,
-              e.score, e.shadow_score, e.reasons, e.shadow_reasons, e.policy_version, e.shadow_policy_version,
-              e.label -- the attempt's current label, the same on each of its events
-         FROM login_events e
-        WHERE e.created_at >= $1 AND e.created_at < $2 AND e.shadow_decision IS NOT NULL AND e.decision IS NOT NULL ${versionFilter}
-        ORDER BY coalesce(e.flow_id, e.id::text), e.created_at, e.id
-     ) x ORDER BY created_at DESC, id DESC`,
+  // One row per login flow: its first scored event carries the decision, later ones repeat it.
+  // Counting and picking examples happen in the database, so a long window costs no API memory.
+  const perFlow = `per_flow AS (
+    SELECT DISTINCT ON (coalesce(flow_id, id::text)) id, created_at, identity_id, decision, shadow_decision, score, shadow_score,
+           reasons, shadow_reasons, policy_version, shadow_policy_version, label -- the attempt's label, the same on each event
+      FROM login_events
+     WHERE created_at >= $1 AND created_at < $2 AND shadow_decision IS NOT NULL AND decision IS NOT NULL ${versionFilter}
+     ORDER BY coalesce(flow_id, id::text), created_at, id)`;
+  const counts = await db.query<{ decision: string; shadow_decision: string; label: 'fraud' | 'legit' | null; policy_version: string | null; shadow_policy_version: string; n: number }>(
+    `WITH ${perFlow}
+     SELECT decision, shadow_decision, label, policy_version, shadow_policy_version, count(*)::int AS n
+       FROM per_flow GROUP BY decision, shadow_decision, label, policy_version, shadow_policy_version`,
     params,
+  );
+  const ex = await db.query<{
+    id: string; created_at: Date | string; identity_id: string | null; decision: Decision; shadow_decision: Decision;
+    score: number | null; shadow_score: number | null; reasons: unknown; shadow_reasons: unknown; label: 'fraud' | 'legit' | null;
+  }>(
+    `WITH ${perFlow}, ranked AS (
+       SELECT *, row_number() OVER (PARTITION BY decision, shadow_decision ORDER BY created_at DESC, id DESC) AS rn
+         FROM per_flow WHERE decision <> shadow_decision)
+     SELECT id, created_at, identity_id, decision, shadow_decision, score, shadow_score, reasons, shadow_reasons, label
+       FROM ranked WHERE rn <= $${params.length + 1} ORDER BY created_at DESC, id DESC`,
+    [...params, o.examplesPerCell ?? 5],
   );
   const matrix = { allow: zeroes(), step_up: zeroes(), deny: zeroes() } as Matrix;
   const labelled = { fraud: { active: zeroes(), shadow: zeroes() }, legit: { active: zeroes(), shadow: zeroes() } };
-  const cellCount = new Map<string, number>();
-  const examples: ShadowExample[] = [];
   const active = new Set<string>();
   const shadow = new Set<string>();
   let total = 0;
   let agreed = 0;
-  for (const r of rows) {
+  for (const r of counts.rows) {
     if (!isDecision(r.decision) || !isDecision(r.shadow_decision)) continue;
-    total++;
+    total += r.n;
+    if (r.decision === r.shadow_decision) agreed += r.n;
     if (r.policy_version) active.add(r.policy_version);
     shadow.add(r.shadow_policy_version);
-    matrix[r.decision][r.shadow_decision]++;
+    matrix[r.decision][r.shadow_decision] += r.n;
     if (r.label) {
-      labelled[r.label].active[r.decision]++;
-      labelled[r.label].shadow[r.shadow_decision]++;
+      labelled[r.label].active[r.decision] += r.n;
+      labelled[r.label].shadow[r.shadow_decision] += r.n;
     }
-    if (r.decision === r.shadow_decision) {
-      agreed++;
-      continue;
-    }
-    const cell = `${r.decision}>${r.shadow_decision}`;
-    const n = cellCount.get(cell) ?? 0;
-    if (n >= per) continue;
-    cellCount.set(cell, n + 1);
-    examples.push({
-      id: r.id,
-      at: new Date(r.created_at).toISOString(),
-      userId: r.identity_id,
-      decision: r.decision,
-      shadowDecision: r.shadow_decision,
-      score: r.score,
-      shadowScore: r.shadow_score,
-      reasons: json<string[] | null>(r.reasons) ?? [],
-      shadowReasons: json<string[] | null>(r.shadow_reasons) ?? [],
-      label: r.label,
-    });
   }
   return {
     from: o.from.toISOString(),
@@ -107,6 +94,19 @@ export async function shadowReport(db: Queryable, o: { from: Date; to: Date; sha
     agreed,
     matrix,
     labelled,
-    examples,
+    examples: ex.rows
+      .filter((r) => isDecision(r.decision) && isDecision(r.shadow_decision))
+      .map((r) => ({
+        id: r.id,
+        at: new Date(r.created_at).toISOString(),
+        userId: r.identity_id,
+        decision: r.decision,
+        shadowDecision: r.shadow_decision,
+        score: r.score,
+        shadowScore: r.shadow_score,
+        reasons: json<string[] | null>(r.reasons) ?? [],
+        shadowReasons: json<string[] | null>(r.shadow_reasons) ?? [],
+        label: r.label,
+      })),
   };
 }

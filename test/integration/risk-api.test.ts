@@ -198,6 +198,8 @@ describe('risk API (/api/risk)', () => {
     // The active policy cannot also be the shadow.
     expect((await admin.post('/api/risk/policies/strict-1/shadow')).body.code).toBe('CONFLICT');
 
+    // A known-fraud login: the report shows how each policy treated it.
+    expect((await admin.post(`/api/risk/events/${ev.id}/labels`, { label: 'fraud' })).status).toBe(201);
     const report = await admin.get(`/api/risk/shadow/report?from=${encodeURIComponent(new Date(t.clock.now() - 3600_000 * 2).toISOString())}&to=${encodeURIComponent(new Date(t.clock.now() + 60_000).toISOString())}`);
     expect(report.status).toBe(200);
     // One row per login flow, not per event.
@@ -208,7 +210,11 @@ describe('risk API (/api/risk)', () => {
       activeVersions: [DEFAULT_POLICY.version, 'strict-1'],
       matrix: { allow: { allow: 0, step_up: 0, deny: 1 }, step_up: { allow: 0, step_up: 0, deny: 1 }, deny: { allow: 0, step_up: 0, deny: 0 } },
     });
+    expect(report.body.labelled.fraud).toEqual({ active: { allow: 1, step_up: 0, deny: 0 }, shadow: { allow: 0, step_up: 0, deny: 1 } });
     expect(report.body.examples.map((x: { id: string }) => x.id).sort()).toEqual([ev.id, evs[0].id].sort());
+    expect(report.body.examples.find((x: { id: string }) => x.id === ev.id).label).toBe('fraud');
+    const other = await admin.get(`/api/risk/shadow/report?version=strict-1&from=${encodeURIComponent(new Date(t.clock.now() - 7200_000).toISOString())}`);
+    expect(other.body).toMatchObject({ total: 0, agreed: 0, examples: [] });
     expect(report.body.examples[0]).toMatchObject({ shadowDecision: 'deny', shadowReasons: expect.arrayContaining(['NEW_DEVICE']) });
     const badRange = await admin.get('/api/risk/shadow/report?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z');
     expect([badRange.status, badRange.body.code]).toEqual([400, 'VALIDATION_FAILED']);
