@@ -44,14 +44,15 @@ export async function shadowReport(db: Queryable, o: { from: Date; to: Date; sha
   const versionFilter = o.shadowVersion ? `AND shadow_policy_version = $${params.push(o.shadowVersion)}` : '';
   // One row per login flow: its first scored event carries the decision, later ones repeat it.
   // Counting and picking examples happen in the database, so a long window costs no API memory.
-  const perFlow = `per_flow AS (
-    SELECT DISTINCT ON (coalesce(flow_id, id::text)) id, created_at, identity_id, decision, shadow_decision, score, shadow_score,
-           reasons, shadow_reasons, policy_version, shadow_policy_version, label -- the attempt's label, the same on each event
+  // `label` is the attempt's current label, the same on each of its events. Counting sorts only
+  // the narrow columns it needs (a wide sort spills to disk on long windows).
+  const perFlow = (cols: string) => `per_flow AS (
+    SELECT DISTINCT ON (coalesce(flow_id, id::text)) ${cols}
       FROM login_events
      WHERE created_at >= $1 AND created_at < $2 AND shadow_decision IS NOT NULL AND decision IS NOT NULL ${versionFilter}
      ORDER BY coalesce(flow_id, id::text), created_at, id)`;
   const counts = await db.query<{ decision: string; shadow_decision: string; label: 'fraud' | 'legit' | null; policy_version: string | null; shadow_policy_version: string; n: number }>(
-    `WITH ${perFlow}
+    `WITH ${perFlow('decision, shadow_decision, label, policy_version, shadow_policy_version')}
      SELECT decision, shadow_decision, label, policy_version, shadow_policy_version, count(*)::int AS n
        FROM per_flow GROUP BY decision, shadow_decision, label, policy_version, shadow_policy_version`,
     params,
@@ -60,11 +61,12 @@ export async function shadowReport(db: Queryable, o: { from: Date; to: Date; sha
     id: string; created_at: Date | string; identity_id: string | null; decision: Decision; shadow_decision: Decision;
     score: number | null; shadow_score: number | null; reasons: unknown; shadow_reasons: unknown; label: 'fraud' | 'legit' | null;
   }>(
-    `WITH ${perFlow}, ranked AS (
-       SELECT *, row_number() OVER (PARTITION BY decision, shadow_decision ORDER BY created_at DESC, id DESC) AS rn
+    `WITH ${perFlow('id, created_at, decision, shadow_decision')}, ranked AS (
+       SELECT id, row_number() OVER (PARTITION BY decision, shadow_decision ORDER BY created_at DESC, id DESC) AS rn
          FROM per_flow WHERE decision <> shadow_decision)
-     SELECT id, created_at, identity_id, decision, shadow_decision, score, shadow_score, reasons, shadow_reasons, label
-       FROM ranked WHERE rn <= $${params.length + 1} ORDER BY created_at DESC, id DESC`,
+     SELECT e.id, e.created_at, e.identity_id, e.decision, e.shadow_decision, e.score, e.shadow_score, e.reasons, e.shadow_reasons, e.label
+       FROM ranked r JOIN login_events e ON e.id = r.id
+      WHERE r.rn <= $${params.length + 1} ORDER BY e.created_at DESC, e.id DESC`,
     [...params, o.examplesPerCell ?? 5],
   );
   const matrix = { allow: zeroes(), step_up: zeroes(), deny: zeroes() } as Matrix;
