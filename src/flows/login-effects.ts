@@ -29,6 +29,8 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit; r
         JSON.stringify(extra.factors ?? []), new Date(clock.now()),
       ],
     );
+    // The shadow policy's decision beside this one, and a step-up label (src/risk/recorder.ts).
+    await deps.risk?.recorded(flow.id, outcome, risk);
   }
 
   return async function apply(flow: FlowRow, effects: FlowEffect[], risk: RiskOutcome | null): Promise<void> {
@@ -72,7 +74,5 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit; r
           break;
       }
     }
-    // Shadow decisions and step-up labels on the events just written (src/risk/recorder.ts).
-    await deps.risk?.recorded(flow.id, risk, effects);
   };
 }

@@ -225,6 +225,15 @@ describe('risk API (/api/risk)', () => {
     const off = await bobLogin();
     for (const e of await eventsOf(off.flowId)) expect(e).toMatchObject({ shadow_decision: null, shadow_policy_version: null, shadow_score: null });
 
+    // A shadow row whose document no longer parses (written around the API) is skipped once the
+    // 5 s cache expires; the login is unaffected.
+    await t.db.query("INSERT INTO risk_policies (version, document, active, shadow, created_at) VALUES ('broken-1', '{\"version\":\"broken-1\"}', false, true, now())");
+    t.clock.advance(6_000);
+    const broken = await bobLogin();
+    for (const e of await eventsOf(broken.flowId)) expect(e).toMatchObject({ decision: 'step_up', shadow_decision: null });
+    expect((await admin.post('/api/risk/policies/broken-1/activate')).body.code).toBe('VALIDATION_FAILED'); // never enforced
+    await t.db.query("DELETE FROM risk_policies WHERE version = 'broken-1'");
+
     const { rows } = await t.db.query<{ type: string; subject: string; data: Record<string, unknown> }>(
       "SELECT type, subject, data FROM audit_events WHERE type IN ('risk_policy.shadowed', 'risk_policy.activated', 'risk_policy.shadow_cleared') ORDER BY seq",
     );

@@ -41,7 +41,7 @@ describe('risk policies, shadow recording, labels and events on PGlite', () => {
     );
     const signals = { NEW_DEVICE: true, NEW_COUNTRY: false, IMPOSSIBLE_TRAVEL: false, SUSPICIOUS_IP: false, FAILED_ATTEMPTS: false, details: { hasHistory: true, accountFailures: 0, ipFailures: 0, speedKmh: null, deniedCidr: null } };
     const risk = { decision: 'allow' as const, level: 'low' as const, score: 10, reasons: ['NEW_DEVICE'], policyVersion: 'copy-1', contributions: { NEW_DEVICE: 10 }, signals, country: null, lat: null, lon: null };
-    await recorder.recorded('flow1', risk, []);
+    await recorder.recorded('flow1', 'succeeded', risk);
     const { rows } = await db.query<{ shadow_decision: string; shadow_score: number }>('SELECT shadow_decision, shadow_score FROM login_events WHERE id = $1', [id]);
     expect(rows[0]).toEqual({ shadow_decision: 'deny', shadow_score: 95 });
 
