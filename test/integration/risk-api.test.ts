@@ -44,6 +44,9 @@ describe('risk API (/api/risk)', () => {
     const flowId = start.flowId;
     let r: { status: number; body: any } = start;
     const first = r.body.step as string;
+    // The person signing in is told why, in words, without figures.
+    expect(r.body.risk.message).toEqual(expect.any(String));
+    expect(r.body.risk.message).not.toMatch(/\d|score|policy/);
     if (r.body.step === 'choose_method') r = await c.post(`/auth/login/${flowId}`, { type: 'choose', method: 'totp' });
     if (r.body.step === 'totp') r = await c.post(`/auth/login/${flowId}`, { type: 'totp', code: totpNow(bobSecret) });
     expect(r.body.step).toBe('done');
