@@ -91,9 +91,9 @@ async function addLabelIn(q: Queryable, l: NewLabel, audit?: Audit): Promise<Sto
 }
 
 /** A login completed after a step-up with a factor the user owns: weak evidence it was them. */
-export async function labelStepUp(db: Db, eventId: string, factors: readonly string[], at: Date): Promise<void> {
+export async function labelStepUp(db: Db, eventId: string, factors: readonly string[], at: Date, audit?: Audit): Promise<void> {
   if (!factors.some((f) => OWNED_FACTORS.has(f))) return;
-  await addLabel(db, { eventId, label: 'legit', source: 'step_up', at });
+  await addLabel(db, { eventId, label: 'legit', source: 'step_up', at }, audit);
 }
 
 /** The labels of an event's login attempt (all events of its flow), oldest first. */

@@ -1,4 +1,5 @@
 import type { RiskOutcome } from '../../machines/types.ts';
+import type { Audit } from '../audit/audit.ts';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { labelStepUp } from './labels.ts';
@@ -16,7 +17,7 @@ export interface RiskRecorder {
   recorded(flowId: string, outcome: string, risk: RiskOutcome | null): Promise<void>;
 }
 
-export function createRiskRecorder(deps: { db: Db; clock: Clock; policies: Pick<PolicyStore, 'shadowPolicy'>; onError?: (err: unknown, op: string) => void }): RiskRecorder {
+export function createRiskRecorder(deps: { db: Db; clock: Clock; audit?: Audit; policies: Pick<PolicyStore, 'shadowPolicy'>; onError?: (err: unknown, op: string) => void }): RiskRecorder {
   const { db } = deps;
   return {
     async recorded(flowId, outcome, risk) {
@@ -43,7 +44,7 @@ export function createRiskRecorder(deps: { db: Db; clock: Clock; policies: Pick<
         const r = rows[0];
         if (!r) return;
         const factors = typeof r.factors === 'string' ? (JSON.parse(r.factors) as unknown) : r.factors;
-        if (Array.isArray(factors)) await labelStepUp(db, r.id, factors.filter((f): f is string => typeof f === 'string'), new Date(deps.clock.now()));
+        if (Array.isArray(factors)) await labelStepUp(db, r.id, factors.filter((f): f is string => typeof f === 'string'), new Date(deps.clock.now()), deps.audit);
       } catch (err) {
         deps.onError?.(err, 'step_up_label');
       }

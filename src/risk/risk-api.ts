@@ -39,7 +39,7 @@ export function createRiskApi(d: {
   return {
     policies,
     events: createRiskEvents(d.db),
-    recorder: createRiskRecorder({ db: d.db, clock: d.clock, policies, onError: (err, op) => d.logger.warn({ err, op }, 'risk recording failed') }),
+    recorder: createRiskRecorder({ db: d.db, clock: d.clock, audit: d.audit, policies, onError: (err, op) => d.logger.warn({ err, op }, 'risk recording failed') }),
     scorer: () => (scorer ??= createRiskScorer({ db: d.db, geo: d.geo, config: d.config })),
   };
 }

@@ -314,6 +314,11 @@ describe('risk API (/api/risk)', () => {
     const s = await admin.get(`/api/risk/events/${succeeded.id}`);
     expect(s.body.label).toBe('legit');
     expect(s.body.labels).toEqual([expect.objectContaining({ label: 'legit', source: 'step_up', strength: 'weak', actor: null })]);
+    const audited = await t.db.query<{ actor: string | null; reason: string; data: { source: string } }>(
+      "SELECT actor, reason, data FROM audit_events WHERE type = 'risk_event.labelled' AND subject = $1",
+      [succeeded.id],
+    );
+    expect(audited.rows).toEqual([{ actor: null, reason: 'LEGIT', data: expect.objectContaining({ source: 'step_up', strength: 'weak' }) }]);
 
     expect((await admin.get(`/api/risk/events/${randomUUID()}`)).status).toBe(404);
     expect((await admin.get('/api/risk/events/not-a-uuid')).status).toBe(404);
@@ -330,7 +335,7 @@ describe('risk API (/api/risk)', () => {
     const d = await admin.get(`/api/risk/events/${succeeded.id}`);
     expect(d.body.label).toBe('legit');
     expect(d.body.labels.map((l: { source: string; label: string }) => `${l.source}:${l.label}`)).toEqual(['step_up:legit', 'analyst:fraud', 'analyst:legit']);
-    const { rows } = await t.db.query<{ actor: string; subject: string; reason: string }>("SELECT actor, subject, reason FROM audit_events WHERE type = 'risk_event.labelled' AND subject = $1 ORDER BY seq", [succeeded.id]);
+    const { rows } = await t.db.query<{ actor: string; subject: string; reason: string }>("SELECT actor, subject, reason FROM audit_events WHERE type = 'risk_event.labelled' AND subject = $1 AND data->>'source' = 'analyst' ORDER BY seq", [succeeded.id]);
     expect(rows).toEqual([
       { actor: adminId, subject: succeeded.id, reason: 'FRAUD' },
       { actor: adminId, subject: succeeded.id, reason: 'LEGIT' },
@@ -340,7 +345,7 @@ describe('risk API (/api/risk)', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(['extra', 'label']);
     expect((await admin.post(`/api/risk/events/${randomUUID()}/labels`, { label: 'fraud' })).status).toBe(404);
-    expect((await t.db.query("SELECT 1 FROM audit_events WHERE type = 'risk_event.labelled' AND subject = $1", [succeeded.id])).rowCount).toBe(2);
+    expect((await t.db.query("SELECT 1 FROM audit_events WHERE type = 'risk_event.labelled' AND subject = $1 AND data->>'source' = 'analyst'", [succeeded.id])).rowCount).toBe(2);
 
     // The user's "this wasn't me" report lands in the same model as a strong fraud label.
     const token = await t.services.reports.create({ identityId: bobId, sessionId: randomUUID(), loginEventId: succeeded.id });
