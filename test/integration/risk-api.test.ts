@@ -222,6 +222,8 @@ describe('risk API (/api/risk)', () => {
     const badRange = await admin.get('/api/risk/shadow/report?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z');
     expect([badRange.status, badRange.body.code]).toEqual([400, 'VALIDATION_FAILED']);
     expect((await admin.get('/api/risk/shadow/report?from=yesterday')).body.errors[0].field).toBe('from');
+    const tooLong = await admin.get('/api/risk/shadow/report?from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z');
+    expect([tooLong.status, tooLong.body.errors?.[0]?.field]).toEqual([400, 'from']);
 
     // Shadow off: the next login records no shadow decision.
     expect((await admin.req('DELETE', '/api/risk/shadow')).status).toBe(204);

@@ -93,9 +93,11 @@ async function body<T extends z.ZodType>(c: Context<Env>, schema: T): Promise<z.
   return check(schema, raw);
 }
 
+const MAX_REPORT_DAYS = 92;
+
 const versionParam = (c: Context<Env>) => {
   const v = c.req.param('version') ?? '';
-  if (!PolicyVersionSchema.safeParse(v).success) throw new AppError('NOT_FOUND', { detail: `No risk policy version ${v.slice(0, 100)}.` });
+  if (!PolicyVersionSchema.safeParse(v).success) throw new AppError('NOT_FOUND', { detail: 'No risk policy has this version.' });
   return v;
 };
 
@@ -159,6 +161,10 @@ export function riskRoutes(s: Services) {
     const to = q.to ? new Date(q.to) : new Date(s.clock.now());
     const from = q.from ? new Date(q.from) : new Date(to.getTime() - 24 * 3600_000);
     if (from >= to) throw new AppError('VALIDATION_FAILED', { detail: 'from: must be before to', extra: { errors: [{ field: 'from', message: 'must be before to' }] } });
+    // Bounded so one request cannot make the database sort years of events.
+    if (to.getTime() - from.getTime() > MAX_REPORT_DAYS * 86_400_000) {
+      throw new AppError('VALIDATION_FAILED', { detail: `from: at most ${MAX_REPORT_DAYS} days before to`, extra: { errors: [{ field: 'from', message: `at most ${MAX_REPORT_DAYS} days before to` }] } });
+    }
     return c.json(await shadowReport(s.db, { from, to, shadowVersion: q.version }));
   });
 
