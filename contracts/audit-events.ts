@@ -15,6 +15,12 @@ export const AUDIT_EVENT_TYPES = [
   'login.succeeded', // a session exists for the login (written only after it does)
   'login.reported_fraudulent', // the user followed the new-device notice's "this wasn't me" link
   'risk.decided', // the risk scorer's decision for a login attempt
+  // Risk policies and feedback (the security team's API)
+  'risk_policy.created', // a new immutable policy version
+  'risk_policy.activated', // a version became the enforced one
+  'risk_policy.shadowed', // a version scores every login beside the active one, never enforced
+  'risk_policy.shadow_cleared', // shadow scoring was turned off
+  'risk_event.labelled', // an analyst, the user's report or a completed step-up labelled a login
   // Second factors
   'mfa.enrolment_started', // a TOTP secret or a phone/email binding was begun
   'mfa.enrolled', // a factor was confirmed (reason: TOTP | SMS | EMAIL | WEBAUTHN)

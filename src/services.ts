@@ -20,6 +20,7 @@ import { createFactorRegistry } from './auth/factors.ts';
 import { createLoginReports } from './session/login-reports.ts';
 import { createRefreshService, type RefreshService } from './tokens/refresh.ts';
 import { openGeo } from './risk/geo.ts';
+import { createRiskApi } from './risk/risk-api.ts';
 import { RISK_JOB, riskJobId } from '../workers/queues.ts';
 import type { RiskOutcome } from '../machines/types.ts';
 import { Redis } from 'ioredis';
@@ -149,13 +150,15 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
       return { ok: true, identityId: r.identityId, amr: amrForWebAuthn(r), methods: await methodsOf(r.identityId) };
     },
   };
+  const geo = await openGeo(config.GEOIP_DB);
+  const risk = createRiskApi({ db, clock, audit, geo, config, logger });
   const refresh = createRefreshService({
     db,
     clock,
     audit,
     sessions,
     tokens,
-    geo: await openGeo(config.GEOIP_DB),
+    geo,
     ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS,
     reuseGraceSeconds: config.REFRESH_REUSE_GRACE_SECONDS,
     roleNames: rbac.rolesOf,
@@ -175,7 +178,7 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   refreshRef.current = refresh;
   const reports = createLoginReports({ db, clock, audit, sessions });
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
-  const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh });
+  const login = createLoginService({ db, clock, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder });
   const stepup = createStepUpService({ db, clock, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports, refresh });
   // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
   const limitRedis = config.REDIS_URL ? limiterRedis(config.REDIS_URL) : null;
@@ -190,5 +193,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, close };
 }

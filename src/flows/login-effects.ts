@@ -5,6 +5,7 @@ import type { Audit } from '../audit/audit.ts';
 import type { FlowEffect, RiskOutcome } from '../../machines/types.ts';
 import type { FlowRow } from './runtime.ts';
 import { deviceRef } from './binding.ts';
+import type { RiskRecorder } from '../risk/recorder.ts';
 
 /** login_events.outcome. Risk history trusts `succeeded` only: it is written once a session exists. */
 export type LoginEventOutcome = 'succeeded' | 'failed' | 'denied' | 'locked' | 'stepped_up';
@@ -14,7 +15,7 @@ export type LoginEventOutcome = 'succeeded' | 'failed' | 'denied' | 'locked' | '
  * outcome (with the risk decision's signals, policy version and contributions, so it can be
  * explained and replayed) and one audit event each.
  */
-export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit }) {
+export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit; risk?: RiskRecorder }) {
   const { db, clock, audit } = deps;
 
   async function loginEvent(flow: FlowRow, outcome: LoginEventOutcome, identityId: string | null, risk: RiskOutcome | null, extra: { factors?: string[]; reason?: string } = {}) {
@@ -30,6 +31,8 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit })
         JSON.stringify(extra.factors ?? []), new Date(clock.now()),
       ],
     );
+    // The shadow policy's decision beside this one, and a step-up label (src/risk/recorder.ts).
+    await deps.risk?.recorded(flow.id, outcome, risk);
   }
 
   async function apply(flow: FlowRow, effects: FlowEffect[], risk: RiskOutcome | null): Promise<void> {

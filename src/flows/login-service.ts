@@ -14,6 +14,7 @@ import { loginMachine, LOGIN_FLOW_VERSION, type LoginContext, type LoginOutput, 
 import { publishAmr, type FlowEffect, type LoginDenialReason, type RiskOutcome } from '../../machines/types.ts';
 import { isAppError } from '../errors.ts';
 import { RISK_JOB, riskJobId } from '../../workers/queues.ts';
+import type { RiskRecorder } from '../risk/recorder.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { createLoginEffects } from './login-effects.ts';
 import { deviceRef, loadBound, type BindingFailure, type FlowClient } from './binding.ts';
@@ -56,6 +57,8 @@ export function createLoginService(deps: {
     start(flowId: string): Promise<Record<string, unknown>>;
     verify(flowId: string, response: Record<string, unknown>): Promise<PasskeyResult>;
   };
+  /** Shadow decisions and step-up labels on recorded login events (src/risk/recorder.ts). */
+  risk?: RiskRecorder;
 }) {
   const { db, clock, config } = deps;
 
@@ -95,7 +98,7 @@ export function createLoginService(deps: {
     ttlSeconds: config.FLOW_TTL_SECONDS,
     leaseMs: Math.max(30_000, config.RISK_TIMEOUT_MS + 15_000),
   });
-  const effects = createLoginEffects({ db, clock, audit: deps.audit });
+  const effects = createLoginEffects({ db, clock, audit: deps.audit, risk: deps.risk });
 
   /**
    * Email the user once after a login from a new device or country (not on their very first

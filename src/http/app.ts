@@ -13,6 +13,7 @@ import { loginRoutes } from './routes/login.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
@@ -135,6 +136,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   // Forward-auth for reverse proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
   app.route('/auth/verify', verifyRoutes(s));
   app.route('/auth', sessionRoutes(s));
+  app.route('/api/risk', riskRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;
 }

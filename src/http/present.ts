@@ -8,6 +8,7 @@ import { loginMachine } from '../../machines/login.machine.ts';
 import { mfaMachine } from '../../machines/mfa.machine.ts';
 import { stepOfValue, type FlowMessage, type FlowStep, type MfaMethod, type RiskOutcome } from '../../machines/types.ts';
 import type { SessionRecord } from '../session/sessions.ts';
+import { userMessage } from '../risk/explain.ts';
 
 /** The one place that serialises: flows are whitelisted field by field, never dumped. */
 
@@ -44,7 +45,8 @@ export interface PresentedFlow {
   step: FlowStep | 'expired';
   methods?: MfaMethod[];
   challenge?: Record<string, unknown>;
-  risk?: { level: string; reasons: string[] };
+  /** `message`: what to tell the person, without figures (src/risk/explain.ts userMessage). */
+  risk?: { level: string; reasons: string[]; message: string };
   messages: FlowMessage[];
   expiresAt: string;
   /** The machine's state value as JSON (a string, or an object for nested states). */
@@ -70,7 +72,7 @@ export function presentFlow(row: FlowRow, opts: { expired?: boolean } = {}): Pre
   // WebAuthn request options, or { channel, to: masked } for a code; only while it is asked for.
   const challenge = childCtx?.challenge ?? (snap.context as { challenge?: Record<string, unknown> | null }).challenge;
   if (challenge && (step === 'webauthn' || step === 'code')) out.challenge = challenge;
-  if (ctx.risk) out.risk = { level: ctx.risk.level, reasons: [...ctx.risk.reasons] };
+  if (ctx.risk) out.risk = { level: ctx.risk.level, reasons: [...ctx.risk.reasons], message: userMessage(ctx.risk.reasons) };
   return out;
 }
 

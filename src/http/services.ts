@@ -24,6 +24,7 @@ import type { VerifyCache } from './verify-cache.ts';
 import type { Redis } from 'ioredis';
 import type { LoginLimiter } from '../security/limits.ts';
 import type { RefreshService } from '../tokens/refresh.ts';
+import type { RiskApi } from '../risk/risk-api.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -52,6 +53,8 @@ export interface Services {
   /** Brute-force limits; `redis` is the limiter's own connection (null in the embedded default). */
   limits: { login: LoginLimiter; redis: Redis | null; hashKey: Buffer };
   refresh: RefreshService;
+  /** Risk policies, events, labels and simulation for /api/risk. */
+  risk: RiskApi;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */

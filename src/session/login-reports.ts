@@ -3,6 +3,7 @@ import type { Db } from '../db/db.ts';
 import type { Audit } from '../audit/audit.ts';
 import type { SessionService } from './sessions.ts';
 import { randomToken, sha256 } from '../crypto/seal.ts';
+import { addLabel } from '../risk/labels.ts';
 
 const TTL_MS = 7 * 24 * 3600 * 1000;
 
@@ -37,11 +38,8 @@ export function createLoginReports(deps: { db: Db; clock: Clock; audit: Audit; s
       const r = rows[0];
       if (!r) return null;
       await deps.sessions.revoke(r.session_id, 'reported_fraudulent');
-      await db.query(
-        `INSERT INTO login_event_labels (login_event_id, label, source, created_at) VALUES ($1, 'fraudulent', 'user_report', $2)
-         ON CONFLICT (login_event_id) DO UPDATE SET label = 'fraudulent', source = 'user_report', created_at = EXCLUDED.created_at`,
-        [r.login_event_id, now],
-      );
+      // The owner's word is a strong `fraud` label: back-tests and the risk events API read it.
+      await addLabel(db, { eventId: r.login_event_id, label: 'fraud', source: 'user_report', actor: r.identity_id, at: now });
       await deps.audit.append({ type: 'login.reported_fraudulent', actor: r.identity_id, subject: r.session_id, reason: 'USER_REPORT', data: { loginEvent: r.login_event_id } });
       return { sessionId: r.session_id, loginEventId: r.login_event_id };
     },

@@ -65,6 +65,7 @@ describe('a completion step that fails after the session was made', () => {
     const login = createLoginService({
       ...s,
       roleNames: s.rbac.rolesOf,
+      risk: s.risk.recorder,
       tokens: { ...s.tokens, issue: async () => Promise.reject(new Error('injected: signing key unavailable')) },
     });
     const flow = await login.start({ deviceId: 'dev-tess', ip: IP.london, returnTokens: true });

@@ -39,7 +39,7 @@ describe('risk worker down: fail closed', () => {
     const elapsed = Date.now() - started;
     expect(r.status).toBe(200);
     expect(r.body.step).toBe('choose_method');
-    expect(r.body.risk).toEqual({ level: 'high', reasons: ['RISK_UNAVAILABLE'] });
+    expect(r.body.risk).toEqual({ level: 'high', reasons: ['RISK_UNAVAILABLE'], message: expect.any(String) });
     expect(elapsed).toBeGreaterThanOrEqual(400);
     expect(elapsed).toBeLessThan(5000); // the deadline bounds the wait; no hang
     const { rows } = await t.db.query<{ reasons: string[]; decision: string }>(

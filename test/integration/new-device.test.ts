@@ -53,9 +53,9 @@ describe('new-device notice with a "this wasn\'t me" link', () => {
     expect((await fetch(t.url + path, { method: 'POST' })).status).toBe(404); // single use
 
     const { rows } = await t.db.query<{ label: string; device_id: string }>(
-      'SELECT l.label, e.device_id FROM login_event_labels l JOIN login_events e ON e.id = l.login_event_id',
+      "SELECT l.label, l.source, l.strength, e.device_id, e.label AS current FROM login_event_labels l JOIN login_events e ON e.id = l.login_event_id",
     );
-    expect(rows).toEqual([{ label: 'fraudulent', device_id: intruder.headers['x-device-id'] }]);
+    expect(rows).toEqual([{ label: 'fraud', source: 'user_report', strength: 'strong', device_id: intruder.headers['x-device-id'], current: 'fraud' }]);
     const audit = await t.db.query("SELECT 1 FROM audit_events WHERE type = 'login.reported_fraudulent'");
     expect(audit.rowCount).toBe(1);
     await new Promise((r) => setTimeout(r, 300));

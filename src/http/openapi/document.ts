@@ -9,6 +9,7 @@ import { stepUpDocs } from '../routes/stepup.ts';
 import { tokenDocs } from '../routes/token.ts';
 import { verifyDocs } from '../routes/verify.ts';
 import { adminDocs } from '../routes/admin.ts';
+import { riskDocs } from '../routes/risk.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
@@ -20,6 +21,7 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...verifyDocs,
   ...sessionDocs,
   ...adminDocs,
+  ...riskDocs,
 ];
 
 /** Problems any route can answer: the URL rule, the body limit, a wrong method, a fault. */
