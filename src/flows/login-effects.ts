@@ -6,6 +6,7 @@ import type { FlowEffect, RiskOutcome } from '../../machines/types.ts';
 import type { FlowRow } from './runtime.ts';
 import { deviceRef } from './binding.ts';
 import type { RiskRecorder } from '../risk/recorder.ts';
+import { deviceNewSql, RISK_EVENT_COLUMNS, riskEventColumns } from '../risk/event-columns.ts';
 
 /** login_events.outcome. Risk history trusts `succeeded` only: it is written once a session exists. */
 export type LoginEventOutcome = 'succeeded' | 'failed' | 'denied' | 'locked' | 'stepped_up';
@@ -19,16 +20,24 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit; r
   const { db, clock, audit } = deps;
 
   async function loginEvent(flow: FlowRow, outcome: LoginEventOutcome, identityId: string | null, risk: RiskOutcome | null, extra: { factors?: string[]; reason?: string } = {}) {
+    // Risk history columns (issue 8, src/risk/event-columns.ts): $18-$23; device_new (an established
+    // account on a device it never succeeded from, or an unknown identifier) is decided here,
+    // before this row exists — the same rule as MemoryRiskHistory.isDeviceNew.
+    const ua = (flow.snapshot?.context as { userAgent?: string | null } | undefined)?.userAgent;
     await db.query(
       `INSERT INTO login_events (id, flow_id, identity_id, device_id, ip, country, latitude, longitude, outcome, signals,
-                                 policy_version, contributions, score, decision, reasons, factors, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12::jsonb, $13, $14, $15::jsonb, $16::jsonb, $17)`,
+                                 policy_version, contributions, score, decision, reasons, factors, created_at,
+                                 ${RISK_EVENT_COLUMNS.join(', ')}, device_new)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12::jsonb, $13, $14, $15::jsonb, $16::jsonb, $17,
+               $18, $19, $20, $21, $22, $23,
+               ${deviceNewSql('$3', '$4')})`,
       [
         randomUUID(), flow.id, identityId, flow.device_id, flow.ip, risk?.country ?? null, risk?.lat ?? null, risk?.lon ?? null,
         outcome, risk ? JSON.stringify(risk.signals ?? null) : null, risk?.policyVersion ?? null,
         risk ? JSON.stringify(risk.contributions) : null, risk?.score ?? null, risk?.decision ?? null,
         JSON.stringify(extra.reason ? [...(risk?.reasons ?? []), extra.reason] : (risk?.reasons ?? [])),
         JSON.stringify(extra.factors ?? []), new Date(clock.now()),
+        ...riskEventColumns(flow.ip, risk?.signals, ua),
       ],
     );
     // The shadow policy's decision beside this one, and a step-up label (src/risk/recorder.ts).

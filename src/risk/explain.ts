@@ -3,15 +3,17 @@
  * behind each signal) and one for the person signing in (no figures, nothing an attacker could
  * tune against).
  *
- * Texts come from a reason catalog shaped like r-engine's src/risk/reasons.ts (`REASONS`:
- * `{ direction, analyst(details), user }` per code). Until that lands, FALLBACK_REASONS below
- * covers today's codes; the switch is one line (`CATALOG`), with these entries kept for the
- * outcome codes the flow appends (MFA_LOCKED, RISK_DENY…). Unknown codes get a generic text
+ * Texts come from the engine's reason catalog (src/risk/reasons.ts `REASONS`: `{ direction,
+ * analyst(details), user }` per code); FALLBACK_REASONS below covers outcome codes the flow
+ * appends (MFA_LOCKED, RISK_DENIED…) and older stored codes. Unknown codes get a generic text
  * rather than disappearing.
  */
 
 /** Signal details as recorded with a login event; every member optional (old rows, new signals). */
+import { REASONS } from './reasons.ts';
+
 export type ReasonDetails = { [key: string]: unknown };
+
 
 /** `context`: an outcome code appended by the flow (locked, denied), not a scored signal. */
 export type ReasonDirection = 'risk' | 'trust' | 'context';
@@ -82,8 +84,8 @@ export const FALLBACK_REASONS: ReasonCatalog = Object.freeze({
   SERVICE_UNAVAILABLE: { direction: 'context', analyst: () => 'a dependency was unavailable during sign-in', user: 'Sign-in is temporarily unavailable.' },
 });
 
-/** The catalog in use. Switching to r-engine's: `{ ...FALLBACK_REASONS, ...REASONS }`. */
-const CATALOG: ReasonCatalog = FALLBACK_REASONS;
+/** The catalog in use: the engine's (src/risk/reasons.ts), with these entries for codes it does not carry. */
+const CATALOG: ReasonCatalog = { ...FALLBACK_REASONS, ...(REASONS as unknown as ReasonCatalog) };
 
 /** For codes no catalog knows (a newer engine, an old row): named, never dropped. */
 const GENERIC_USER = 'Something about this sign-in looked unusual.';
