@@ -3,17 +3,12 @@
  * behind each signal) and one for the person signing in (no figures, nothing an attacker could
  * tune against).
  *
- * Texts come from the engine's reason catalog (src/risk/reasons.ts `REASONS`: `{ direction,
- * analyst(details), user }` per code); FALLBACK_REASONS below covers outcome codes the flow
- * appends (MFA_LOCKED, RISK_DENIED…) and older stored codes. Unknown codes get a generic text
- * rather than disappearing.
+ * Texts come from the engine's reason catalog (src/risk/reasons.ts `REASONS`), the one catalog for
+ * every code a decision or a stored event can carry. Unknown codes (an older or newer build) get a
+ * generic text rather than disappearing.
  */
-
-/** Signal details as recorded with a login event; every member optional (old rows, new signals). */
-import { REASONS } from './reasons.ts';
-
-export type ReasonDetails = { [key: string]: unknown };
-
+import { NO_SIGNAL, SIGNAL_NAMES } from './policy.ts';
+import { REASONS, type ReasonDetails } from './reasons.ts';
 
 /** `context`: an outcome code appended by the flow (locked, denied), not a scored signal. */
 export type ReasonDirection = 'risk' | 'trust' | 'context';
@@ -28,64 +23,18 @@ export interface ReasonEntry {
 
 export type ReasonCatalog = Readonly<Record<string, ReasonEntry>>;
 
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-const str = (v: unknown): string | null => (typeof v === 'string' && v.length > 0 ? v : null);
+/** Codes the engine scores (risk and trust signals, NO_SIGNAL, RISK_UNAVAILABLE); the rest are flow outcomes. */
+const SCORED = new Set<string>([...SIGNAL_NAMES, NO_SIGNAL, 'RISK_UNAVAILABLE']);
 
-/** Texts for the reason codes the engine and the login flow produce today. */
-export const FALLBACK_REASONS: ReasonCatalog = Object.freeze({
-  NEW_DEVICE: {
-    direction: 'risk',
-    analyst: () => 'new device: this user never signed in successfully from it',
-    user: 'We did not recognise this device.',
-  },
-  NEW_COUNTRY: {
-    direction: 'risk',
-    analyst: (d) => (str(d.country) ? `first sign-in from ${str(d.country)}, a country this user never signed in from` : 'a country this user never signed in from'),
-    user: 'This sign-in comes from a place you have not signed in from before.',
-  },
-  IMPOSSIBLE_TRAVEL: {
-    direction: 'risk',
-    analyst: (d) => {
-      const kmh = num(d.speedKmh);
-      return kmh === null ? 'impossible travel since the previous sign-in' : `impossible travel: ${Math.round(kmh)} km/h since the previous sign-in`;
-    },
-    user: 'This sign-in comes from far away from your last one.',
-  },
-  SUSPICIOUS_IP: {
-    direction: 'risk',
-    analyst: (d) => (str(d.deniedCidr) ? `address in a deny-listed network (${str(d.deniedCidr)})` : 'address in a deny-listed network'),
-    user: 'This network is not trusted for sign-in.',
-  },
-  FAILED_ATTEMPTS: {
-    direction: 'risk',
-    analyst: (d) => {
-      const acc = num(d.accountFailures);
-      const ip = num(d.ipFailures);
-      if (acc === null && ip === null) return 'recent failed attempts';
-      return `${acc ?? 0} failed password attempts on this account and ${ip ?? 0} from this address in the window`;
-    },
-    user: 'There were several failed attempts to sign in recently.',
-  },
-  RISK_UNAVAILABLE: {
-    direction: 'risk',
-    analyst: () => 'the risk scorer did not answer in time; stepped up by default (fail closed)',
-    user: 'We could not check this sign-in right now, so we ask for a second step.',
-  },
-  RISK_DENY: { direction: 'context', analyst: () => "the score reached the policy's deny threshold", user: 'This sign-in was refused for your protection.' },
-  MFA_REQUIRED_NO_FACTOR: {
-    direction: 'context',
-    analyst: () => 'a second factor was required but the user has none enrolled',
-    user: 'A second factor is needed and none is set up on this account.',
-  },
-  MFA_LOCKED: { direction: 'context', analyst: () => 'too many wrong second-factor codes', user: 'Too many wrong codes were entered.' },
-  TOO_MANY_ATTEMPTS: { direction: 'context', analyst: () => 'the account was locked after repeated wrong passwords', user: 'Too many wrong passwords were entered.' },
-  INVALID_CREDENTIALS: { direction: 'context', analyst: () => 'wrong identifier or password', user: 'The identifier or password is incorrect.' },
-  WEBAUTHN_FAILED: { direction: 'context', analyst: () => 'the security key or passkey could not be verified', user: 'The security key or passkey could not be verified.' },
-  SERVICE_UNAVAILABLE: { direction: 'context', analyst: () => 'a dependency was unavailable during sign-in', user: 'Sign-in is temporarily unavailable.' },
-});
-
-/** The catalog in use: the engine's (src/risk/reasons.ts), with these entries for codes it does not carry. */
-const CATALOG: ReasonCatalog = { ...FALLBACK_REASONS, ...(REASONS as unknown as ReasonCatalog) };
+/** The engine's catalog, with the flow's outcome codes marked as context for the analyst view. */
+export const CATALOG: ReasonCatalog = Object.freeze(
+  Object.fromEntries(
+    Object.entries(REASONS).map(([code, e]): [string, ReasonEntry] => [
+      code,
+      { direction: SCORED.has(code) ? e.direction : 'context', analyst: (d) => e.analyst(d), user: e.user },
+    ]),
+  ),
+);
 
 /** For codes no catalog knows (a newer engine, an old row): named, never dropped. */
 const GENERIC_USER = 'Something about this sign-in looked unusual.';
@@ -137,7 +86,9 @@ export function explain(event: ExplainableEvent, catalog: ReasonCatalog = CATALO
   }
   const verb = event.decision ? (VERB[event.decision] ?? event.decision) : 'not scored';
   const score = typeof event.score === 'number' ? ` (score ${event.score}${event.policyVersion ? ` under policy ${event.policyVersion}` : ''})` : '';
-  const body = reasons.length ? reasons.map((r) => r.text).join('; ') : event.decision ? 'nothing unusual' : 'no risk assessment was recorded';
+  // Catalog texts are sentences; in the one-line summary they are clauses ("; "-joined, no capital).
+  const clause = (t: string) => t.replace(/\.$/, '').replace(/^[A-Z](?=[a-z])/, (c) => c.toLowerCase());
+  const body = reasons.length ? reasons.map((r) => clause(r.text)).join('; ') : event.decision ? 'nothing unusual' : 'no risk assessment was recorded';
   return { summary: `${verb}: ${body}${score}`, reasons };
 }
 

@@ -79,7 +79,8 @@ export const REASONS = {
   IMPOSSIBLE_TRAVEL: {
     direction: 'risk',
     analyst: (d) =>
-      `Since the last located sign-in the account would have travelled ${n(d.distanceKm)} km at ${n(d.speedKmh)} km/h (beyond the GeoIP accuracy of both fixes).`,
+      // Snapshots from before distanceKm was recorded carry the speed only.
+      `Since the last located sign-in the account would have travelled ${typeof d.distanceKm === 'number' ? `${d.distanceKm} km ` : ''}at ${n(d.speedKmh)} km/h (beyond the GeoIP accuracy of both fixes).`,
     user: "This sign-in comes from far away from where you signed in recently.",
   },
   HOSTING_NETWORK: {
