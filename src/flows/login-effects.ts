@@ -41,7 +41,7 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit; r
       ],
     );
     // The shadow policy's decision beside this one, and a step-up label (src/risk/recorder.ts).
-    await deps.risk?.recorded(flow.id, outcome, risk);
+    await deps.risk?.recorded(flow.id, outcome, risk, { identityId, deviceId: flow.device_id });
   }
 
   async function apply(flow: FlowRow, effects: FlowEffect[], risk: RiskOutcome | null): Promise<void> {

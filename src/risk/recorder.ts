@@ -4,7 +4,8 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { labelStepUp } from './labels.ts';
 import type { PolicyStore } from './policy-store.ts';
-import { shadowFor } from './shadow.ts';
+import { createPgRiskHistory } from './history-pg.ts';
+import { shadowFor, type ShadowSubject } from './shadow.ts';
 
 /** What the login flow asks of the risk side each time it has written a login event. */
 export interface RiskRecorder {
@@ -12,17 +13,20 @@ export interface RiskRecorder {
    * After a login event of `flowId` was written: records the shadow policy's decision beside the
    * enforced one, and labels a login that succeeded after a step-up. Never throws: both are
    * advisory and must not change or fail the enforced outcome. No query at all when there is no
-   * shadow policy (cached) and the event is not a stepped-up success.
+   * shadow policy (cached) and the event is not a stepped-up success. `subject`: the identifiers
+   * the event row was written with (the attempt the risk outcome scored).
    */
-  recorded(flowId: string, outcome: string, risk: RiskOutcome | null): Promise<void>;
+  recorded(flowId: string, outcome: string, risk: RiskOutcome | null, subject: ShadowSubject): Promise<void>;
 }
 
 export function createRiskRecorder(deps: { db: Db; clock: Clock; audit?: Audit; policies: Pick<PolicyStore, 'shadowPolicy'>; onError?: (err: unknown, op: string) => void }): RiskRecorder {
   const { db } = deps;
+  // Read only when a shadow policy's velocity window differs from the active one's.
+  const history = createPgRiskHistory(db);
   return {
-    async recorded(flowId, outcome, risk) {
+    async recorded(flowId, outcome, risk, subject) {
       try {
-        const shadow = await shadowFor(risk, deps.policies.shadowPolicy);
+        const shadow = await shadowFor(risk, subject, deps.policies.shadowPolicy, history);
         if (shadow) {
           // The flow's scored events not yet shadowed: the one just written.
           await db.query(

@@ -40,6 +40,8 @@ export interface ScoredAttempt {
 export function decide(input: RiskInput, facts: HistoryFacts, network: NetworkView, policy: PolicyDocument, settings?: ScoreSettings): RiskAssessment {
   const cfg = signalConfig(policy, settings);
   const signals = computeSignals(input, facts, network, cfg);
+  // Kept with the snapshot so a shadow policy is decided on the very same observations.
+  signals.observed = { at: input.at, network, facts, settings: { maxTravelKmh: cfg.maxTravelKmh, failureWindowSeconds: cfg.failureWindowSeconds } };
   return {
     ...evaluate(signals, policy),
     country: network.geo?.country ?? null,

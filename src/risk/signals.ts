@@ -28,6 +28,11 @@ export interface Signals {
   KNOWN_DEVICE?: boolean;
   KNOWN_NETWORK?: boolean;
   ALLOWED_NETWORK?: boolean;
+  /**
+   * The engine's inputs for this decision (set by `decide`, src/risk/score.ts), so another policy
+   * can be decided on exactly the same observations (shadow mode). Absent from older snapshots.
+   */
+  observed?: Observed;
   details: {
     hasHistory: boolean;
     accountFailures: number;
@@ -53,6 +58,16 @@ export interface Signals {
     failureWindowSeconds?: number;
     velocityWindowSeconds?: number;
   };
+}
+
+/** What `decide` saw besides the attempt's identifiers (which the login event row keeps). */
+export interface Observed {
+  /** The attempt's time: the history was read strictly before it. */
+  at: number;
+  network: NetworkView;
+  facts: HistoryFacts;
+  /** Deployment thresholds in force (not part of a policy document). */
+  settings: { maxTravelKmh: number; failureWindowSeconds: number };
 }
 
 export interface RiskInput {
