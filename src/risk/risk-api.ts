@@ -26,7 +26,9 @@ export function createRiskApi(d: {
   clock: Clock;
   audit: Audit;
   geo: Geo;
-  config: Pick<Config, 'RISK_DENY_CIDRS' | 'RISK_MAX_TRAVEL_KMH' | 'RISK_FAILURE_WINDOW_SECONDS'>;
+  /** The live scorer's settings, list files included, so a simulation sees the network view a login would. */
+  config: Pick<Config, 'RISK_DENY_CIDRS' | 'RISK_MAX_TRAVEL_KMH' | 'RISK_FAILURE_WINDOW_SECONDS'> &
+    Partial<Pick<Config, 'RISK_TOR_EXITS_FILE' | 'RISK_DENY_CIDRS_FILE' | 'RISK_ALLOW_CIDRS_FILE' | 'RISK_LIST_CHECK_MS'>>;
   logger: Pick<Logger, 'error' | 'warn'>;
 }): RiskApi {
   const policies = createPolicyStore({
@@ -40,6 +42,12 @@ export function createRiskApi(d: {
     policies,
     events: createRiskEvents(d.db),
     recorder: createRiskRecorder({ db: d.db, clock: d.clock, audit: d.audit, policies, onError: (err, op) => d.logger.warn({ err, op }, 'risk recording failed') }),
-    scorer: () => (scorer ??= createRiskScorer({ db: d.db, geo: d.geo, config: d.config })),
+    scorer: () =>
+      (scorer ??= createRiskScorer({
+        db: d.db,
+        geo: d.geo,
+        config: d.config,
+        onListError: (err) => d.logger.error({ err }, 'risk reputation list unreadable; keeping the last good one'),
+      })),
   };
 }

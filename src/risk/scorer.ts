@@ -3,13 +3,17 @@ import type { Queryable } from '../db/db.ts';
 import type { Geo } from './geo.ts';
 import { createPgRiskHistory } from './history-pg.ts';
 import { createNetworks, type Networks } from './network.ts';
-import { loadActivePolicy, type RiskAssessment } from './policy.ts';
+import { loadActivePolicy, type PolicyDocument, type RiskAssessment } from './policy.ts';
 import { scoreAttempt } from './score.ts';
 import type { RiskInput } from './signals.ts';
 
 export interface RiskScorer {
-  /** Assess one login attempt. Reads only; the login flow records the event and decision. */
-  score(input: RiskInput): Promise<RiskAssessment>;
+  /**
+   * Assess one login attempt. Reads only; the login flow records the event and decision.
+   * `policy` scores under that document instead of the active one (simulation): the same history
+   * read and network view, so the answer is what activating that policy would decide.
+   */
+  score(input: RiskInput, policy?: PolicyDocument): Promise<RiskAssessment>;
 }
 
 type ScorerConfig = Pick<Config, 'RISK_DENY_CIDRS' | 'RISK_MAX_TRAVEL_KMH' | 'RISK_FAILURE_WINDOW_SECONDS'> &
@@ -44,9 +48,9 @@ export function createRiskScorer(deps: {
   // login's risk deadline; only processes that score get here, so the API in queue mode never does.
   networks.describe('192.0.2.1');
   return {
-    async score(input) {
+    async score(input, override) {
       // Loaded per call so activating a policy takes effect without a restart.
-      const policy = await loadActivePolicy(db);
+      const policy = override ?? (await loadActivePolicy(db));
       const { assessment } = await scoreAttempt({
         input,
         history,
