@@ -38,6 +38,10 @@ export interface RiskEventSummary {
 
 export interface RiskEventDetail extends RiskEventSummary {
   factors: string[];
+  /** The network the attempt came from (login_events' risk history columns; null on rows from before them). */
+  asn: number | null;
+  netType: string | null;
+  netPrefix: string | null;
   /** Every observed signal, whether it fired and what it added to the score. */
   signals: { name: string; fired: boolean; contribution: number }[];
   details: Record<string, unknown>;
@@ -70,10 +74,13 @@ interface Row {
   shadow_reasons: string[] | null;
   created_at: Date | string;
   at_key: string;
+  asn: number | string | null;
+  net_type: string | null;
+  net_prefix: string | null;
 }
 
 const COLS = `id, flow_id, identity_id, device_id, ip, country, outcome, signals, policy_version, contributions, score, decision,
-  reasons, factors, label, shadow_policy_version, shadow_decision, shadow_score, shadow_reasons, created_at,
+  reasons, factors, label, shadow_policy_version, shadow_decision, shadow_score, shadow_reasons, created_at, asn, net_type, net_prefix,
   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at_key`;
 
 const json = <T>(v: unknown): T => (typeof v === 'string' ? (JSON.parse(v) as T) : (v as T));
@@ -204,6 +211,9 @@ export function createRiskEvents(db: Queryable): RiskEvents {
       return {
         ...base,
         factors: json<string[] | null>(r.factors) ?? [],
+        asn: r.asn === null ? null : Number(r.asn),
+        netType: r.net_type,
+        netPrefix: r.net_prefix,
         signals,
         details,
         contributions,

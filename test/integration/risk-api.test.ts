@@ -303,9 +303,15 @@ describe('risk API (/api/risk)', () => {
         { name: 'IMPOSSIBLE_TRAVEL', fired: false, contribution: 0 },
       ]),
     );
-    expect(r.body.explanation.summary).toMatch(/^stepped up: new device.* \(score 30 under policy strict-1\)$/i);
+    expect(r.body.explanation.summary).toMatch(/^stepped up: this device has never completed a sign-in to this account.* \(score 30 under policy strict-1\)$/);
     expect(r.body.reasons[0]).toBe('NEW_DEVICE');
-    expect(r.body.explanation.reasons[0]).toEqual({ code: 'NEW_DEVICE', text: expect.stringMatching(/new device/i), direction: 'risk' });
+    expect(r.body.explanation.reasons[0]).toEqual({ code: 'NEW_DEVICE', text: 'This device has never completed a sign-in to this account.', direction: 'risk' });
+    // The network columns the engine writes, as recorded on the row.
+    const net = (await t.db.query<{ asn: number | null; net_type: string | null; net_prefix: string | null }>('SELECT asn, net_type, net_prefix FROM login_events WHERE id = $1', [steppedUp.id])).rows[0];
+    expect(net.net_prefix).toMatch(/\/24$/);
+    expect(r.body).toMatchObject({ asn: net.asn, netType: net.net_type, netPrefix: net.net_prefix });
+    // The engine's raw observations stay out of the analyst's view.
+    expect(r.body.signals.map((x: { name: string }) => x.name)).not.toContain('observed');
     expect(r.body.userMessage).toMatch(/recogni[sz]e this device/);
     expect(r.body.userMessage).not.toMatch(/\d/);
     // A label is about the attempt: the step-up label (on the succeeded event) shows on both events.
@@ -448,7 +454,7 @@ describe('risk API (/api/risk)', () => {
       expect(await q('user=nobody@example.test')).toBe(0);
 
       const one = await admin.get(`/api/risk/events?user=${carol}&reason=SUSPICIOUS_IP&limit=1`);
-      expect(one.body.items[0].explanation.summary).toMatch(/: address in a deny-listed network \(203\.0\.113\.0\/24\); new device/);
+      expect(one.body.items[0].explanation.summary).toMatch(/: the address is inside the deny-listed range 203\.0\.113\.0\/24; this device has never completed a sign-in/);
       expect(one.body.items[0].explanation.reasons[0]).toMatchObject({ code: 'SUSPICIOUS_IP', direction: 'risk' });
     });
 
@@ -507,12 +513,14 @@ describe('risk API (/api/risk)', () => {
     const before = await counts();
     const head = await audit();
 
-    const sim = await admin.post('/api/risk/simulate', { identifier: 'bob@example.test', ip: IP.sydney, deviceId: 'brand-new-device-0001', userAgent: 'Mozilla/5.0' });
+    const sim = await admin.post('/api/risk/simulate', { identifier: 'bob@example.test', ip: IP.sydney, deviceId: 'brand-new-device-0001', userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Firefox/128.0' });
     expect(sim.status).toBe(200);
     expect(sim.body).toMatchObject({ user: { id: bobId }, policyVersion: 'strict-1', country: 'AU' });
     expect(sim.body.reasons).toEqual(expect.arrayContaining(['NEW_DEVICE', 'NEW_COUNTRY', 'IMPOSSIBLE_TRAVEL']));
     expect(sim.body.decision).toBe('deny'); // 30 + 20 + 50 ≥ 90
-    expect(sim.body.explanation.summary).toMatch(/^denied: .*impossible travel: \d+ km\/h/);
+    expect(sim.body.explanation.summary).toMatch(/^denied: .*would have travelled \d+ km at [\d.]+ km\/h/);
+    expect(sim.body.signals.details.uaFamily).toBe('Firefox/Windows'); // the User-Agent it was given
+    expect(sim.body.signals).not.toHaveProperty('observed');
     expect(sim.body.userMessage).not.toMatch(/\d/); // no figures for the person signing in
 
     // Under another stored version, on the same signals.
