@@ -83,7 +83,12 @@ export interface RecordedAttempt {
   lat: number | null;
   lon: number | null;
   radiusKm: number | null;
-  /** The device had no successful login to this account before this attempt. */
+  /**
+   * A takeover-shaped attempt for the cross-account counts: an account that already had a
+   * successful login, on a device that never completed one there (or an unknown identifier).
+   * A brand-new account's first device is not counted, so a whole office signing up through one
+   * gateway does not look like stuffing.
+   */
   deviceNew: boolean;
 }
 
@@ -192,10 +197,12 @@ export class MemoryRiskHistory implements RiskHistory {
     return u;
   }
 
-  /** Would this device be new to this account right now? (For RecordedAttempt.deviceNew.) */
+  /** RecordedAttempt.deviceNew for an attempt happening now (same rule as the Postgres INSERT). */
   isDeviceNew(identityId: string | null, deviceId: string | null): boolean {
-    if (identityId === null || deviceId === null) return true;
-    return !this.users.get(identityId)?.devices.has(deviceId);
+    if (identityId === null) return true;
+    const u = this.users.get(identityId);
+    if (!u || u.successes === 0) return false;
+    return deviceId === null || !u.devices.has(deviceId);
   }
 
   facts(q: HistoryQuery): HistoryFacts {
