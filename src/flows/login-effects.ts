@@ -4,7 +4,7 @@ import type { Db } from '../db/db.ts';
 import type { Audit } from '../audit/audit.ts';
 import type { FlowEffect, RiskOutcome } from '../../machines/types.ts';
 import type { FlowRow } from './runtime.ts';
-import { RISK_EVENT_COLUMNS, riskEventColumns } from '../risk/event-columns.ts';
+import { deviceNewSql, RISK_EVENT_COLUMNS, riskEventColumns } from '../risk/event-columns.ts';
 
 type Outcome = 'succeeded' | 'failed' | 'denied' | 'locked' | 'stepped_up';
 
@@ -27,8 +27,7 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit })
                                  ${RISK_EVENT_COLUMNS.join(', ')}, device_new)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12::jsonb, $13, $14, $15::jsonb, $16::jsonb, $17,
                $18, $19, $20, $21, $22, $23,
-               $3::uuid IS NULL OR (EXISTS (SELECT 1 FROM login_events k WHERE k.identity_id = $3 AND k.outcome = 'succeeded')
-                 AND ($4::text IS NULL OR NOT EXISTS (SELECT 1 FROM login_events k WHERE k.identity_id = $3 AND k.device_id = $4 AND k.outcome = 'succeeded'))))`,
+               ${deviceNewSql('$3', '$4')})`,
       [
         randomUUID(), flow.id, identityId, flow.device_id, flow.ip, risk?.country ?? null, risk?.lat ?? null, risk?.lon ?? null,
         outcome, risk ? JSON.stringify(risk.signals ?? null) : null, risk?.policyVersion ?? null,
