@@ -16,7 +16,12 @@ async function main() {
     throw new ConfigError('Invalid configuration:\n  DATABASE_URL, REDIS_URL: the worker process needs both (the embedded default runs jobs in-process)');
   const db = createPgDb(config.DATABASE_URL, 5);
   await migrate(db);
-  const scorer = createRiskScorer({ db, geo: await openGeo(config.GEOIP_DB), config });
+  const scorer = createRiskScorer({
+    db,
+    geo: await openGeo(config.GEOIP_DB),
+    config,
+    onListError: (err) => logger.error({ err }, 'risk reputation list unreadable; keeping the last good one'),
+  });
   const risk = startRiskWorker({ redisUrl: config.REDIS_URL, queueName: config.RISK_QUEUE, scorer, logger });
   const notifier = createNotifier(config, db);
   const notify = startNotifyWorker({

@@ -170,7 +170,8 @@ describe('reasons catalog', () => {
     expect(d.analyst).toBe('14 other accounts were tried from 81.2.69.0/24 in the last hour from devices new to them.');
     for (const code of Object.keys(REASONS)) {
       const u = describeReason(code, { subnetAccounts: 14, asn: 64500, prefix: '81.2.69.0/24', deniedCidr: '5.9.0.0/16' }).user;
-      expect(u, code).not.toMatch(/\d|AS|\/|km|threshold|list/i);
+      expect(u, code).not.toMatch(/\d|\/|\bAS\b/);
+      expect(u, code).not.toMatch(/threshold|list|cidr|asn|\btor\b|vpn|proxy|hosting|velocity|km/i);
     }
     expect(describeReason('NEW_DEVICE').user).toBe("We don't recognise this device.");
   });
