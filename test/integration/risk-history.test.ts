@@ -208,7 +208,8 @@ describe.each([{ make: memoryHarness }, { make: pgHarness }])('risk history ($ma
     for (const v of targets) await attempt({ identityId: v, deviceId: `own-${v}`, ip: IP.home, at: base - HOUR });
     const sprayer = '23.24.99.9';
     for (const v of targets.slice(0, 3)) await failed({ identityId: v, deviceId: null, ip: sprayer, at: base + MIN });
-    await failed({ identityId: null, deviceId: null, ip: sprayer, at: base + 2 * MIN }); // an identifier that does not exist
+    // Identifiers that do not exist count as one account together, however many.
+    for (let k = 0; k < 5; k++) await failed({ identityId: null, deviceId: null, ip: sprayer, at: base + 2 * MIN });
     const hit = await attempt({ identityId: targets[3], deviceId: null, ip: sprayer, at: base + 3 * MIN }, { outcome: 'stepped_up' });
     expect(hit.signals.PASSWORD_SPRAY).toBe(true);
     expect(hit.signals.details.ipFailedAccounts).toBe(4);
