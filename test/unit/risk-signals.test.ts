@@ -36,17 +36,17 @@ const net = (v: Partial<NetworkView> = {}): NetworkView => ({
   ...v,
 });
 const input = (i: Partial<RiskInput> = {}): RiskInput => ({ identityId: 'u1', deviceId: 'd1', ip: '198.51.100.1', at: T, ...i });
-const EDINBURGH = { country: 'GB', lat: 55.95, lon: -3.19 }; // ~530 km from London
+const EDINBURGH = { country: 'GB', lat: 55.95, lon: -3.19 }; // ~534 km from London
 const MADRID = { country: 'ES', lat: 40.42, lon: -3.7 }; // ~1 260 km
 
 describe('computeSignals: impossible travel beyond GeoIP accuracy', () => {
-  it('a fixed line 530 km away in 20 minutes is travel (430 km beyond 50 + 50 km: 1 290 km/h)', () => {
+  it('a fixed line 534 km away in 20 minutes is travel (434 km beyond 50 + 50 km: 1 302 km/h)', () => {
     const s = computeSignals(input(), facts(), net({ geo: EDINBURGH }), DEFAULT_SIGNAL_CONFIG);
     expect(s.IMPOSSIBLE_TRAVEL).toBe(true);
-    expect(s.details.distanceKm).toBe(530);
+    expect(s.details.distanceKm).toBe(534);
   });
 
-  it('a mobile gateway 530 km away is within its 500 km radius: no travel even for a new device', () => {
+  it('a mobile gateway 534 km away is within its 500 + 50 km radii: no travel even for a new device', () => {
     const s = computeSignals(input(), facts(), net({ geo: EDINBURGH, type: 'mobile' }), DEFAULT_SIGNAL_CONFIG);
     expect(s.IMPOSSIBLE_TRAVEL).toBe(false);
     expect(s.details.speedKmh).toBe(0);
