@@ -42,7 +42,7 @@ export interface Networks {
 let classes: Record<string, ConnectionType> | null = null;
 /** AS → connection type, built by scripts/build-asn-classes.ts (provenance inside the file). */
 function asnClass(asn: number): ConnectionType | undefined {
-  classes ??= (JSON.parse(readFileSync(new URL('./data/asn-classes.json', import.meta.url), 'utf8')) as { classes: Record<string, ConnectionType> }).classes;
+  classes ??= (JSON.parse(readFileSync(new URL('./asn-classes.json', import.meta.url), 'utf8')) as { classes: Record<string, ConnectionType> }).classes;
   return classes[String(asn)];
 }
 
