@@ -1,0 +1,586 @@
+import { haversineKm, type Geo } from '../risk/geo.ts';
+import { AddressBook, near, type Addr } from './address-book.ts';
+import { Rng } from './prng.ts';
+import type { LoginRecord } from './record.ts';
+import {
+  newBrowser,
+  pickDesktopBrowser,
+  pickPhoneBrowser,
+  TOR_BROWSER_UA,
+  userAgent,
+  chromeMajor,
+  type BrowserModel,
+} from './user-agents.ts';
+
+/**
+ * A seeded generator of realistic labelled login traffic for back-testing risk policies.
+ *
+ * Benign people log in on their own devices at the hours people do, from home lines whose
+ * address the ISP changes now and then, offices whose NAT dozens of colleagues share, corporate
+ * VPN egresses, phones behind carrier-grade NAT, and abroad on trips at speeds planes and trains
+ * reach (with phones roaming home-routed, so they still look at home). They get new phones and
+ * browsers, their browsers update, and they mistype passwords.
+ *
+ * Attackers hold the right password (sprayers excepted) and never the victim's device cookie.
+ *
+ * Every address is a real address inside the real announced range of a real network, placed by
+ * the same GeoIP database the risk engine uses. A warm-up period without labels comes first so
+ * the accounts have the history a live system would have; only the labelled days are scored.
+ */
+
+export interface GenerateOptions {
+  seed: number;
+  users: number;
+  /** Labelled days. */
+  days: number;
+  /** Unlabelled history before the labelled days (replayed, not scored). */
+  warmupDays: number;
+  /** First instant of the warm-up (UTC midnight). */
+  start: number;
+  geo: Geo;
+  /** Attack volume relative to the default mix (1 = default). */
+  attackRate?: number;
+}
+
+const DAY = 86_400_000;
+const HOUR = 3_600_000;
+const MIN = 60_000;
+
+type Weighted = ReadonlyArray<readonly [number, number]>;
+
+interface CountrySpec {
+  weight: number;
+  tz: number;
+  residential: Weighted;
+  mobile: Weighted;
+  /** Lines offices buy (business DSL/fibre from the incumbents, carrier ethernet). */
+  business: readonly number[];
+  /** How often a home line gets a new address, per day. */
+  homeIpChurn: number;
+}
+
+// Real networks per country (ASN → share of customers).
+const COUNTRIES: Record<string, CountrySpec> = {
+  DE: { weight: 24, tz: 1, residential: [[3320, 45], [3209, 25], [6805, 12], [8881, 12], [8422, 3]], mobile: [[3320, 40], [3209, 30], [6805, 30]], business: [3320, 8881, 8220, 3209], homeIpChurn: 0.25 },
+  GB: { weight: 15, tz: 0, residential: [[2856, 35], [5607, 25], [5089, 25], [35228, 5]], mobile: [[35228, 35], [206067, 25], [25135, 25], [2856, 15]], business: [2856, 8220, 5089], homeIpChurn: 0.03 },
+  US: { weight: 20, tz: -5, residential: [[7922, 35], [7018, 20], [20115, 20], [22773, 10], [701, 10], [5650, 5]], mobile: [[21928, 40], [22394, 35], [7018, 25]], business: [7922, 701, 7018, 3356], homeIpChurn: 0.01 },
+  FR: { weight: 12, tz: 1, residential: [[3215, 40], [12322, 25], [15557, 20], [5410, 15]], mobile: [[3215, 40], [15557, 30], [5410, 30]], business: [3215, 15557, 8220], homeIpChurn: 0.02 },
+  ES: { weight: 8, tz: 1, residential: [[3352, 45], [12479, 25], [12430, 30]], mobile: [[12430, 35], [3352, 35], [12479, 30]], business: [3352, 12430], homeIpChurn: 0.05 },
+  IT: { weight: 8, tz: 1, residential: [[3269, 45], [12874, 25], [30722, 15], [1267, 15]], mobile: [[30722, 35], [1267, 35], [3269, 30]], business: [3269, 12874], homeIpChurn: 0.05 },
+  NL: { weight: 8, tz: 1, residential: [[1136, 40], [33915, 35], [50266, 25]], mobile: [[1136, 35], [50266, 35], [33915, 30]], business: [1136, 33915], homeIpChurn: 0.02 },
+  CH: { weight: 5, tz: 1, residential: [[3303, 55], [6730, 30], [13030, 15]], mobile: [[3303, 60], [6730, 40]], business: [3303, 6730], homeIpChurn: 0.01 },
+};
+const COUNTRY_CODES = Object.keys(COUNTRIES);
+
+/** Cloud and hosting networks: where stuffing bots and phishing proxies run. */
+const HOSTING = [16509, 14618, 14061, 16276, 24940, 396982, 8075, 20473, 51167, 63949, 47583, 197540, 44066, 25369];
+/** Security-service-edge egress (corporate "VPN" that is really a cloud proxy). */
+const CORPORATE_EGRESS = [53813, 62044];
+/** Where consumer VPN providers rent their exits. */
+const CONSUMER_VPN = [9009, 212238, 60068];
+/** Networks that run many Tor exits (privacy foundations and the hosters relay operators favour). */
+const TOR_NETWORKS = [60729, 53667, 208323, 4224, 200052, 205100];
+const TOR_HOSTERS = [24940, 16276, 51167, 197540];
+/** Trip destinations people fly or drive to. */
+const DESTINATIONS = ['ES', 'IT', 'FR', 'GB', 'US', 'DE', 'NL', 'CH'];
+
+export const BENIGN_KINDS = [
+  'home', 'home_new_ip', 'office_nat', 'corporate_vpn', 'mobile_cgnat', 'consumer_vpn', 'new_phone', 'new_browser',
+  'cookie_cleared', 'browser_update', 'trip_domestic', 'trip_abroad', 'roaming', 'typo',
+] as const;
+export const ATTACK_KINDS = [
+  'stuffing_hosting_abroad', 'stuffing_hosting_domestic', 'residential_proxy_city', 'shared_ip_many_accounts',
+  'shared_device_many_accounts', 'realtime_phishing', 'tor', 'low_and_slow_isp', 'password_spraying',
+] as const;
+
+type DeviceRole = 'laptop' | 'phone' | 'tablet' | 'work';
+
+interface Device {
+  role: DeviceRole;
+  id: string;
+  browser: BrowserModel;
+  /** Active from this instant (a device bought during the window) until `until`. */
+  from: number;
+  until: number;
+  /** Logins per day on it. */
+  rate: number;
+  /** Cookie-clearing browser: a new device id most logins. */
+  clearsCookies: boolean;
+  /** Kind for its first labelled login, when it is new during the window. */
+  newKind?: 'new_phone' | 'new_browser';
+  lastUa?: string;
+  seen: boolean;
+}
+
+interface Org {
+  cc: string;
+  point: Addr;
+  /** Office NAT addresses (one or two lines), or the corporate egress addresses. */
+  egress: Addr[];
+  vpn: boolean;
+}
+
+interface Trip {
+  depart: number;
+  arrive: number;
+  returnDepart: number;
+  returnArrive: number;
+  abroad: boolean;
+  hotel: Addr;
+  cafes: Addr[];
+  tz: number;
+}
+
+interface User {
+  id: string;
+  cc: string;
+  tz: number;
+  homeAsn: number;
+  home: Addr;
+  homeIp: Addr;
+  homeChoices: Addr[];
+  carrier: number;
+  org: Org | null;
+  vpnUser: boolean;
+  devices: Device[];
+  trips: Trip[];
+  /** Benign correct-password logins: time, device index. */
+  logins: Array<{ t: number; device: Device; ip: string }>;
+  /** Home-line addresses already used, so the first login from a reassigned one is told apart. */
+  homeIps: Set<string>;
+}
+
+export interface GenerateResult {
+  records: LoginRecord[];
+  stats: { users: number; benign: number; attack: number; unlabelled: number; byKind: Record<string, number> };
+}
+
+function tzOf(cc: string, lon: number): number {
+  if (cc === 'US') return Math.max(-8, Math.min(-5, Math.round(lon / 15)));
+  return COUNTRIES[cc]?.tz ?? Math.round(lon / 15);
+}
+
+export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
+  const root = new Rng(opts.seed);
+  const poolRng = root.fork('addresses');
+  const allAsns = new Set<number>([...HOSTING, ...CORPORATE_EGRESS, ...CONSUMER_VPN, ...TOR_NETWORKS, ...TOR_HOSTERS]);
+  for (const c of Object.values(COUNTRIES)) {
+    for (const [a] of c.residential) allAsns.add(a);
+    for (const [a] of c.mobile) allAsns.add(a);
+    for (const a of c.business) allAsns.add(a);
+  }
+  const perAsn = Math.max(200, Math.min(1200, Math.round(opts.users / 6)));
+  const book = await AddressBook.build(poolRng, opts.geo, [...allAsns].sort((a, b) => a - b), perAsn);
+
+  const residential = (cc: string): Addr[] => book.pool(COUNTRIES[cc].residential.map(([a]) => a), cc);
+  const hostingIn = (cc: string): Addr[] => book.pool(HOSTING, cc);
+  const hostingAbroad = (cc: string): Addr[] => book.pool(HOSTING).filter((a) => a.cc !== cc);
+
+  // Carrier-grade NAT: a carrier's subscribers share a small set of public addresses.
+  const cgnat = new Map<string, Addr[]>();
+  for (const cc of COUNTRY_CODES) {
+    for (const [asn] of COUNTRIES[cc].mobile) {
+      const all = book.of(asn, cc);
+      const shared: Addr[] = [];
+      const n = Math.max(8, Math.min(all.length, Math.round(opts.users / 40)));
+      for (let i = 0; i < n && all.length > 0; i++) shared.push(poolRng.pick(all));
+      cgnat.set(`${cc}:${asn}`, shared);
+    }
+  }
+
+  const warmEnd = opts.start + opts.warmupDays * DAY;
+  const end = warmEnd + opts.days * DAY;
+  const records: LoginRecord[] = [];
+  const emit = (r: LoginRecord): void => {
+    if (r.label !== undefined && r.ts < warmEnd) delete r.label;
+    records.push(r);
+  };
+
+  // ---- people -------------------------------------------------------------------------------
+  const urng = root.fork('users');
+  const users: User[] = [];
+  for (let i = 0; i < opts.users; i++) {
+    const cc = urng.weighted(COUNTRY_CODES, COUNTRY_CODES.map((c) => COUNTRIES[c].weight));
+    const spec = COUNTRIES[cc];
+    const homeAsn = urng.weighted(spec.residential.map(([a]) => a), spec.residential.map(([, w]) => w));
+    let pool = book.of(homeAsn, cc);
+    if (pool.length === 0) pool = residential(cc);
+    const home = urng.pick(pool);
+    const homeChoices = near(pool.filter((a) => a.asn === home.asn), home, 40);
+    const carrier = urng.weighted(spec.mobile.map(([a]) => a), spec.mobile.map(([, w]) => w));
+    const u: User = {
+      id: `u${String(i).padStart(6, '0')}@${cc.toLowerCase()}.example.com`,
+      cc,
+      tz: tzOf(cc, home.lon),
+      homeAsn: home.asn,
+      home,
+      homeIp: home,
+      homeChoices,
+      carrier,
+      org: null,
+      vpnUser: urng.chance(0.03),
+      devices: [],
+      trips: [],
+      logins: [],
+      homeIps: new Set(),
+    };
+    const dev = (role: DeviceRole, browser: BrowserModel, rate: number, from = opts.start, until = end): Device => ({
+      role, id: urng.uuid(), browser, from, until, rate, clearsCookies: false, seen: false,
+    });
+    if (urng.chance(0.9)) u.devices.push(dev('phone', newBrowser(urng, pickPhoneBrowser(urng, cc)), urng.range(0.25, 0.9)));
+    if (urng.chance(0.8)) {
+      const d = dev('laptop', newBrowser(urng, pickDesktopBrowser(urng, cc)), urng.range(0.15, 0.6));
+      d.clearsCookies = urng.chance(0.01);
+      u.devices.push(d);
+    }
+    if (urng.chance(0.15)) u.devices.push(dev('tablet', newBrowser(urng, urng.chance(0.6) ? 'safari-ipad' : 'chrome-android'), urng.range(0.05, 0.25)));
+    if (u.devices.length === 0) u.devices.push(dev('phone', newBrowser(urng, pickPhoneBrowser(urng, cc)), 0.5));
+    // Life events inside the labelled window: a new phone, a second browser.
+    const phone = u.devices.find((d) => d.role === 'phone');
+    if (phone && urng.chance(0.04)) {
+      const at = warmEnd + urng.range(0, opts.days) * DAY;
+      phone.until = at + urng.range(0, 2) * DAY; // the old one lingers a day or two
+      const np = dev('phone', newBrowser(urng, urng.chance(0.7) ? phone.browser.kind : pickPhoneBrowser(urng, cc)), phone.rate, at);
+      np.newKind = 'new_phone';
+      u.devices.push(np);
+    }
+    const laptop = u.devices.find((d) => d.role === 'laptop');
+    if (laptop && urng.chance(0.03)) {
+      const at = warmEnd + urng.range(0, opts.days) * DAY;
+      const nb = dev('laptop', newBrowser(urng, pickDesktopBrowser(urng, cc)), laptop.rate / 2, at);
+      nb.newKind = 'new_browser';
+      laptop.rate /= 2;
+      u.devices.push(nb);
+    }
+    users.push(u);
+  }
+
+  // ---- workplaces ---------------------------------------------------------------------------
+  const orng = root.fork('orgs');
+  for (const cc of COUNTRY_CODES) {
+    const workers = users.filter((u) => u.cc === cc && orng.chance(0.45));
+    if (workers.length === 0) continue;
+    const business = book.pool(COUNTRIES[cc].business, cc);
+    const orgs: Org[] = [];
+    const nOrgs = Math.max(1, Math.round(workers.length / 30));
+    for (let k = 0; k < nOrgs && business.length > 0; k++) {
+      const point = orng.pick(business);
+      const vpn = orng.chance(0.3);
+      let egress: Addr[];
+      if (vpn) {
+        const edge = book.pool(CORPORATE_EGRESS);
+        const local = edge.filter((a) => a.cc === cc);
+        const src = local.length > 0 && orng.chance(0.6) ? local : edge.length > 0 ? edge : hostingIn(cc);
+        egress = [orng.pick(src), orng.pick(src), orng.pick(src)];
+      } else {
+        const lines = near(business.filter((a) => a.asn === point.asn), point, 25);
+        egress = orng.chance(0.3) ? [point, orng.pick(lines)] : [point];
+      }
+      orgs.push({ cc, point, egress, vpn });
+    }
+    for (const u of workers) {
+      let best: Org | null = null;
+      let bestKm = Infinity;
+      for (const o of orgs) {
+        const km = haversineKm(o.point, u.home);
+        if (km < bestKm) {
+          bestKm = km;
+          best = o;
+        }
+      }
+      // Nobody commutes 300 km daily; a far-away employer means working remotely over its VPN.
+      if (!best) continue;
+      if (bestKm > 120 && !best.vpn) continue;
+      u.org = best;
+      const managed = newBrowser(orng, orng.chance(0.75) ? 'edge-win' : orng.chance(0.5) ? 'chrome-win' : 'chrome-mac', true);
+      u.devices.push({ role: 'work', id: orng.uuid(), browser: managed, from: opts.start, until: end, rate: 0.85, clearsCookies: false, seen: false });
+    }
+  }
+
+  // ---- trips --------------------------------------------------------------------------------
+  const trng = root.fork('trips');
+  for (const u of users) {
+    if (!trng.chance(0.12 * (opts.days / 30))) continue;
+    const abroad = trng.chance(0.6);
+    const destCc = abroad ? trng.pick(DESTINATIONS.filter((c) => c !== u.cc)) : u.cc;
+    const pool = residential(destCc).concat(hostingIn(destCc));
+    const candidates = abroad ? pool : pool.filter((a) => haversineKm(a, u.home) > 150);
+    if (candidates.length === 0) continue;
+    const hotel = trng.pick(candidates);
+    const cafes = near(residential(destCc), hotel, 30).slice(0, 6);
+    const km = haversineKm(u.home, hotel);
+    const hours = abroad && km > 700 ? km / 750 + 2.5 + trng.range(0, 2) : km / 110 + 0.5 + trng.range(0, 1);
+    const firstDay = Math.floor(opts.warmupDays + trng.range(0, opts.days - 2));
+    const depart = opts.start + firstDay * DAY + (trng.range(6, 16) - u.tz) * HOUR;
+    const stay = trng.int(2, 10) * DAY;
+    const returnDepart = depart + stay + trng.range(-3, 3) * HOUR;
+    u.trips.push({
+      depart,
+      arrive: depart + hours * HOUR,
+      returnDepart,
+      returnArrive: returnDepart + hours * HOUR,
+      abroad,
+      hotel,
+      cafes: cafes.length > 0 ? cafes : [hotel],
+      tz: tzOf(destCc, hotel.lon),
+    });
+  }
+
+  // ---- benign days ---------------------------------------------------------------------------
+  const brng = root.fork('benign');
+  const totalDays = opts.warmupDays + opts.days;
+  for (const u of users) {
+    const spec = COUNTRIES[u.cc];
+    for (let day = 0; day < totalDays; day++) {
+      const dayStart = opts.start + day * DAY;
+      if (brng.chance(spec.homeIpChurn) && u.homeChoices.length > 0) {
+        // Most reassignments stay in the same region; GeoIP sometimes puts the new one elsewhere.
+        const any = book.of(u.homeAsn, u.cc);
+        u.homeIp = brng.chance(0.85) || any.length === 0 ? brng.pick(u.homeChoices) : brng.pick(any);
+      }
+      const weekday = new Date(dayStart + 12 * HOUR).getUTCDay();
+      const workday = weekday >= 1 && weekday <= 5 && !brng.chance(0.06);
+      for (const d of u.devices) {
+        if (d.role === 'work' && !workday) continue;
+        if (dayStart + DAY < d.from || dayStart > d.until) continue;
+        let rate = d.rate;
+        if (d.role === 'laptop' && !workday) rate *= 1.6;
+        const n = brng.poisson(rate);
+        for (let k = 0; k < n; k++) {
+          const local = localHour(brng, d.role, workday);
+          const trip = u.trips.find((t) => dayStart - DAY < t.returnArrive && dayStart + DAY > t.depart);
+          const tz = trip && dayStart >= trip.arrive - DAY && dayStart <= trip.returnDepart ? trip.tz : u.tz;
+          const t = dayStart + (local - tz) * HOUR + brng.range(0, 59) * MIN + brng.range(0, 59_000);
+          if (t < d.from || t > d.until || t >= end) continue;
+          benignLogin(u, d, t, workday, local);
+        }
+      }
+    }
+  }
+
+  function benignLogin(u: User, d: Device, t: number, workday: boolean, local: number): void {
+    const cgnatPool = cgnat.get(`${u.cc}:${u.carrier}`) ?? [];
+    let addr: Addr | null = null;
+    let kind = 'home';
+    const trip = u.trips.find((x) => t >= x.depart && t < x.returnArrive);
+    if (trip && ((t >= trip.depart && t < trip.arrive) || t >= trip.returnDepart)) return; // in transit
+    if (trip) {
+      if (d.role === 'tablet' && brng.chance(0.7)) return; // left at home
+      if (d.role === 'work' && u.org?.vpn) {
+        addr = brng.pick(u.org.egress);
+        kind = 'corporate_vpn';
+      } else if (d.role === 'phone' && brng.chance(trip.abroad ? 0.5 : 0.7)) {
+        // Roaming is home-routed: the phone still egresses from its home carrier's gateway.
+        addr = cgnatPool.length > 0 ? brng.pick(cgnatPool) : trip.hotel;
+        kind = trip.abroad ? 'roaming' : 'mobile_cgnat';
+      } else {
+        addr = brng.chance(0.75) ? trip.hotel : brng.pick(trip.cafes);
+        kind = trip.abroad ? 'trip_abroad' : 'trip_domestic';
+      }
+    } else if (d.role === 'work') {
+      const atOffice = workday && local >= 8 && local < 18 && brng.chance(0.8);
+      if (u.org?.vpn) {
+        addr = brng.pick(u.org.egress);
+        kind = 'corporate_vpn';
+      } else if (atOffice && u.org) {
+        addr = brng.pick(u.org.egress);
+        kind = 'office_nat';
+      } else {
+        addr = u.homeIp;
+      }
+    } else if (d.role === 'phone') {
+      const away = local >= 8 && local < 19 ? 0.65 : 0.2;
+      if (workday && u.org && !u.org.vpn && local >= 9 && local < 17 && brng.chance(0.35)) {
+        addr = brng.pick(u.org.egress);
+        kind = 'office_nat';
+      } else if (brng.chance(away) && cgnatPool.length > 0) {
+        addr = brng.pick(cgnatPool);
+        kind = 'mobile_cgnat';
+      } else addr = u.homeIp;
+    } else {
+      addr = u.homeIp;
+    }
+    if (kind === 'home' && d.role !== 'work' && u.vpnUser && brng.chance(0.7)) {
+      const exits = book.pool(CONSUMER_VPN);
+      const local = exits.filter((a) => a.cc === u.cc);
+      addr = brng.pick(local.length > 0 && brng.chance(0.7) ? local : exits);
+      kind = 'consumer_vpn';
+    }
+    if (kind === 'home') {
+      if (u.homeIps.size > 0 && !u.homeIps.has(addr.ip)) kind = 'home_new_ip';
+      u.homeIps.add(addr.ip);
+    }
+    let deviceId: string | null = d.id;
+    if (d.clearsCookies && d.seen && brng.chance(0.6)) {
+      d.id = brng.uuid();
+      deviceId = d.id;
+      kind = 'cookie_cleared';
+    }
+    const ua = userAgent(d.browser, t);
+    if (d.newKind && !d.seen) kind = d.newKind;
+    else if (d.lastUa !== undefined && d.lastUa !== ua && kind !== 'cookie_cleared') kind = 'browser_update';
+    d.lastUa = ua;
+    d.seen = true;
+    // Typos: a wrong password a few seconds before the right one, same device and network.
+    if (brng.chance(0.03)) {
+      const typos = brng.chance(0.15) ? 2 : 1;
+      for (let i = typos; i >= 1; i--) {
+        emit({ ts: t - i * brng.range(4_000, 25_000), user: u.id, ip: addr.ip, deviceId, userAgent: ua, passwordCorrect: false, label: 'benign', kind: 'typo' });
+      }
+    }
+    emit({ ts: t, user: u.id, ip: addr.ip, deviceId, userAgent: ua, passwordCorrect: true, label: 'benign', kind });
+    u.logins.push({ t, device: d, ip: addr.ip });
+  }
+
+  // ---- attacks ------------------------------------------------------------------------------
+  const arng = root.fork('attacks');
+  const scale = (opts.users / 2000) * (opts.attackRate ?? 1);
+  const count = (base: number): number => Math.max(1, Math.round(base * scale));
+  const labelled = (): number => warmEnd + arng.range(0.02, 0.999) * opts.days * DAY;
+  const victimPool = users.filter((u) => u.logins.some((l) => l.t < warmEnd));
+  const victim = (): User => arng.pick(victimPool.length > 0 ? victimPool : users);
+  const primaryUa = (u: User, t: number): string => {
+    const d = u.devices.find((x) => x.role === 'laptop') ?? u.devices.find((x) => x.role === 'work') ?? u.devices[0];
+    return userAgent(d.browser, t);
+  };
+  // Attack tooling lags browser releases by a few months: stale but plausible Chrome strings.
+  const toolUa = (t: number): string => {
+    const v = chromeMajor(t) - arng.int(1, 6);
+    return arng.chance(0.8)
+      ? `Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${v}.0.0.0 Safari/537.36`
+      : `Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${v}.0.0.0 Safari/537.36`;
+  };
+  const attack = (u: User, t: number, ip: string, deviceId: string | null, ua: string | null, kind: string, ok = true): void =>
+    emit({ ts: t, user: u.id, ip, deviceId, userAgent: ua, passwordCorrect: ok, label: 'attack', kind });
+
+  // Credential stuffing with a cleaned combo list: bots in data centres, scripts keep no cookies.
+  const stuffing = (abroad: boolean, campaigns: number, perCampaign: number): void => {
+    for (let c = 0; c < campaigns; c++) {
+      const target = victim();
+      const pool = abroad ? hostingAbroad(target.cc) : hostingIn(target.cc);
+      if (pool.length === 0) continue;
+      const bots = Array.from({ length: arng.int(3, 25) }, () => arng.pick(pool));
+      let t = labelled();
+      const ua = toolUa(t);
+      // A combo list is usually one market's breach; its accounts share a country.
+      const sameMarket = victimPool.filter((u) => u.cc === target.cc);
+      for (let i = 0; i < perCampaign; i++) {
+        const v = i === 0 || sameMarket.length === 0 ? target : arng.pick(sameMarket);
+        t += arng.range(2_000, 90_000);
+        attack(v, t, arng.pick(bots).ip, arng.chance(0.5) ? null : arng.uuid(), arng.chance(0.85) ? ua : 'python-requests/2.32.3', abroad ? 'stuffing_hosting_abroad' : 'stuffing_hosting_domestic');
+      }
+    }
+  };
+  stuffing(true, count(6), 12);
+  stuffing(false, count(4), 10);
+
+  // Account takeover through a residential proxy in the victim's own city, with the victim's
+  // exact user agent (scraped from an infostealer log) and a fresh anti-detect profile.
+  for (let i = 0; i < count(45); i++) {
+    const v = victim();
+    const local = near(residential(v.cc).filter((a) => a.ip !== v.homeIp.ip), v.home, 40);
+    const others = local.filter((a) => a.asn !== v.homeAsn);
+    const addr = arng.pick(others.length > 0 && arng.chance(0.7) ? others : local);
+    const t = labelled();
+    const dev = arng.uuid();
+    attack(v, t, addr.ip, dev, primaryUa(v, t), 'residential_proxy_city');
+    if (arng.chance(0.3)) attack(v, t + arng.range(1, 30) * MIN, addr.ip, dev, primaryUa(v, t), 'residential_proxy_city');
+  }
+
+  // Account checkers: one address tries many accounts in an hour.
+  for (let c = 0; c < count(2); c++) {
+    const src = arng.chance(0.5) ? arng.pick(residential(arng.pick(COUNTRY_CODES))) : arng.pick(book.pool(HOSTING));
+    let t = labelled();
+    const n = arng.int(15, 40);
+    for (let i = 0; i < n; i++) {
+      t += arng.range(30_000, 240_000);
+      attack(victim(), t, src.ip, arng.chance(0.6) ? null : arng.uuid(), toolUa(t), 'shared_ip_many_accounts');
+    }
+  }
+
+  // An anti-detect browser profile reused across accounts (same device id), each through a
+  // residential proxy in that victim's country, with a plausible user agent.
+  for (let c = 0; c < count(2); c++) {
+    const dev = arng.uuid();
+    let t = labelled();
+    const ua = toolUa(t);
+    const n = arng.int(10, 30);
+    for (let i = 0; i < n; i++) {
+      const v = victim();
+      t += arng.range(2, 45) * MIN;
+      attack(v, t, arng.pick(near(residential(v.cc), v.home, 150)).ip, dev, ua, 'shared_device_many_accounts');
+    }
+  }
+
+  // Real-time phishing (adversary in the middle): the proxy signs in minutes after the victim
+  // typed the password into the lure, forwarding the victim's user agent but not its cookie.
+  for (let i = 0; i < count(40); i++) {
+    const v = victim();
+    const later = v.logins.filter((l) => l.t >= warmEnd && l.t < end - HOUR);
+    if (later.length === 0) continue;
+    const l = arng.pick(later);
+    const t = l.t + arng.range(1, 12) * MIN;
+    const src = arng.chance(0.6)
+      ? arng.pick(arng.chance(0.5) && hostingIn(v.cc).length > 0 ? hostingIn(v.cc) : book.pool(HOSTING))
+      : arng.pick(residential(v.cc));
+    attack(v, t, src.ip, arng.chance(0.5) ? null : arng.uuid(), userAgent(l.device.browser, t), 'realtime_phishing');
+  }
+
+  // Tor: a small set of exits shared by everyone who uses them; Tor Browser keeps no cookies.
+  const torExits = [
+    ...book.pool(TOR_NETWORKS),
+    ...TOR_HOSTERS.flatMap((a) => book.of(a).slice(0, 6)),
+  ];
+  for (let i = 0; i < count(30) && torExits.length > 0; i++) {
+    const v = victim();
+    const t = labelled();
+    attack(v, t, arng.pick(torExits).ip, null, TOR_BROWSER_UA, 'tor');
+  }
+
+  // Low and slow from the victim's own ISP: one careful attempt per account, days apart, from a
+  // residential proxy on the same network the victim uses (so the ASN and country look familiar).
+  for (let i = 0; i < count(40); i++) {
+    const v = victim();
+    const same = book.of(v.homeAsn, v.cc).filter((a) => a.ip !== v.homeIp.ip);
+    if (same.length === 0) continue;
+    const t = labelled();
+    attack(v, t, arng.pick(same).ip, arng.uuid(), arng.chance(0.5) ? primaryUa(v, t) : toolUa(t), 'low_and_slow_isp');
+  }
+
+  // Password spraying: one common password against many accounts, slowly, from rotating
+  // proxies; the few accounts that use it let the sprayer in.
+  for (let c = 0; c < count(2); c++) {
+    const pool = arng.chance(0.5) ? book.pool(HOSTING) : residential(arng.pick(COUNTRY_CODES));
+    let t = labelled();
+    const n = arng.int(150, 300);
+    const ua = toolUa(t);
+    for (let i = 0; i < n; i++) {
+      t += arng.range(10_000, 120_000);
+      attack(victim(), t, arng.pick(pool).ip, null, ua, 'password_spraying', arng.chance(0.04));
+    }
+  }
+
+  records.sort((a, b) => a.ts - b.ts);
+  const kept = records.filter((r) => r.ts >= opts.start && r.ts < end);
+  const byKind: Record<string, number> = {};
+  let benign = 0;
+  let attackN = 0;
+  let unlabelled = 0;
+  for (const r of kept) {
+    if (r.label === 'benign') benign++;
+    else if (r.label === 'attack') attackN++;
+    else unlabelled++;
+    if (r.label && r.kind) byKind[r.kind] = (byKind[r.kind] ?? 0) + 1;
+  }
+  return { records: kept, stats: { users: users.length, benign, attack: attackN, unlabelled, byKind } };
+}
+
+/** Local hour of a login by device role: people sign in mornings and evenings, at work by day. */
+function localHour(rng: Rng, role: DeviceRole, workday: boolean): number {
+  if (role === 'work') return rng.weighted([7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 19, 21], [4, 22, 20, 8, 5, 12, 7, 5, 4, 3, 3, 2]);
+  const hours = [0, 1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
+  const weights = workday
+    ? [2, 1, 1, 4, 8, 7, 4, 3, 3, 5, 4, 3, 3, 4, 5, 7, 9, 10, 10, 8, 4]
+    : [3, 2, 1, 1, 2, 4, 6, 7, 7, 7, 6, 6, 6, 6, 6, 7, 8, 9, 9, 8, 5];
+  return rng.weighted(hours, weights);
+}

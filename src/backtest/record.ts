@@ -1,0 +1,26 @@
+/** One recorded login attempt, as in the evaluation JSONL format (ts held as epoch ms here). */
+export interface LoginRecord {
+  ts: number;
+  user: string;
+  ip: string;
+  deviceId: string | null;
+  userAgent: string | null;
+  passwordCorrect: boolean;
+  label?: 'benign' | 'attack';
+  kind?: string;
+}
+
+/** One JSONL line; key order fixed so files diff cleanly. */
+export function formatRecord(r: LoginRecord): string {
+  const o: Record<string, unknown> = {
+    ts: new Date(r.ts).toISOString(),
+    user: r.user,
+    ip: r.ip,
+    deviceId: r.deviceId,
+    userAgent: r.userAgent,
+    passwordCorrect: r.passwordCorrect,
+  };
+  if (r.label !== undefined) o.label = r.label;
+  if (r.kind !== undefined) o.kind = r.kind;
+  return JSON.stringify(o);
+}
