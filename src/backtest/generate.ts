@@ -271,7 +271,10 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         const edge = book.pool(CORPORATE_EGRESS);
         const local = edge.filter((a) => a.cc === cc);
         const src = local.length > 0 && orng.chance(0.6) ? local : edge.length > 0 ? edge : hostingIn(cc);
-        egress = [orng.pick(src), orng.pick(src), orng.pick(src)];
+        // The service sends a site to its nearest node: a few addresses of one data centre.
+        const node = orng.pick(src);
+        const sameNode = near(src.filter((a) => a.cc === node.cc && a.asn === node.asn), node, 30);
+        egress = [node, orng.pick(sameNode), orng.pick(sameNode)];
       } else {
         const lines = near(business.filter((a) => a.asn === point.asn), point, 25);
         egress = orng.chance(0.3) ? [point, orng.pick(lines)] : [point];
