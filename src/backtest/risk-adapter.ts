@@ -86,3 +86,16 @@ export function createReplayEngineFactory(opts: AdapterOptions): ReplayEngineFac
     };
   };
 }
+
+/** The replay engine the live configuration implies (CLI, jobs and tests share it). */
+export function replayFactoryFor(
+  geo: Geo,
+  config: { RISK_DENY_CIDRS?: string; RISK_MAX_TRAVEL_KMH?: number; RISK_FAILURE_WINDOW_SECONDS?: number },
+): ReplayEngineFactory {
+  return createReplayEngineFactory({
+    geo,
+    denyCidrs: config.RISK_DENY_CIDRS ?? '',
+    maxTravelKmh: config.RISK_MAX_TRAVEL_KMH ?? 900,
+    failureWindowSeconds: config.RISK_FAILURE_WINDOW_SECONDS ?? 3600,
+  });
+}

@@ -1,0 +1,138 @@
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../clock.ts';
+import type { Db, Queryable } from '../db/db.ts';
+import type { Geo } from '../risk/geo.ts';
+import { PolicyDocumentSchema, type PolicyDocument } from '../risk/policy.ts';
+import { newReadStats, readAttempts, type Attempt } from './jsonl.ts';
+import { readLoginEvents } from './login-events.ts';
+import { replayFactoryFor } from './risk-adapter.ts';
+import { runBacktest, type BacktestSummary } from './runner.ts';
+
+export const BACKTEST_JOB = 'backtest.run';
+
+export type BacktestInput = { type: 'events'; from: string; to: string } | { type: 'jsonl'; bytes: number; lines: number };
+
+export interface BacktestRow {
+  id: string;
+  status: 'queued' | 'running' | 'succeeded' | 'failed';
+  policy: PolicyDocument;
+  compare: PolicyDocument | null;
+  input: BacktestInput;
+  total: number | null;
+  processed: number;
+  summary: BacktestSummary | null;
+  error: string | null;
+  created_by: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+const json = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
+
+export function createBacktestStore(db: Queryable, clock: Clock) {
+  return {
+    async create(d: { policy: PolicyDocument; compare: PolicyDocument | null; input: BacktestInput; text: string | null; total: number | null; createdBy: string | null }): Promise<string> {
+      const id = randomUUID();
+      await db.query(
+        `INSERT INTO risk_backtests (id, status, policy, compare, input, input_text, total, created_by, created_at)
+         VALUES ($1, 'queued', $2::jsonb, $3::jsonb, $4::jsonb, $5, $6, $7, $8)`,
+        [id, JSON.stringify(d.policy), d.compare ? JSON.stringify(d.compare) : null, JSON.stringify(d.input), d.text, d.total, d.createdBy, new Date(clock.now())],
+      );
+      return id;
+    },
+    async get(id: string): Promise<BacktestRow | null> {
+      const { rows } = await db.query<BacktestRow>(
+        `SELECT id, status, policy, compare, input, total, processed, summary, error, created_by, created_at, started_at, finished_at
+           FROM risk_backtests WHERE id = $1`,
+        [id],
+      );
+      const r = rows[0];
+      if (!r) return null;
+      return { ...r, policy: json(r.policy) as PolicyDocument, compare: json(r.compare) as PolicyDocument | null, input: json(r.input) as BacktestInput, summary: json(r.summary) as BacktestSummary | null };
+    },
+    /** Claim a queued job (a duplicate delivery finds it taken and does nothing). */
+    async start(id: string): Promise<{ policy: PolicyDocument; compare: PolicyDocument | null; input: BacktestInput; text: string | null } | null> {
+      const { rows } = await db.query<{ policy: unknown; compare: unknown; input: unknown; input_text: string | null }>(
+        `UPDATE risk_backtests SET status = 'running', started_at = $2 WHERE id = $1 AND status = 'queued'
+         RETURNING policy, compare, input, input_text`,
+        [id, new Date(clock.now())],
+      );
+      const r = rows[0];
+      if (!r) return null;
+      return { policy: json(r.policy) as PolicyDocument, compare: json(r.compare) as PolicyDocument | null, input: json(r.input) as BacktestInput, text: r.input_text };
+    },
+    async progress(id: string, processed: number): Promise<void> {
+      await db.query(`UPDATE risk_backtests SET processed = $2 WHERE id = $1 AND status = 'running'`, [id, processed]);
+    },
+    async finish(id: string, summary: BacktestSummary): Promise<void> {
+      await db.query(
+        `UPDATE risk_backtests SET status = 'succeeded', summary = $2::jsonb, processed = $3, total = $3, input_text = NULL, finished_at = $4 WHERE id = $1`,
+        [id, JSON.stringify(summary), summary.attempts.total, new Date(clock.now())],
+      );
+    },
+    async fail(id: string, error: string): Promise<void> {
+      await db.query(`UPDATE risk_backtests SET status = 'failed', error = $2, input_text = NULL, finished_at = $3 WHERE id = $1`, [id, error.slice(0, 500), new Date(clock.now())]);
+    },
+  };
+}
+export type BacktestStore = ReturnType<typeof createBacktestStore>;
+
+export interface BacktestJobDeps {
+  db: Db;
+  clock: Clock;
+  geo: Geo | (() => Promise<Geo>);
+  config: { RISK_DENY_CIDRS?: string; RISK_MAX_TRAVEL_KMH?: number; RISK_FAILURE_WINDOW_SECONDS?: number };
+  /** Progress is written at most this often (ms). */
+  progressIntervalMs?: number;
+  /** Called after each progress write (tests observe progress through it). */
+  onProgress?: (id: string, processed: number) => void;
+}
+
+/**
+ * The `backtest` queue's processor: claim the job, replay, store progress and the summary.
+ * Idempotent: a job that is not queued any more (a retry or a duplicate) is left alone. A run
+ * that throws is marked failed with its message (no stack, no input) and not retried.
+ */
+export function backtestProcessor(deps: BacktestJobDeps): (name: string, payload: unknown, jobId: string) => Promise<{ id: string; status: string }> {
+  const store = createBacktestStore(deps.db, deps.clock);
+  const every = deps.progressIntervalMs ?? 500;
+  return async (name, payload) => {
+    const id = (payload as { id?: unknown } | null)?.id;
+    if (name !== BACKTEST_JOB || typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id)) throw new Error(`invalid ${BACKTEST_JOB} job`);
+    const job = await store.start(id);
+    if (!job) return { id, status: 'skipped' };
+    try {
+      const PolicyOk = (p: unknown) => PolicyDocumentSchema.parse(p);
+      const policy = PolicyOk(job.policy);
+      const compare = job.compare ? PolicyOk(job.compare) : undefined;
+      const geo = typeof deps.geo === 'function' ? await deps.geo() : deps.geo;
+      const stats = newReadStats();
+      let attempts: AsyncIterable<Attempt>;
+      if (job.input.type === 'jsonl') attempts = readAttempts({ text: job.text ?? '' }, stats);
+      else attempts = readLoginEvents(deps.db, { from: Date.parse(job.input.from), to: Date.parse(job.input.to) });
+      let last = 0;
+      const summary = await runBacktest({
+        attempts,
+        factory: replayFactoryFor(geo, deps.config),
+        policy,
+        compare,
+        progressEvery: 1000,
+        readStats: job.input.type === 'jsonl' ? stats : undefined,
+        onProgress: async (n) => {
+          const now = Date.now();
+          if (now - last < every) return;
+          last = now;
+          await store.progress(id, n);
+          deps.onProgress?.(id, n);
+        },
+      });
+      await store.finish(id, summary);
+      deps.onProgress?.(id, summary.attempts.total);
+      return { id, status: 'succeeded' };
+    } catch (e) {
+      await store.fail(id, e instanceof Error ? e.message : String(e));
+      return { id, status: 'failed' };
+    }
+  };
+}
