@@ -26,6 +26,8 @@ export interface LoginInput {
   flowId: string;
   deviceId: string | null;
   ip: string;
+  /** The User-Agent header at flow start (its family feeds the risk signals). */
+  userAgent?: string | null;
   maxPasswordAttempts: number;
   maxMfaAttempts: number;
   riskTimeoutMs: number;
@@ -304,6 +306,7 @@ export const loginMachine = setup({
           identityId: context.identityId,
           deviceId: context.deviceId,
           ip: context.ip,
+          userAgent: context.userAgent ?? null,
         }),
         onDone: { target: 'deciding', actions: { type: 'setRisk', params: ({ event }) => event.output } },
         onError: { target: 'deciding', actions: { type: 'setRisk', params: riskUnavailable } },

@@ -48,6 +48,7 @@ export interface RiskActorInput {
   identityId: string | null;
   deviceId: string | null;
   ip: string;
+  userAgent?: string | null;
 }
 
 /** Second-factor events a client can send (to a login's MFA step or a step-up flow). */

@@ -18,6 +18,9 @@ export const RiskJobSchema = z.strictObject({
     .max(64)
     .refine((s) => isIP(s) !== 0, 'not an IP address'),
   at: z.int().min(0),
+  // Optional so jobs queued by an older API process still validate.
+  userAgent: z.string().max(1000).nullable().optional(),
+  passwordCorrect: z.boolean().optional(),
 });
 
 export type RiskJob = z.infer<typeof RiskJobSchema>;

@@ -43,6 +43,10 @@ export const ConfigSchema = z.object({
   RISK_MAX_TRAVEL_KMH: int(900, 1),
   RISK_DENY_CIDRS: z.string().default(''),
   RISK_FAILURE_WINDOW_SECONDS: int(3600, 1),
+  // Reputation lists, one address or CIDR a line; re-read when the file changes (no restart).
+  RISK_TOR_EXITS_FILE: z.string().default(''),
+  RISK_DENY_CIDRS_FILE: z.string().default(''),
+  RISK_ALLOW_CIDRS_FILE: z.string().default(''),
   GEOIP_DB: z.string().optional(),
   /** Queue of back-test jobs (POST /api/risk/backtests). */
   BACKTEST_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('backtest'),

@@ -58,7 +58,7 @@ export function createLoginService(deps: {
         const r = await deps.jobs.request<RiskOutcome>(
           config.RISK_QUEUE,
           RISK_JOB,
-          { identityId: input.identityId, deviceId: input.deviceId, ip: input.ip, at: clock.now() },
+          { identityId: input.identityId, deviceId: input.deviceId, ip: input.ip, at: clock.now(), userAgent: input.userAgent ?? null },
           { jobId: riskJobId(input.flowId, 0), timeoutMs: config.RISK_TIMEOUT_MS },
         );
         // An answer we do not understand (another worker version, a bug) is no answer: fail closed.
@@ -152,11 +152,12 @@ export function createLoginService(deps: {
 
   return {
     runtime,
-    start(meta: { deviceId: string | null; ip: string; identifier?: string | null; returnTokens: boolean; method?: 'password' | 'passkey' }) {
+    start(meta: { deviceId: string | null; ip: string; userAgent?: string | null; identifier?: string | null; returnTokens: boolean; method?: 'password' | 'passkey' }) {
       return runtime.create(
         {
           deviceId: meta.deviceId,
           ip: meta.ip,
+          userAgent: meta.userAgent?.slice(0, 1000) ?? null,
           identifier: meta.identifier ?? null,
           maxPasswordAttempts: config.LOCKOUT_THRESHOLD,
           maxMfaAttempts: config.MFA_MAX_ATTEMPTS,

@@ -9,6 +9,8 @@ export interface GeoPoint {
   country: string;
   lat: number;
   lon: number;
+  /** The database's own accuracy radius in km when it has one (MaxMind City); DB-IP Lite has none. */
+  radiusKm?: number;
 }
 
 export interface Geo {
@@ -47,7 +49,8 @@ function toPoint(rec: unknown): GeoPoint | null {
   const lat = num(r.latitude ?? r.location?.latitude);
   const lon = num(r.longitude ?? r.location?.longitude);
   if (typeof country !== 'string' || !/^[A-Z]{2}$/.test(country) || lat === null || lon === null) return null;
-  return { country, lat, lon };
+  const radius = num(r.location?.accuracy_radius ?? r.accuracy_radius);
+  return radius === null ? { country, lat, lon } : { country, lat, lon, radiusKm: radius };
 }
 
 function createGeo(v4: Reader<Response>, v6: Reader<Response>): Geo {

@@ -2,34 +2,80 @@ import { z } from 'zod';
 import type { Queryable } from '../db/db.ts';
 import type { Signals } from './signals.ts';
 
-export type SignalName = 'NEW_DEVICE' | 'NEW_COUNTRY' | 'IMPOSSIBLE_TRAVEL' | 'SUSPICIOUS_IP' | 'FAILED_ATTEMPTS';
-
-export const SIGNAL_NAMES: readonly SignalName[] = [
+/** Signals that push towards a step-up. The first five exist since default-1. */
+export const RISK_SIGNAL_NAMES = [
   'NEW_DEVICE',
   'NEW_COUNTRY',
   'IMPOSSIBLE_TRAVEL',
   'SUSPICIOUS_IP',
   'FAILED_ATTEMPTS',
-];
+  'NEW_NETWORK',
+  'NEW_DEVICE_NEW_NETWORK',
+  'HOSTING_NETWORK',
+  'ANONYMIZING_NETWORK',
+  'TOR_EXIT',
+  'PASSWORD_SPRAY',
+  'IP_VELOCITY',
+  'SUBNET_VELOCITY',
+  'DEVICE_VELOCITY',
+] as const;
+
+/** Signals that say why an attempt looks like the account's owner; weight 0 or negative. */
+export const TRUST_SIGNAL_NAMES = ['KNOWN_DEVICE', 'KNOWN_NETWORK', 'ALLOWED_NETWORK'] as const;
+
+export type RiskSignalName = (typeof RISK_SIGNAL_NAMES)[number];
+export type TrustSignalName = (typeof TRUST_SIGNAL_NAMES)[number];
+export type SignalName = RiskSignalName | TrustSignalName;
+
+export const SIGNAL_NAMES: readonly SignalName[] = [...RISK_SIGNAL_NAMES, ...TRUST_SIGNAL_NAMES];
+
+/** Reason given when nothing else explains a decision, so every decision carries one. */
+export const NO_SIGNAL = 'NO_SIGNAL';
 
 const weight = z.int().min(0).max(1_000_000);
+const trustWeight = z.int().min(-1_000_000).max(0);
 const points = z.int().min(0).max(1_000_000_000);
+const count = z.int().min(1).max(1_000_000);
 
 /** A risk policy as security teams write it; strict so a misspelt key is an error, not a no-op. */
 export const PolicyDocumentSchema = z
   .strictObject({
     version: z.string().min(1).max(100),
+    // The first five are required (every version since default-1 has them); newer signals are
+    // optional so older documents stay loadable, and a missing weight is 0.
     weights: z.strictObject({
       NEW_DEVICE: weight,
       NEW_COUNTRY: weight,
       IMPOSSIBLE_TRAVEL: weight,
       SUSPICIOUS_IP: weight,
       FAILED_ATTEMPTS: weight,
+      NEW_NETWORK: weight.optional(),
+      NEW_DEVICE_NEW_NETWORK: weight.optional(),
+      HOSTING_NETWORK: weight.optional(),
+      ANONYMIZING_NETWORK: weight.optional(),
+      TOR_EXIT: weight.optional(),
+      PASSWORD_SPRAY: weight.optional(),
+      IP_VELOCITY: weight.optional(),
+      SUBNET_VELOCITY: weight.optional(),
+      DEVICE_VELOCITY: weight.optional(),
+      KNOWN_DEVICE: trustWeight.optional(),
+      KNOWN_NETWORK: trustWeight.optional(),
+      ALLOWED_NETWORK: trustWeight.optional(),
     }),
     failedAttempts: z.strictObject({
       /** Failures in the window (per account or per IP) that make FAILED_ATTEMPTS fire. */
       threshold: z.int().min(1).max(1_000_000),
     }),
+    /** When the cross-account signals fire (counts of OTHER accounts tried with a device new to them). */
+    velocity: z
+      .strictObject({
+        windowSeconds: z.int().min(60).max(30 * 86400).optional(),
+        ipAccounts: count.optional(),
+        subnetAccounts: count.optional(),
+        deviceAccounts: count.optional(),
+        sprayAccounts: count.optional(),
+      })
+      .optional(),
     /** `high` (optional) splits step-up into a medium and a high band. */
     thresholds: z.strictObject({ stepUp: points, high: points.optional(), deny: points }),
     /** From which band a step-up must use a phishing-resistant factor (WebAuthn) when the user has one. */
@@ -46,11 +92,47 @@ export const PolicyDocumentSchema = z
 
 export type PolicyDocument = z.infer<typeof PolicyDocumentSchema>;
 
-export const DEFAULT_POLICY: PolicyDocument = Object.freeze({
+/** The previous default, kept so its recorded decisions can be replayed and compared. */
+export const DEFAULT_POLICY_2: PolicyDocument = Object.freeze({
   version: 'default-2',
   weights: Object.freeze({ NEW_DEVICE: 10, NEW_COUNTRY: 20, IMPOSSIBLE_TRAVEL: 50, SUSPICIOUS_IP: 30, FAILED_ATTEMPTS: 15 }),
   failedAttempts: Object.freeze({ threshold: 3 }),
   thresholds: Object.freeze({ stepUp: 25, high: 60, deny: 90 }),
+  phishingResistantAt: 'high',
+});
+
+/**
+ * default-3 (issue 8). A new device alone (10) or a new network alone (10) stays below step-up
+ * (25): people buy laptops and travel with them. A new device on a network the account never
+ * used is how a stolen password is used, so the combination adds 20 (total 40). Hosting, VPN and
+ * cross-account patterns step up on their own; Tor, deny lists and impossible travel reach the
+ * high band (phishing-resistant factor); deny needs several independent signals. Trust signals
+ * weigh 0: they explain an allow, they do not buy off a risk signal.
+ */
+export const DEFAULT_POLICY: PolicyDocument = Object.freeze({
+  version: 'default-3',
+  weights: Object.freeze({
+    NEW_DEVICE: 10,
+    NEW_COUNTRY: 20,
+    IMPOSSIBLE_TRAVEL: 60,
+    SUSPICIOUS_IP: 60,
+    FAILED_ATTEMPTS: 15,
+    NEW_NETWORK: 10,
+    NEW_DEVICE_NEW_NETWORK: 20,
+    HOSTING_NETWORK: 30,
+    ANONYMIZING_NETWORK: 25,
+    TOR_EXIT: 60,
+    PASSWORD_SPRAY: 40,
+    IP_VELOCITY: 40,
+    SUBNET_VELOCITY: 30,
+    DEVICE_VELOCITY: 40,
+    KNOWN_DEVICE: 0,
+    KNOWN_NETWORK: 0,
+    ALLOWED_NETWORK: 0,
+  }),
+  failedAttempts: Object.freeze({ threshold: 3 }),
+  velocity: Object.freeze({ windowSeconds: 86400, ipAccounts: 2, subnetAccounts: 4, deviceAccounts: 1, sprayAccounts: 3 }),
+  thresholds: Object.freeze({ stepUp: 25, high: 60, deny: 100 }),
   phishingResistantAt: 'high',
 });
 
@@ -59,7 +141,8 @@ export interface RiskAssessment {
   score: number;
   level: 'low' | 'medium' | 'high';
   decision: 'allow' | 'step_up' | 'deny';
-  reasons: SignalName[];
+  /** Risk reasons by contribution, then trust reasons that fired; never empty (NO_SIGNAL). */
+  reasons: (SignalName | typeof NO_SIGNAL)[];
   contributions: Partial<Record<SignalName, number>>;
   policyVersion: string;
   signals: Signals;
@@ -72,23 +155,31 @@ export interface RiskAssessment {
 
 /**
  * Score a signal snapshot under a policy. Pure and deterministic, so a recorded decision can be
- * replayed (or back-tested under another policy) and come out the same. A fired signal whose
- * weight is 0 adds nothing and is left out of reasons and contributions: they explain the score;
- * the snapshot in `signals` still shows it fired.
+ * replayed (or back-tested under another policy) and come out the same. A fired risk signal whose
+ * weight is 0 adds nothing and is left out of reasons and contributions (the snapshot in
+ * `signals` still shows it fired). Fired trust signals are always listed after the risk reasons
+ * — they explain an allow — and NO_SIGNAL stands in when nothing fired, so no decision is
+ * unexplained. Snapshots from older builds lack the newer signals: those read as not fired.
  */
 export function evaluate(signals: Signals, policy: PolicyDocument): Omit<RiskAssessment, 'country' | 'lat' | 'lon'> {
   const contributions: Partial<Record<SignalName, number>> = {};
+  const fired = signals as unknown as Partial<Record<SignalName, unknown>>;
+  const weights = policy.weights as Partial<Record<SignalName, number>>;
   let score = 0;
   for (const name of SIGNAL_NAMES) {
-    const w = policy.weights[name];
-    if (signals[name] === true && w > 0) {
+    const w = weights[name] ?? 0;
+    if (fired[name] === true && w !== 0) {
       contributions[name] = w;
       score += w;
     }
   }
-  const reasons = (Object.keys(contributions) as SignalName[]).sort(
-    (a, b) => contributions[b]! - contributions[a]! || (a < b ? -1 : a > b ? 1 : 0),
-  );
+  score = Math.max(0, score);
+  const risk = (Object.keys(contributions) as SignalName[])
+    .filter((n) => contributions[n]! > 0)
+    .sort((a, b) => contributions[b]! - contributions[a]! || (a < b ? -1 : a > b ? 1 : 0));
+  const trust = TRUST_SIGNAL_NAMES.filter((n) => fired[n] === true);
+  const reasons: (SignalName | typeof NO_SIGNAL)[] = [...risk, ...trust];
+  if (reasons.length === 0) reasons.push(NO_SIGNAL);
   const { stepUp, deny, high } = policy.thresholds;
   const [decision, level] =
     score >= deny

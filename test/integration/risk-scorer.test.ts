@@ -31,8 +31,8 @@ beforeAll(async () => {
   alice = randomUUID();
   await db.query('INSERT INTO identities (id, email, created_at) VALUES ($1, $2, $3)', [alice, 'alice@example.test', new Date(T - 90 * 24 * HOUR)]);
   await db.query(
-    `INSERT INTO login_events (id, identity_id, device_id, ip, country, latitude, longitude, outcome, created_at)
-     VALUES ($1, $2, 'laptop', '81.2.69.142', 'GB', 51.5143, -0.0912, 'succeeded', $3)`,
+    `INSERT INTO login_events (id, identity_id, device_id, ip, country, latitude, longitude, outcome, created_at, net_prefix, net_key, asn, net_type)
+     VALUES ($1, $2, 'laptop', '81.2.69.142', 'GB', 51.5143, -0.0912, 'succeeded', $3, '81.2.69.0/24', '81.2.69.0/24', 20712, 'residential')`,
     [randomUUID(), alice, new Date(T - HOUR)],
   );
 });
@@ -47,30 +47,39 @@ describe('createRiskScorer', () => {
 
   it('allows a known device from a known place under the default policy', async () => {
     const a = await scorer.score({ identityId: alice, deviceId: 'laptop', ip: '81.2.69.142', at: T });
-    expect(a).toMatchObject({ score: 0, decision: 'allow', level: 'low', reasons: [], policyVersion: 'default-2', country: 'GB' });
+    expect(a).toMatchObject({ score: 0, decision: 'allow', level: 'low', reasons: ['KNOWN_DEVICE', 'KNOWN_NETWORK'], policyVersion: 'default-3', country: 'GB' });
     expect(a.lat).toBeCloseTo(51.5, 0);
     expect(a.lon).toBeCloseTo(-0.09, 1);
   });
 
-  it('steps up a new device in a new country, and denies London → Sydney in an hour from a new device', async () => {
-    const de = await scorer.score({ identityId: alice, deviceId: 'phone', ip: '8.8.8.8', at: T + 48 * HOUR });
-    expect(de).toMatchObject({ score: 30, decision: 'step_up', level: 'medium', reasons: ['NEW_COUNTRY', 'NEW_DEVICE'], country: 'US' });
+  it('steps up a new device on a new network in a new country, and denies London → Sydney in an hour from a new device', async () => {
+    const us = await scorer.score({ identityId: alice, deviceId: 'phone', ip: '8.8.8.8', at: T + 48 * HOUR });
+    expect(us).toMatchObject({
+      score: 60,
+      decision: 'step_up',
+      level: 'high',
+      reasons: ['NEW_COUNTRY', 'NEW_DEVICE_NEW_NETWORK', 'NEW_DEVICE', 'NEW_NETWORK'],
+      country: 'US',
+    });
+    // Sydney through Cloudflare (AS13335, classed proxy) an hour after London.
     const au = await scorer.score({ identityId: alice, deviceId: 'phone', ip: '1.1.1.1', at: T });
     expect(au).toMatchObject({
-      score: 80,
-      decision: 'step_up',
-      reasons: ['IMPOSSIBLE_TRAVEL', 'NEW_COUNTRY', 'NEW_DEVICE'],
-      contributions: { IMPOSSIBLE_TRAVEL: 50, NEW_COUNTRY: 20, NEW_DEVICE: 10 },
+      score: 145,
+      decision: 'deny',
+      reasons: ['IMPOSSIBLE_TRAVEL', 'ANONYMIZING_NETWORK', 'NEW_COUNTRY', 'NEW_DEVICE_NEW_NETWORK', 'NEW_DEVICE', 'NEW_NETWORK'],
       country: 'AU',
     });
+    expect(au.signals.details).toMatchObject({ asn: 13335, connectionType: 'proxy', prefix: '1.1.1.0/24' });
     const denied = await scorer.score({ identityId: alice, deviceId: 'phone', ip: '5.9.0.1', at: T });
-    expect(denied).toMatchObject({ decision: 'deny', level: 'high', score: 110 });
+    expect(denied).toMatchObject({ decision: 'deny', level: 'high' });
+    expect(denied.reasons).toEqual(expect.arrayContaining(['SUSPICIOUS_IP', 'HOSTING_NETWORK']));
     expect(denied.signals.details.deniedCidr).toBe('5.9.0.0/16');
   });
 
   it('reports null location for an unlocatable IP', async () => {
     const a = await scorer.score({ identityId: null, deviceId: null, ip: '10.0.0.1', at: T });
     expect(a).toMatchObject({ country: null, lat: null, lon: null, reasons: ['NEW_DEVICE'], decision: 'allow' });
+    expect(a.signals.details.connectionType).toBe('unknown');
   });
 
   it('does not write anything', async () => {
@@ -88,7 +97,11 @@ describe('createRiskScorer', () => {
       thresholds: { stepUp: 30, deny: 60 },
     };
 
-    it('uses the default when no row is active', async () => {
+    it('starts with default-3 active (migration 0021), default-2 stored inactive, and uses the default when no row is active', async () => {
+      const { rows } = await db.query<{ version: string; active: boolean }>('SELECT version, active FROM risk_policies ORDER BY version');
+      expect(rows).toEqual([{ version: 'default-2', active: false }, { version: 'default-3', active: true }]);
+      expect(await loadActivePolicy(db)).toEqual(DEFAULT_POLICY);
+      await db.query('UPDATE risk_policies SET active = false');
       await policyRow({ ...strict, version: 'draft-1' }, 'draft-1', false);
       expect(await loadActivePolicy(db)).toEqual(DEFAULT_POLICY);
     });
@@ -104,7 +117,7 @@ describe('createRiskScorer', () => {
         [randomUUID(), alice, new Date(T - 60_000)],
       );
       const oneFailure = await scorer.score({ identityId: alice, deviceId: 'tablet', ip: '81.2.69.142', at: T });
-      expect(oneFailure).toMatchObject({ score: 55, decision: 'step_up', reasons: ['NEW_DEVICE', 'FAILED_ATTEMPTS'] });
+      expect(oneFailure).toMatchObject({ score: 55, decision: 'step_up', reasons: ['NEW_DEVICE', 'FAILED_ATTEMPTS', 'KNOWN_NETWORK'] });
       expect(oneFailure.signals.FAILED_ATTEMPTS).toBe(true);
     });
 

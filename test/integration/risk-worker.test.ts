@@ -58,8 +58,9 @@ describe('risk-score worker on BullMQ', () => {
     const identityId = randomUUID();
     await t.db.query('INSERT INTO identities (id, email, created_at) VALUES ($1, $2, $3)', [identityId, `${identityId}@example.test`, new Date(T)]);
     const jobId = riskJobId(`flow-${randomUUID()}`, 0);
-    const a = await jobs.request<RiskAssessment>(queueName, RISK_JOB, { identityId, deviceId: 'laptop', ip: '1.1.1.1', at: T }, { jobId, timeoutMs: 5000 });
-    expect(a).toMatchObject({ decision: 'allow', reasons: ['NEW_DEVICE'], score: 10, policyVersion: 'default-2', country: 'AU' });
+    const a = await jobs.request<RiskAssessment>(queueName, RISK_JOB, { identityId, deviceId: 'laptop', ip: '81.2.69.142', at: T, userAgent: 'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15' }, { jobId, timeoutMs: 5000 });
+    expect(a).toMatchObject({ decision: 'allow', reasons: ['NEW_DEVICE'], score: 10, policyVersion: 'default-3', country: 'GB' });
+    expect(a.signals.details).toMatchObject({ uaFamily: 'Safari/macOS', asn: 20712, connectionType: 'residential' });
     expect(a.signals.details.hasHistory).toBe(false);
   });
 

@@ -54,6 +54,7 @@ export function loginRoutes(s: Services) {
     const row = await s.login.start({
       deviceId: deviceId(c, secure, true),
       ip: c.get('clientIp'),
+      userAgent: c.req.header('user-agent') ?? null,
       identifier: b.identifier ?? null,
       returnTokens: b.returnTokens ?? false,
       method: b.method,
