@@ -12,7 +12,7 @@ import { readLoginEvents } from '../src/backtest/login-events.ts';
 import { resolvePolicy, PolicySourceError } from '../src/backtest/policy-source.ts';
 import { runBacktest, type DecisionRow } from '../src/backtest/runner.ts';
 import { formatSummary } from '../src/backtest/report.ts';
-import { createReplayEngineFactory } from '../src/backtest/risk-adapter.ts';
+import { replayFactoryFor } from '../src/backtest/risk-adapter.ts';
 
 const { values } = parseArgs({
   options: {
@@ -44,11 +44,14 @@ try {
   const policy = await resolvePolicy(values.policy!, db);
   const compare = values.compare ? await resolvePolicy(values.compare, db) : undefined;
   const geo = await openGeo(process.env.GEOIP_DB);
-  const factory = createReplayEngineFactory({
-    geo,
-    denyCidrs: process.env.RISK_DENY_CIDRS ?? '',
-    maxTravelKmh: Number(process.env.RISK_MAX_TRAVEL_KMH ?? 900),
-    failureWindowSeconds: Number(process.env.RISK_FAILURE_WINDOW_SECONDS ?? 3600),
+  const env = process.env;
+  const factory = replayFactoryFor(geo, {
+    RISK_DENY_CIDRS: env.RISK_DENY_CIDRS,
+    RISK_MAX_TRAVEL_KMH: env.RISK_MAX_TRAVEL_KMH ? Number(env.RISK_MAX_TRAVEL_KMH) : undefined,
+    RISK_FAILURE_WINDOW_SECONDS: env.RISK_FAILURE_WINDOW_SECONDS ? Number(env.RISK_FAILURE_WINDOW_SECONDS) : undefined,
+    RISK_TOR_EXITS_FILE: env.RISK_TOR_EXITS_FILE,
+    RISK_DENY_CIDRS_FILE: env.RISK_DENY_CIDRS_FILE,
+    RISK_ALLOW_CIDRS_FILE: env.RISK_ALLOW_CIDRS_FILE,
   });
 
   const stats = newReadStats();

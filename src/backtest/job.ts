@@ -5,7 +5,7 @@ import type { Geo } from '../risk/geo.ts';
 import { PolicyDocumentSchema, type PolicyDocument } from '../risk/policy.ts';
 import { newReadStats, readAttempts, type Attempt } from './jsonl.ts';
 import { readLoginEvents } from './login-events.ts';
-import { replayFactoryFor } from './risk-adapter.ts';
+import { replayFactoryFor, type ReplayConfig } from './risk-adapter.ts';
 import { runBacktest, type BacktestSummary } from './runner.ts';
 
 export const BACKTEST_JOB = 'backtest.run';
@@ -82,7 +82,7 @@ export interface BacktestJobDeps {
   db: Db;
   clock: Clock;
   geo: Geo | (() => Promise<Geo>);
-  config: { RISK_DENY_CIDRS?: string; RISK_MAX_TRAVEL_KMH?: number; RISK_FAILURE_WINDOW_SECONDS?: number };
+  config: ReplayConfig;
   /** Progress is written at most this often (ms). */
   progressIntervalMs?: number;
   /** Called after each progress write (tests observe progress through it). */

@@ -1,101 +1,77 @@
-import { inCidrs, parseCidrs } from '../risk/cidr.ts';
-import { haversineKm, type Geo } from '../risk/geo.ts';
-import { evaluate, type PolicyDocument } from '../risk/policy.ts';
-import { TRAVEL_NOISE_KM, type Signals } from '../risk/signals.ts';
+import type { Geo } from '../risk/geo.ts';
+import { MemoryRiskHistory } from '../risk/history.ts';
+import type { NetworkView, Networks } from '../risk/network.ts';
+import type { PolicyDocument } from '../risk/policy.ts';
+import { decide, signalConfig, toRecorded, type ScoreSettings } from '../risk/score.ts';
+import { networksFromConfig } from '../risk/scorer.ts';
+import { historyQuery, type RiskInput } from '../risk/signals.ts';
 import type { ReplayEngine, ReplayEngineFactory } from './engine.ts';
 import type { Attempt } from './jsonl.ts';
 
-export interface AdapterOptions {
-  geo: Geo;
-  denyCidrs: string;
-  maxTravelKmh: number;
-  failureWindowSeconds: number;
+/** The deployment settings a replay must share with the live scorer to decide as it did. */
+export interface ReplayConfig {
+  RISK_DENY_CIDRS?: string;
+  RISK_MAX_TRAVEL_KMH?: number;
+  RISK_FAILURE_WINDOW_SECONDS?: number;
+  RISK_TOR_EXITS_FILE?: string;
+  RISK_DENY_CIDRS_FILE?: string;
+  RISK_ALLOW_CIDRS_FILE?: string;
 }
 
-interface UserState {
-  devices: Set<string>;
-  countries: Set<string>;
-  last: { at: number; lat: number; lon: number } | null;
-  failures: number[];
-}
+const toInput = (a: Attempt): RiskInput => ({
+  identityId: a.user,
+  deviceId: a.deviceId,
+  ip: a.ip,
+  at: a.at,
+  userAgent: a.userAgent,
+  passwordCorrect: a.passwordCorrect,
+});
 
 /**
- * Interim adapter: the current five signals over an in-memory history (the same rules as
- * src/risk/signals.ts's SQL, answered from maps) and the real `evaluate`. Replaced by the
- * engine's own in-memory RiskHistory + scoreAttempt once that lands.
+ * The real risk engine for replay: the same network view, signals and policy evaluation as the
+ * live scorer (src/risk/score.ts `decide`), over an in-memory RiskHistory of the replay's own,
+ * fed in time order. Nothing touches live tables.
  */
-export function createReplayEngineFactory(opts: AdapterOptions): ReplayEngineFactory {
-  const deny = parseCidrs(opts.denyCidrs);
+export function engineFactory(networks: Networks, settings: ScoreSettings): ReplayEngineFactory {
   return (policy: PolicyDocument): ReplayEngine => {
-    const users = new Map<string, UserState>();
-    const ipFailures = new Map<string, number[]>();
-    const win = opts.failureWindowSeconds * 1000;
-    const user = (id: string): UserState => {
-      let u = users.get(id);
-      if (!u) users.set(id, (u = { devices: new Set(), countries: new Set(), last: null, failures: [] }));
-      return u;
-    };
-    const recent = (list: number[] | undefined, at: number): number => {
-      if (!list) return 0;
-      while (list.length > 0 && list[0] < at - win) list.shift();
-      return list.length;
+    const history = new MemoryRiskHistory();
+    const cfg = signalConfig(policy, settings);
+    // score() then record() for the same attempt: describe the network and device once.
+    let last: { a: Attempt; input: RiskInput; network: NetworkView; deviceNew: boolean } | null = null;
+    const prepare = (a: Attempt) => {
+      if (last?.a === a) return last;
+      const input = toInput(a);
+      last = { a, input, network: networks.describe(a.ip), deviceNew: history.isDeviceNew(input.identityId, input.deviceId) };
+      return last;
     };
     return {
-      score(a: Attempt) {
-        const u = users.get(a.user);
-        const point = opts.geo.lookup(a.ip);
-        const hasHistory = u !== undefined && u.countries.size + (u.last ? 1 : 0) + u.devices.size > 0;
-        const accountFailures = recent(u?.failures, a.at);
-        const ipF = recent(ipFailures.get(a.ip), a.at);
-        let speed: number | null = null;
-        let km = 0;
-        if (u?.last && point) {
-          km = haversineKm(u.last, point);
-          speed = Math.round((km / Math.max((a.at - u.last.at) / 3_600_000, 1 / 60)) * 10) / 10;
-        }
-        const located = hasHistory && point !== null;
-        const deniedCidr = inCidrs(a.ip, deny);
-        const signals: Signals = {
-          NEW_DEVICE: a.deviceId === null || !u?.devices.has(a.deviceId),
-          NEW_COUNTRY: located && !u!.countries.has(point!.country),
-          IMPOSSIBLE_TRAVEL: located && speed !== null && km >= TRAVEL_NOISE_KM && speed > opts.maxTravelKmh,
-          SUSPICIOUS_IP: deniedCidr !== null,
-          FAILED_ATTEMPTS: accountFailures >= policy.failedAttempts.threshold || ipF >= policy.failedAttempts.threshold,
-          details: { hasHistory, accountFailures, ipFailures: ipF, speedKmh: speed, deniedCidr },
-        };
-        const r = evaluate(signals, policy);
+      score(a) {
+        const p = prepare(a);
+        const facts = history.facts(historyQuery(p.input, p.network, cfg));
+        const r = decide(p.input, facts, p.network, policy, settings);
         return { decision: r.decision, score: r.score, reasons: r.reasons };
       },
       record(a, outcome) {
-        if (outcome === 'failed') {
-          user(a.user).failures.push(a.at);
-          let l = ipFailures.get(a.ip);
-          if (!l) ipFailures.set(a.ip, (l = []));
-          l.push(a.at);
-          return;
-        }
-        if (outcome !== 'succeeded') return;
-        const u = user(a.user);
-        if (a.deviceId !== null) u.devices.add(a.deviceId);
-        const p = opts.geo.lookup(a.ip);
-        if (p) {
-          u.countries.add(p.country);
-          u.last = { at: a.at, lat: p.lat, lon: p.lon };
-        }
+        const p = prepare(a);
+        history.record(toRecorded(p.input, outcome, p.network, p.deviceNew));
+        last = null;
       },
     };
   };
 }
 
 /** The replay engine the live configuration implies (CLI, jobs and tests share it). */
-export function replayFactoryFor(
-  geo: Geo,
-  config: { RISK_DENY_CIDRS?: string; RISK_MAX_TRAVEL_KMH?: number; RISK_FAILURE_WINDOW_SECONDS?: number },
-): ReplayEngineFactory {
-  return createReplayEngineFactory({
-    geo,
-    denyCidrs: config.RISK_DENY_CIDRS ?? '',
-    maxTravelKmh: config.RISK_MAX_TRAVEL_KMH ?? 900,
-    failureWindowSeconds: config.RISK_FAILURE_WINDOW_SECONDS ?? 3600,
+export function replayFactoryFor(geo: Geo, config: ReplayConfig): ReplayEngineFactory {
+  const networks = networksFromConfig(geo, {
+    RISK_DENY_CIDRS: config.RISK_DENY_CIDRS ?? '',
+    RISK_MAX_TRAVEL_KMH: config.RISK_MAX_TRAVEL_KMH ?? 900,
+    RISK_FAILURE_WINDOW_SECONDS: config.RISK_FAILURE_WINDOW_SECONDS ?? 3600,
+    RISK_TOR_EXITS_FILE: config.RISK_TOR_EXITS_FILE,
+    RISK_DENY_CIDRS_FILE: config.RISK_DENY_CIDRS_FILE,
+    RISK_ALLOW_CIDRS_FILE: config.RISK_ALLOW_CIDRS_FILE,
+  });
+  return engineFactory(networks, {
+    maxTravelKmh: config.RISK_MAX_TRAVEL_KMH,
+    failureWindowSeconds: config.RISK_FAILURE_WINDOW_SECONDS,
   });
 }
