@@ -1,8 +1,9 @@
 import type { Queryable } from '../db/db.ts';
 import type { Attempt } from './jsonl.ts';
+import { userAgentFromFamily } from './ua-family.ts';
 
 const ATTACK_LABELS = new Set(['attack', 'fraud', 'fraudulent', 'ato', 'account_takeover', 'compromised']);
-const BENIGN_LABELS = new Set(['benign', 'legitimate', 'genuine', 'ok', 'confirmed_benign']);
+const BENIGN_LABELS = new Set(['benign', 'legit', 'legitimate', 'genuine']);
 
 function mapLabel(v: unknown): 'benign' | 'attack' | undefined {
   if (typeof v !== 'string') return undefined;
@@ -20,6 +21,7 @@ interface Row {
   decision: string | null;
   label: string | null;
   user_agent?: string | null;
+  ua_family?: string | null;
   created_at: Date | string;
   passed: boolean | null;
 }
@@ -38,6 +40,7 @@ export async function* readLoginEvents(db: Queryable, range: { from: number; to:
     `SELECT column_name FROM information_schema.columns WHERE table_name = 'login_events' AND table_schema = current_schema()`,
   );
   const hasUa = cols.rows.some((c) => c.column_name === 'user_agent');
+  const hasFamily = cols.rows.some((c) => c.column_name === 'ua_family');
   let after: { at: Date | string; id: string } | null = null;
   let line = 0;
   for (;;) {
@@ -49,7 +52,7 @@ export async function* readLoginEvents(db: Queryable, range: { from: number; to:
     }
     const { rows } = await db.query<Row>(
       `SELECT e.id, e.flow_id, e.identity_id, e.device_id, e.ip, e.outcome, e.decision, e.label, e.created_at,
-              ${hasUa ? 'e.user_agent,' : ''}
+              ${hasUa ? 'e.user_agent,' : ''} ${hasFamily ? 'e.ua_family,' : ''}
               CASE WHEN e.outcome = 'stepped_up' THEN EXISTS (
                 SELECT 1 FROM login_events s WHERE s.flow_id = e.flow_id AND s.outcome = 'succeeded' AND s.created_at >= e.created_at)
               WHEN e.outcome IN ('succeeded', 'locked') THEN EXISTS (
@@ -74,7 +77,8 @@ export async function* readLoginEvents(db: Queryable, range: { from: number; to:
         user: r.identity_id ?? `unknown:${r.flow_id ?? r.id}`,
         ip: r.ip,
         deviceId: r.device_id,
-        userAgent: r.user_agent ?? null,
+        // Only the family is stored (no fingerprint): a stand-in string of that family replays the same.
+        userAgent: r.user_agent ?? userAgentFromFamily(r.ua_family ?? null),
         passwordCorrect: correct,
       };
       const label = mapLabel(r.label);

@@ -24,3 +24,14 @@ export function formatRecord(r: LoginRecord): string {
   if (r.kind !== undefined) o.kind = r.kind;
   return JSON.stringify(o);
 }
+
+/** An attempt read back (e.g. from login_events) as one evaluation-format JSONL line. */
+export function formatAttempt(a: {
+  at: number; user: string; ip: string; deviceId: string | null; userAgent: string | null; passwordCorrect: boolean;
+  label?: 'benign' | 'attack'; kind?: string; stepUpPassed?: boolean; recordedDecision?: string;
+}): string {
+  const o: Record<string, unknown> = JSON.parse(formatRecord({ ts: a.at, user: a.user, ip: a.ip, deviceId: a.deviceId, userAgent: a.userAgent, passwordCorrect: a.passwordCorrect, label: a.label, kind: a.kind }));
+  if (a.stepUpPassed !== undefined) o.stepUpPassed = a.stepUpPassed;
+  if (a.recordedDecision !== undefined) o.recordedDecision = a.recordedDecision;
+  return JSON.stringify(o);
+}
