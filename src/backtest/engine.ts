@@ -33,6 +33,8 @@ export function outcomeOf(a: Attempt, d: ReplayDecision | null): ReplayOutcome {
   // before the window under test. It builds history as it happened, whatever this policy says,
   // or a cold start (a whole office's first logins through one NAT) would deny people forever.
   if (a.label === undefined && a.recordedDecision === undefined && a.stepUpPassed === undefined) return 'succeeded';
+  // Same decision as live: history keeps what happened live.
+  if (a.recordedOutcome !== undefined && a.recordedDecision === d.decision) return a.recordedOutcome;
   if (d.decision === 'allow') return 'succeeded';
   if (d.decision === 'deny') return 'denied';
   const passed = a.stepUpPassed ?? a.label !== 'attack';

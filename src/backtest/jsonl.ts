@@ -21,6 +21,8 @@ export interface Attempt {
   stepUpPassed?: boolean;
   /** The decision the live path made, when replaying recorded logins (for a fidelity check). */
   recordedDecision?: 'allow' | 'step_up' | 'deny';
+  /** How the recorded attempt ended live (history keeps this when the replay decides the same). */
+  recordedOutcome?: 'succeeded' | 'stepped_up' | 'denied';
 }
 
 export interface Malformed {
@@ -71,6 +73,10 @@ export function toAttempt(o: unknown, line: number): Attempt | string {
   if (r.recordedDecision !== undefined && r.recordedDecision !== null) {
     if (r.recordedDecision !== 'allow' && r.recordedDecision !== 'step_up' && r.recordedDecision !== 'deny') return 'recordedDecision: expected allow, step_up or deny';
     a.recordedDecision = r.recordedDecision;
+  }
+  if (r.recordedOutcome !== undefined && r.recordedOutcome !== null) {
+    if (r.recordedOutcome !== 'succeeded' && r.recordedOutcome !== 'stepped_up' && r.recordedOutcome !== 'denied') return 'recordedOutcome: expected succeeded, stepped_up or denied';
+    a.recordedOutcome = r.recordedOutcome;
   }
   return a;
 }

@@ -83,7 +83,10 @@ export async function* readLoginEvents(db: Queryable, range: { from: number; to:
       };
       const label = mapLabel(r.label);
       if (label) a.label = label;
+      // A step-up the person never completed (no factor to use, MFA locked, gave up) ended the attempt.
       if (r.outcome === 'stepped_up') a.stepUpPassed = r.passed === true;
+      else if (r.decision === 'step_up') a.stepUpPassed = r.outcome === 'succeeded';
+      if (correct) a.recordedOutcome = r.outcome === 'stepped_up' && r.passed ? 'succeeded' : (r.outcome as 'succeeded' | 'stepped_up' | 'denied');
       if (r.decision === 'allow' || r.decision === 'step_up' || r.decision === 'deny') a.recordedDecision = r.decision;
       yield a;
     }

@@ -28,10 +28,11 @@ export function formatRecord(r: LoginRecord): string {
 /** An attempt read back (e.g. from login_events) as one evaluation-format JSONL line. */
 export function formatAttempt(a: {
   at: number; user: string; ip: string; deviceId: string | null; userAgent: string | null; passwordCorrect: boolean;
-  label?: 'benign' | 'attack'; kind?: string; stepUpPassed?: boolean; recordedDecision?: string;
+  label?: 'benign' | 'attack'; kind?: string; stepUpPassed?: boolean; recordedDecision?: string; recordedOutcome?: string;
 }): string {
   const o: Record<string, unknown> = JSON.parse(formatRecord({ ts: a.at, user: a.user, ip: a.ip, deviceId: a.deviceId, userAgent: a.userAgent, passwordCorrect: a.passwordCorrect, label: a.label, kind: a.kind }));
   if (a.stepUpPassed !== undefined) o.stepUpPassed = a.stepUpPassed;
   if (a.recordedDecision !== undefined) o.recordedDecision = a.recordedDecision;
+  if (a.recordedOutcome !== undefined) o.recordedOutcome = a.recordedOutcome;
   return JSON.stringify(o);
 }

@@ -94,6 +94,8 @@ export function riskBacktestRoutes(s: Services) {
           policy, compare, input: { type: 'events', from: new Date(from).toISOString(), to: new Date(to).toISOString() }, text: null, total, createdBy: admin.identityId,
         });
       }
+      // The row as created: a fast worker may already be running it by the time we answer.
+      const row = await store.get(id);
       try {
         await s.jobs.enqueue(s.config.BACKTEST_QUEUE, BACKTEST_JOB, { id }, { jobId: `backtest-${id}`, attempts: 1 });
       } catch (err) {
@@ -101,7 +103,6 @@ export function riskBacktestRoutes(s: Services) {
         throw new AppError('SERVICE_UNAVAILABLE', { cause: err });
       }
       await s.audit.append({ type: 'risk.backtest_requested', actor: admin.identityId, subject: id, reason: 'ADMIN', data: { policy: policy.version, compare: compare?.version ?? null, input: b.input.type } });
-      const row = await store.get(id);
       c.header('Location', `/api/risk/backtests/${id}`);
       return c.json(present(row!), 202);
     },
