@@ -1,6 +1,7 @@
 // Back-test a risk policy on recorded or generated logins.
 // npm run backtest -- --input logins.jsonl --policy policy.json [--compare other.json] [--out decisions.jsonl] [--json summary.json]
 // npm run backtest -- --from 2026-11-01 --to 2026-11-30 --policy active      (reads login_events from DATABASE_URL, read-only)
+// npm run backtest -- --from 2026-11-01 --to 2026-11-30 --export logins.jsonl (writes the stored events as replayable JSONL)
 import { createWriteStream, statSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
@@ -12,6 +13,7 @@ import { readLoginEvents } from '../src/backtest/login-events.ts';
 import { resolvePolicy, PolicySourceError } from '../src/backtest/policy-source.ts';
 import { runBacktest, type DecisionRow } from '../src/backtest/runner.ts';
 import { formatSummary } from '../src/backtest/report.ts';
+import { formatAttempt } from '../src/backtest/record.ts';
 import { replayFactoryFor } from '../src/backtest/risk-adapter.ts';
 
 const { values } = parseArgs({
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     compare: { type: 'string' },
     out: { type: 'string' },
     json: { type: 'string' },
+    export: { type: 'string' },
   },
 });
 
@@ -38,6 +41,24 @@ if (values.from || (values.policy && !/\.json$|\/|^default$/.test(values.policy)
   db = createPgDb(process.env.DATABASE_URL, 2);
   // Read-only by construction: every statement in this session runs in a read-only transaction.
   await db.query('SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY');
+}
+
+if (values.export) {
+  if (!db) fail('--export needs --from/--to and DATABASE_URL');
+  const from = Date.parse(values.from!);
+  const to = values.to ? Date.parse(values.to) : Date.now();
+  if (!Number.isFinite(from) || !Number.isFinite(to) || to <= from) fail('--from/--to must be dates with from < to');
+  const out = createWriteStream(values.export);
+  let n = 0;
+  for await (const a of readLoginEvents(db, { from, to })) {
+    if (!out.write(formatAttempt(a) + '\n')) await once(out, 'drain');
+    n++;
+  }
+  out.end();
+  await once(out, 'finish');
+  await db.close();
+  console.error(`exported ${n} attempts to ${values.export}`);
+  process.exit(0);
 }
 
 try {
