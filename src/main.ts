@@ -38,7 +38,12 @@ export async function start(env: Record<string, string | undefined> = process.en
     jobs = createBullJobs(config.REDIS_URL);
   } else {
     // Embedded default: the same job interface, run in this process.
-    const scorer = createRiskScorer({ db, geo: await openGeo(config.GEOIP_DB), config });
+    const scorer = createRiskScorer({
+      db,
+      geo: await openGeo(config.GEOIP_DB),
+      config,
+      onListError: (err) => logger.error({ err }, 'risk reputation list unreadable; keeping the last good one'),
+    });
     const notifier = createNotifier(config, db, { clock });
     jobs = createInProcessJobs({
       [config.RISK_QUEUE]: riskProcessor(scorer),

@@ -19,7 +19,12 @@ async function main() {
   const db = createPgDb(config.DATABASE_URL, 5);
   await migrate(db);
   const geo = await openGeo(config.GEOIP_DB);
-  const scorer = createRiskScorer({ db, geo, config });
+  const scorer = createRiskScorer({
+    db,
+    geo,
+    config,
+    onListError: (err) => logger.error({ err }, 'risk reputation list unreadable; keeping the last good one'),
+  });
   const risk = startRiskWorker({ redisUrl: config.REDIS_URL, queueName: config.RISK_QUEUE, scorer, logger });
   const notifier = createNotifier(config, db);
   const notify = startNotifyWorker({

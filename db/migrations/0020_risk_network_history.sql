@@ -8,7 +8,7 @@ ALTER TABLE login_events
   ADD COLUMN net_type     text,              -- hosting | vpn | proxy | tor | mobile | residential | business | unknown
   ADD COLUMN ua_family    text,              -- "Browser/OS", never the full header
   ADD COLUMN geo_radius_km real,             -- accuracy radius of the fix when the database has one
-  ADD COLUMN device_new   boolean;           -- the device had no successful login to this account before
+  ADD COLUMN device_new   boolean;           -- account had succeeded before, never on this device (or unknown account)
 
 -- "Has this account succeeded from this device / network before?" — one index probe each.
 CREATE INDEX login_events_known_device ON login_events (identity_id, device_id) WHERE outcome = 'succeeded';

@@ -47,6 +47,8 @@ export const ConfigSchema = z.object({
   RISK_TOR_EXITS_FILE: z.string().default(''),
   RISK_DENY_CIDRS_FILE: z.string().default(''),
   RISK_ALLOW_CIDRS_FILE: z.string().default(''),
+  /** How often those files are stat()ed for changes. */
+  RISK_LIST_CHECK_MS: int(1000, 0, 3_600_000),
   GEOIP_DB: z.string().optional(),
   /** Queue of back-test jobs (POST /api/risk/backtests). */
   BACKTEST_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('backtest'),

@@ -4,7 +4,7 @@ import type { Db } from '../db/db.ts';
 import type { Audit } from '../audit/audit.ts';
 import type { FlowEffect, RiskOutcome } from '../../machines/types.ts';
 import type { FlowRow } from './runtime.ts';
-import { RISK_EVENT_COLUMNS, riskEventColumns } from '../risk/event-columns.ts';
+import { deviceNewSql, RISK_EVENT_COLUMNS, riskEventColumns } from '../risk/event-columns.ts';
 
 type Outcome = 'succeeded' | 'failed' | 'denied' | 'locked' | 'stepped_up';
 
@@ -17,8 +17,9 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit })
   const { db, clock, audit } = deps;
 
   async function loginEvent(flow: FlowRow, outcome: Outcome, identityId: string | null, risk: RiskOutcome | null, extra: { factors?: string[]; reason?: string } = {}) {
-    // Risk history columns (issue 8, src/risk/event-columns.ts): $18-$23; device_new is decided
-    // here, before this row exists, from the account's earlier successes on this device.
+    // Risk history columns (issue 8, src/risk/event-columns.ts): $18-$23; device_new (an established
+    // account on a device it never succeeded from, or an unknown identifier) is decided here,
+    // before this row exists — the same rule as MemoryRiskHistory.isDeviceNew.
     const ua = (flow.snapshot?.context as { userAgent?: string | null } | undefined)?.userAgent;
     await db.query(
       `INSERT INTO login_events (id, flow_id, identity_id, device_id, ip, country, latitude, longitude, outcome, signals,
@@ -26,7 +27,7 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit })
                                  ${RISK_EVENT_COLUMNS.join(', ')}, device_new)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12::jsonb, $13, $14, $15::jsonb, $16::jsonb, $17,
                $18, $19, $20, $21, $22, $23,
-               NOT EXISTS (SELECT 1 FROM login_events k WHERE k.identity_id = $3 AND k.device_id = $4 AND k.outcome = 'succeeded'))`,
+               ${deviceNewSql('$3', '$4')})`,
       [
         randomUUID(), flow.id, identityId, flow.device_id, flow.ip, risk?.country ?? null, risk?.lat ?? null, risk?.lon ?? null,
         outcome, risk ? JSON.stringify(risk.signals ?? null) : null, risk?.policyVersion ?? null,

@@ -34,13 +34,13 @@ SELECT
   subv.accounts AS subnet_accounts, subv.failed AS subnet_failed_accounts,
   devv.accounts AS device_accounts
 FROM
-  (SELECT count(DISTINCT identity_id) FILTER (WHERE identity_id IS DISTINCT FROM $1::uuid) + count(*) FILTER (WHERE identity_id IS NULL) AS accounts,
-          count(DISTINCT identity_id) FILTER (WHERE outcome = 'failed') + count(*) FILTER (WHERE identity_id IS NULL AND outcome = 'failed') AS failed
+  (SELECT count(DISTINCT identity_id) FILTER (WHERE identity_id IS DISTINCT FROM $1::uuid) + (bool_or(identity_id IS NULL) IS TRUE)::int AS accounts,
+          count(DISTINCT identity_id) FILTER (WHERE outcome = 'failed') + (bool_or(identity_id IS NULL AND outcome = 'failed') IS TRUE)::int AS failed
      FROM login_events WHERE ip = $6 AND device_new AND created_at >= $9 AND created_at < $7) ipv,
-  (SELECT count(DISTINCT identity_id) FILTER (WHERE identity_id IS DISTINCT FROM $1::uuid) + count(*) FILTER (WHERE identity_id IS NULL) AS accounts,
-          count(DISTINCT identity_id) FILTER (WHERE outcome = 'failed') + count(*) FILTER (WHERE identity_id IS NULL AND outcome = 'failed') AS failed
+  (SELECT count(DISTINCT identity_id) FILTER (WHERE identity_id IS DISTINCT FROM $1::uuid) + (bool_or(identity_id IS NULL) IS TRUE)::int AS accounts,
+          count(DISTINCT identity_id) FILTER (WHERE outcome = 'failed') + (bool_or(identity_id IS NULL AND outcome = 'failed') IS TRUE)::int AS failed
      FROM login_events WHERE net_prefix = $10 AND device_new AND created_at >= $9 AND created_at < $7) subv,
-  (SELECT count(DISTINCT identity_id) FILTER (WHERE identity_id IS DISTINCT FROM $1::uuid) + count(*) FILTER (WHERE identity_id IS NULL) AS accounts
+  (SELECT count(DISTINCT identity_id) FILTER (WHERE identity_id IS DISTINCT FROM $1::uuid) AS accounts
      FROM login_events WHERE device_id = $2 AND device_new AND created_at >= $9 AND created_at < $7) devv`;
 
 interface Row {

@@ -51,7 +51,8 @@ export interface HistoryFacts {
    * Distinct OTHER accounts attempted (any outcome) in the velocity window from this IP / this
    * prefix / this device id, counting only attempts where the device was new to that account —
    * so an office NAT or a shared workstation, where colleagues use their own known devices,
-   * stays at zero. Attempts on unknown identifiers count one each.
+   * stays at zero. Attempts on unknown identifiers count as one account together (IP and prefix
+   * only; a device's count is of real accounts).
    */
   ipAccounts: number;
   subnetAccounts: number;
@@ -83,7 +84,12 @@ export interface RecordedAttempt {
   lat: number | null;
   lon: number | null;
   radiusKm: number | null;
-  /** The device had no successful login to this account before this attempt. */
+  /**
+   * A takeover-shaped attempt for the cross-account counts: an account that already had a
+   * successful login, on a device that never completed one there (or an unknown identifier).
+   * A brand-new account's first device is not counted, so a whole office signing up through one
+   * gateway does not look like stuffing.
+   */
   deviceNew: boolean;
 }
 
@@ -176,7 +182,6 @@ export class MemoryRiskHistory implements RiskHistory {
   private byIp = new Map<string, AccountWindow>();
   private bySubnet = new Map<string, AccountWindow>();
   private byDevice = new Map<string, AccountWindow>();
-  private anon = 0;
   private sweepAt = 0;
   private maxWindowMs = 0;
 
@@ -192,10 +197,12 @@ export class MemoryRiskHistory implements RiskHistory {
     return u;
   }
 
-  /** Would this device be new to this account right now? (For RecordedAttempt.deviceNew.) */
+  /** RecordedAttempt.deviceNew for an attempt happening now (same rule as the Postgres INSERT). */
   isDeviceNew(identityId: string | null, deviceId: string | null): boolean {
-    if (identityId === null || deviceId === null) return true;
-    return !this.users.get(identityId)?.devices.has(deviceId);
+    if (identityId === null) return true;
+    const u = this.users.get(identityId);
+    if (!u || u.successes === 0) return false;
+    return deviceId === null || !u.devices.has(deviceId);
   }
 
   facts(q: HistoryQuery): HistoryFacts {
@@ -254,8 +261,9 @@ export class MemoryRiskHistory implements RiskHistory {
       q.push(a.at);
     }
     if (a.deviceNew) {
-      // Unknown identifiers count one account each (a sprayer's list is mostly wrong guesses).
-      const acct = a.identityId ?? `?${this.anon++}`;
+      // Unknown identifiers (never stored: only that one was unknown) count as ONE account
+      // together: a person mistyping their own email must not look like a list being worked.
+      const acct = a.identityId ?? '?';
       const add = (m: Map<string, AccountWindow>, key: string | null) => {
         if (key === null) return;
         let w = m.get(key);
@@ -264,7 +272,7 @@ export class MemoryRiskHistory implements RiskHistory {
       };
       add(this.byIp, a.ip);
       add(this.bySubnet, a.prefix);
-      add(this.byDevice, a.deviceId);
+      if (a.identityId !== null) add(this.byDevice, a.deviceId);
     }
     this.sweep(a.at);
   }

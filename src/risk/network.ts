@@ -6,6 +6,13 @@ import type { Geo, GeoPoint } from './geo.ts';
 /** How an address reaches the internet. `business` is reserved for allow-listed egress. */
 export type ConnectionType = 'hosting' | 'vpn' | 'proxy' | 'tor' | 'mobile' | 'residential' | 'business' | 'unknown';
 
+/**
+ * Connection types whose addresses rotate inside the operator's AS: a phone's CGNAT pool, a VPN's
+ * exits, a relay or cloud egress. For these the operator (AS) is the network a person "uses"; for
+ * fixed lines it is the /24 or /48, so a stranger on the victim's own ISP is still a new network.
+ */
+const BY_ASN = new Set<ConnectionType>(['mobile', 'vpn', 'proxy', 'hosting']);
+
 /** Everything the signals need to know about the source address of one attempt. */
 export interface NetworkView {
   ip: string;
@@ -15,8 +22,8 @@ export interface NetworkView {
   org: string | null;
   type: ConnectionType;
   /**
-   * The unit of "has this user used this network": the ASN for mobile carriers (CGNAT hands out
-   * a new address, often a new /24, every time), else the prefix.
+   * The unit of "has this user used this network": "AS<n>" for mobile carriers, VPNs, proxies and
+   * hosting (addresses rotate inside the operator), else the prefix.
    */
   key: string | null;
   /** Listed Tor exit. */
@@ -172,7 +179,7 @@ export function createNetworks(src: NetworkSources): Networks {
       let type: ConnectionType = hit ? (asnClass(hit.asn) ?? 'residential') : 'unknown';
       if (isTor) type = 'tor';
       else if (allowedCidr) type = 'business';
-      const key = pre === null ? null : type === 'mobile' && hit ? `AS${hit.asn}` : pre.prefix;
+      const key = pre === null ? null : hit && BY_ASN.has(type) ? `AS${hit.asn}` : pre.prefix;
       return {
         ip,
         prefix: pre?.prefix ?? null,

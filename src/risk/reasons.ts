@@ -137,6 +137,47 @@ export const REASONS = {
     analyst: () => 'The risk engine did not answer in time; the flow failed closed to a step-up.',
     user: 'We want to make sure it is you.',
   },
+  // ---- outcomes the login flow appends to a stored event (not signals; listed so every stored code explains) ----
+  INVALID_CREDENTIALS: {
+    direction: 'risk',
+    analyst: () => 'Wrong identifier or password.',
+    user: 'The email or password is not right.',
+  },
+  TOO_MANY_ATTEMPTS: {
+    direction: 'risk',
+    analyst: () => 'Locked after repeated wrong passwords.',
+    user: 'Too many unsuccessful attempts. Try again later.',
+  },
+  WEBAUTHN_FAILED: {
+    direction: 'risk',
+    analyst: () => 'The security key or passkey assertion did not verify.',
+    user: 'The security key could not be verified.',
+  },
+  SERVICE_UNAVAILABLE: {
+    direction: 'risk',
+    analyst: () => 'A dependency failed during the sign-in; it failed closed.',
+    user: 'Something went wrong on our side. Try again later.',
+  },
+  RISK_DENY: {
+    direction: 'risk',
+    analyst: () => 'The risk score reached the policy’s deny threshold.',
+    user: 'We could not confirm it is you, so this sign-in was refused.',
+  },
+  MFA_REQUIRED_NO_FACTOR: {
+    direction: 'risk',
+    analyst: () => 'A second factor was required but the account has none enrolled.',
+    user: 'This sign-in needs a second factor, and your account has none set up.',
+  },
+  MFA_LOCKED: {
+    direction: 'risk',
+    analyst: () => 'Locked after repeated wrong second-factor codes.',
+    user: 'Too many unsuccessful attempts. Try again later.',
+  },
+  MFA_CODE_INVALID: {
+    direction: 'risk',
+    analyst: () => 'A wrong second-factor code was entered.',
+    user: 'That code is not right.',
+  },
   // ---- trust ----
   KNOWN_DEVICE: {
     direction: 'trust',

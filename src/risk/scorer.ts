@@ -13,7 +13,7 @@ export interface RiskScorer {
 }
 
 type ScorerConfig = Pick<Config, 'RISK_DENY_CIDRS' | 'RISK_MAX_TRAVEL_KMH' | 'RISK_FAILURE_WINDOW_SECONDS'> &
-  Partial<Pick<Config, 'RISK_TOR_EXITS_FILE' | 'RISK_DENY_CIDRS_FILE' | 'RISK_ALLOW_CIDRS_FILE'>>;
+  Partial<Pick<Config, 'RISK_TOR_EXITS_FILE' | 'RISK_DENY_CIDRS_FILE' | 'RISK_ALLOW_CIDRS_FILE' | 'RISK_LIST_CHECK_MS'>>;
 
 /** The network view for a deployment: ASN table, GeoIP, inline deny list and reloading list files. */
 export function networksFromConfig(geo: Geo, config: ScorerConfig, onListError?: (err: Error) => void): Networks {
@@ -23,6 +23,7 @@ export function networksFromConfig(geo: Geo, config: ScorerConfig, onListError?:
     torExitsFile: config.RISK_TOR_EXITS_FILE || undefined,
     denyCidrsFile: config.RISK_DENY_CIDRS_FILE || undefined,
     allowCidrsFile: config.RISK_ALLOW_CIDRS_FILE || undefined,
+    checkMs: config.RISK_LIST_CHECK_MS,
     onListError,
   });
 }
@@ -39,6 +40,9 @@ export function createRiskScorer(deps: {
   // Built here so a bad deny list (inline or file) fails at boot, not on the first login.
   const networks = deps.networks ?? networksFromConfig(deps.geo, config, deps.onListError);
   const history = createPgRiskHistory(db);
+  // Load the AS table now (about a second, once per process) rather than inside the first
+  // login's risk deadline; only processes that score get here, so the API in queue mode never does.
+  networks.describe('192.0.2.1');
   return {
     async score(input) {
       // Loaded per call so activating a policy takes effect without a restart.

@@ -145,7 +145,9 @@ export function computeSignals(input: RiskInput, h: HistoryFacts, net: NetworkVi
     const hours = Math.max((input.at - last.at) / 3_600_000, MIN_ELAPSED_HOURS);
     speedKmh = Math.round((beyond / hours) * 10) / 10;
     const fast = beyond >= TRAVEL_NOISE_KM && speedKmh > cfg.maxTravelKmh;
-    travelDiscounted = fast && !newDevice && (net.type === 'mobile' || h.asnKnown || familiarNet);
+    // A network this account already succeeded from places it there already (the fix is the
+    // network's, not the person's); a known device through a mobile gateway or a known AS is the owner's phone.
+    travelDiscounted = fast && (familiarNet || (!newDevice && (net.type === 'mobile' || h.asnKnown)));
     travel = fast && !travelDiscounted;
   }
 

@@ -90,7 +90,7 @@ describe('adaptive login end to end', () => {
     expect(r.status).toBe(200);
     expect(r.body.step).toBe('choose_method');
     expect(r.body.methods).toEqual(['totp', 'recovery_code']);
-    expect(r.body.risk.level).toBe('high'); // 80 ≥ the default policy's high band (60); no WebAuthn, so TOTP is offered
+    expect(r.body.risk.level).toBe('high'); // 105 ≥ the default policy's high band (60); no WebAuthn, so TOTP is offered
     expect(r.body.risk.reasons).toEqual(expect.arrayContaining(['NEW_DEVICE', 'NEW_COUNTRY', 'IMPOSSIBLE_TRAVEL']));
     expect(JSON.stringify(r.body)).not.toContain(IP.mountainView); // raw signals stay server-side
     expect(r.body).not.toHaveProperty('snapshot');
@@ -146,9 +146,13 @@ describe('adaptive login end to end', () => {
       [alice.email],
     );
     expect(rows.map((r) => r.outcome)).toEqual(['succeeded', 'stepped_up', 'succeeded']);
-    expect(rows[0]).toMatchObject({ policy_version: 'default-2', decision: 'allow', country: 'GB', contributions: { NEW_DEVICE: 10 } });
-    expect(rows[1]).toMatchObject({ decision: 'step_up', country: 'US', contributions: { NEW_DEVICE: 10, NEW_COUNTRY: 20, IMPOSSIBLE_TRAVEL: 50 } });
-    expect(rows[1].signals).toMatchObject({ NEW_DEVICE: true, NEW_COUNTRY: true, IMPOSSIBLE_TRAVEL: true, SUSPICIOUS_IP: false });
+    expect(rows[0]).toMatchObject({ policy_version: 'default-3', decision: 'allow', country: 'GB', contributions: { NEW_DEVICE: 10 } });
+    expect(rows[1]).toMatchObject({
+      decision: 'step_up',
+      country: 'US',
+      contributions: { NEW_DEVICE: 10, NEW_COUNTRY: 10, IMPOSSIBLE_TRAVEL: 60, NEW_NETWORK: 5, NEW_DEVICE_NEW_NETWORK: 20 },
+    });
+    expect(rows[1].signals).toMatchObject({ NEW_DEVICE: true, NEW_COUNTRY: true, IMPOSSIBLE_TRAVEL: true, SUSPICIOUS_IP: false, NEW_DEVICE_NEW_NETWORK: true });
   });
 
   it('audited every step in an unbroken chain', async () => {
