@@ -86,7 +86,8 @@ const DESTINATIONS = ['ES', 'IT', 'FR', 'GB', 'US', 'DE', 'NL', 'CH'];
 
 export const BENIGN_KINDS = [
   'home', 'home_new_ip', 'office_nat', 'corporate_vpn', 'mobile_cgnat', 'consumer_vpn', 'new_phone', 'new_browser',
-  'cookie_cleared', 'browser_update', 'trip_domestic', 'trip_abroad', 'roaming', 'typo',
+  'cookie_cleared', 'browser_update', 'trip_domestic', 'trip_abroad', 'roaming', 'typo', 'family_shared_device',
+  'borrowed_device',
 ] as const;
 export const ATTACK_KINDS = [
   'stuffing_hosting_abroad', 'stuffing_hosting_domestic', 'residential_proxy_city', 'shared_ip_many_accounts',
@@ -110,6 +111,8 @@ interface Device {
   newKind?: 'new_phone' | 'new_browser';
   lastUa?: string;
   seen: boolean;
+  /** A household's shared tablet or computer: one device id, two accounts. */
+  shared?: boolean;
 }
 
 interface Org {
@@ -137,7 +140,8 @@ interface User {
   tz: number;
   homeAsn: number;
   home: Addr;
-  homeIp: Addr;
+  /** The home line; partners in one household share it (and its address changes). */
+  line: { ip: Addr; owner: User | null };
   homeChoices: Addr[];
   carrier: number;
   org: Org | null;
@@ -214,7 +218,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       tz: tzOf(cc, home.lon),
       homeAsn: home.asn,
       home,
-      homeIp: home,
+      line: { ip: home, owner: null },
       homeChoices,
       carrier,
       org: null,
@@ -253,6 +257,30 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       u.devices.push(nb);
     }
     users.push(u);
+  }
+
+  // ---- households: partners share the home line, and some share a tablet or family computer
+  const hrng = root.fork('households');
+  for (const u of users) u.line.owner = u;
+  for (const cc of COUNTRY_CODES) {
+    const here = users.filter((u) => u.cc === cc && hrng.chance(0.16));
+    for (let i = 0; i + 1 < here.length; i += 2) {
+      const [a, b] = [here[i], here[i + 1]];
+      b.home = a.home;
+      b.homeAsn = a.homeAsn;
+      b.homeChoices = a.homeChoices;
+      b.tz = a.tz;
+      b.line = a.line;
+      b.homeIps = a.homeIps;
+      if (hrng.chance(0.5)) {
+        const shared: Device = {
+          role: 'tablet', id: hrng.uuid(), browser: newBrowser(hrng, hrng.chance(0.5) ? 'safari-ipad' : pickDesktopBrowser(hrng, cc)),
+          from: opts.start, until: end, rate: hrng.range(0.05, 0.2), clearsCookies: false, seen: false, shared: true,
+        };
+        a.devices.push(shared);
+        b.devices.push({ ...shared, seen: false });
+      }
+    }
   }
 
   // ---- workplaces ---------------------------------------------------------------------------
@@ -336,10 +364,10 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     const spec = COUNTRIES[u.cc];
     for (let day = 0; day < totalDays; day++) {
       const dayStart = opts.start + day * DAY;
-      if (brng.chance(spec.homeIpChurn) && u.homeChoices.length > 0) {
+      if (u.line.owner === u && brng.chance(spec.homeIpChurn) && u.homeChoices.length > 0) {
         // Most reassignments stay in the same region; GeoIP sometimes puts the new one elsewhere.
         const any = book.of(u.homeAsn, u.cc);
-        u.homeIp = brng.chance(0.85) || any.length === 0 ? brng.pick(u.homeChoices) : brng.pick(any);
+        u.line.ip = brng.chance(0.85) || any.length === 0 ? brng.pick(u.homeChoices) : brng.pick(any);
       }
       const weekday = new Date(dayStart + 12 * HOUR).getUTCDay();
       const workday = weekday >= 1 && weekday <= 5 && !brng.chance(0.06);
@@ -389,7 +417,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         addr = brng.pick(u.org.egress);
         kind = 'office_nat';
       } else {
-        addr = u.homeIp;
+        addr = u.line.ip;
       }
     } else if (d.role === 'phone') {
       const away = local >= 8 && local < 19 ? 0.65 : 0.2;
@@ -399,9 +427,9 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       } else if (brng.chance(away) && cgnatPool.length > 0) {
         addr = brng.pick(cgnatPool);
         kind = 'mobile_cgnat';
-      } else addr = u.homeIp;
+      } else addr = u.line.ip;
     } else {
-      addr = u.homeIp;
+      addr = u.line.ip;
     }
     if (kind === 'home' && d.role !== 'work' && u.vpnUser && brng.chance(0.7)) {
       const exits = book.pool(CONSUMER_VPN);
@@ -409,6 +437,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       addr = brng.pick(local.length > 0 && brng.chance(0.7) ? local : exits);
       kind = 'consumer_vpn';
     }
+    if (kind === 'home' && d.shared) kind = 'family_shared_device';
     if (kind === 'home') {
       if (u.homeIps.size > 0 && !u.homeIps.has(addr.ip)) kind = 'home_new_ip';
       u.homeIps.add(addr.ip);
@@ -433,6 +462,24 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     }
     emit({ ts: t, user: u.id, ip: addr.ip, deviceId, userAgent: ua, passwordCorrect: true, label: 'benign', kind });
     u.logins.push({ t, device: d, ip: addr.ip });
+  }
+
+  // A friend's or relative's computer, now and then: a device and a home line the account has
+  // never used, in the same town, with that computer's own browser.
+  const frng = root.fork('borrowed');
+  for (const u of users) {
+    if (!frng.chance(0.05 * (opts.days / 30))) continue;
+    const friend = near(residential(u.cc).filter((a) => a.ip !== u.line.ip.ip), u.home, 30);
+    const addr = frng.pick(friend.slice(0, 8));
+    const browser = newBrowser(frng, pickDesktopBrowser(frng, u.cc));
+    const dev = frng.chance(0.15) ? null : frng.uuid();
+    const day = Math.floor(opts.warmupDays + frng.range(0, opts.days));
+    let t = opts.start + day * DAY + (localHour(frng, 'laptop', false) - u.tz) * HOUR + frng.range(0, 59) * MIN;
+    if (t >= end || u.trips.some((x) => t >= x.depart && t < x.returnArrive)) continue;
+    for (let k = frng.chance(0.3) ? 2 : 1; k > 0; k--) {
+      emit({ ts: t, user: u.id, ip: addr.ip, deviceId: dev, userAgent: userAgent(browser, t), passwordCorrect: true, label: 'benign', kind: 'borrowed_device' });
+      t += frng.range(20, 180) * MIN;
+    }
   }
 
   // ---- attacks ------------------------------------------------------------------------------
@@ -481,7 +528,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   // exact user agent (scraped from an infostealer log) and a fresh anti-detect profile.
   for (let i = 0; i < count(45); i++) {
     const v = victim();
-    const local = near(residential(v.cc).filter((a) => a.ip !== v.homeIp.ip), v.home, 40);
+    const local = near(residential(v.cc).filter((a) => a.ip !== v.line.ip.ip), v.home, 40);
     const others = local.filter((a) => a.asn !== v.homeAsn);
     const addr = arng.pick(others.length > 0 && arng.chance(0.7) ? others : local);
     const t = labelled();
@@ -544,7 +591,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   // residential proxy on the same network the victim uses (so the ASN and country look familiar).
   for (let i = 0; i < count(40); i++) {
     const v = victim();
-    const same = book.of(v.homeAsn, v.cc).filter((a) => a.ip !== v.homeIp.ip);
+    const same = book.of(v.homeAsn, v.cc).filter((a) => a.ip !== v.line.ip.ip);
     if (same.length === 0) continue;
     const t = labelled();
     attack(v, t, arng.pick(same).ip, arng.uuid(), arng.chance(0.5) ? primaryUa(v, t) : toolUa(t), 'low_and_slow_isp');
