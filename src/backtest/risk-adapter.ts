@@ -33,6 +33,19 @@ const toInput = (a: Attempt): RiskInput => ({
  * fed in time order. Nothing touches live tables.
  */
 export function engineFactory(networks: Networks, settings: ScoreSettings): ReplayEngineFactory {
+  // A replay sees the same addresses again and again (home lines, office NATs): describe each
+  // once. Lists do not change within one replay; bounded so a file of random addresses cannot
+  // grow it without limit.
+  const views = new Map<string, NetworkView>();
+  const describe = (ip: string): NetworkView => {
+    let v = views.get(ip);
+    if (!v) {
+      if (views.size >= 500_000) views.clear();
+      v = networks.describe(ip);
+      views.set(ip, v);
+    }
+    return v;
+  };
   return (policy: PolicyDocument): ReplayEngine => {
     const history = new MemoryRiskHistory();
     const cfg = signalConfig(policy, settings);
@@ -41,7 +54,7 @@ export function engineFactory(networks: Networks, settings: ScoreSettings): Repl
     const prepare = (a: Attempt) => {
       if (last?.a === a) return last;
       const input = toInput(a);
-      last = { a, input, network: networks.describe(a.ip), deviceNew: history.isDeviceNew(input.identityId, input.deviceId) };
+      last = { a, input, network: describe(a.ip), deviceNew: history.isDeviceNew(input.identityId, input.deviceId) };
       return last;
     };
     return {
