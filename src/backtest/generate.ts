@@ -1,5 +1,5 @@
 import { haversineKm, type Geo } from '../risk/geo.ts';
-import { AddressBook, near, type Addr } from './address-book.ts';
+import { AddressBook, near, sampleV6, v6In, type Addr, type V6Net } from './address-book.ts';
 import { Rng } from './prng.ts';
 import type { LoginRecord } from './record.ts';
 import {
@@ -57,18 +57,21 @@ interface CountrySpec {
   business: readonly number[];
   /** How often a home line gets a new address, per day. */
   homeIpChurn: number;
+  /** Share of home lines with IPv6 (browsers then prefer it) and of phone sessions on IPv6. */
+  v6Home: number;
+  v6Mobile: number;
 }
 
 // Real networks per country (ASN → share of customers).
 const COUNTRIES: Record<string, CountrySpec> = {
-  DE: { weight: 24, tz: 1, residential: [[3320, 45], [3209, 25], [6805, 12], [8881, 12], [8422, 3]], mobile: [[3320, 40], [3209, 30], [6805, 30]], business: [3320, 8881, 8220, 3209], homeIpChurn: 0.25 },
-  GB: { weight: 15, tz: 0, residential: [[2856, 35], [5607, 25], [5089, 25], [35228, 5]], mobile: [[35228, 35], [206067, 25], [25135, 25], [2856, 15]], business: [2856, 8220, 5089], homeIpChurn: 0.03 },
-  US: { weight: 20, tz: -5, residential: [[7922, 35], [7018, 20], [20115, 20], [22773, 10], [701, 10], [5650, 5]], mobile: [[21928, 40], [22394, 35], [7018, 25]], business: [7922, 701, 7018, 3356], homeIpChurn: 0.01 },
-  FR: { weight: 12, tz: 1, residential: [[3215, 40], [12322, 25], [15557, 20], [5410, 15]], mobile: [[3215, 40], [15557, 30], [5410, 30]], business: [3215, 15557, 8220], homeIpChurn: 0.02 },
-  ES: { weight: 8, tz: 1, residential: [[3352, 45], [12479, 25], [12430, 30]], mobile: [[12430, 35], [3352, 35], [12479, 30]], business: [3352, 12430], homeIpChurn: 0.05 },
-  IT: { weight: 8, tz: 1, residential: [[3269, 45], [12874, 25], [30722, 15], [1267, 15]], mobile: [[30722, 35], [1267, 35], [3269, 30]], business: [3269, 12874], homeIpChurn: 0.05 },
-  NL: { weight: 8, tz: 1, residential: [[1136, 40], [33915, 35], [50266, 25]], mobile: [[1136, 35], [50266, 35], [33915, 30]], business: [1136, 33915], homeIpChurn: 0.02 },
-  CH: { weight: 5, tz: 1, residential: [[3303, 55], [6730, 30], [13030, 15]], mobile: [[3303, 60], [6730, 40]], business: [3303, 6730], homeIpChurn: 0.01 },
+  DE: { weight: 24, tz: 1, residential: [[3320, 45], [3209, 25], [6805, 12], [8881, 12], [8422, 3]], mobile: [[3320, 40], [3209, 30], [6805, 30]], business: [3320, 8881, 8220, 3209], homeIpChurn: 0.25, v6Home: 0.6, v6Mobile: 0.5 },
+  GB: { weight: 15, tz: 0, residential: [[2856, 35], [5607, 25], [5089, 25], [35228, 5]], mobile: [[35228, 35], [206067, 25], [25135, 25], [2856, 15]], business: [2856, 8220, 5089], homeIpChurn: 0.03, v6Home: 0.4, v6Mobile: 0.3 },
+  US: { weight: 20, tz: -5, residential: [[7922, 35], [7018, 20], [20115, 20], [22773, 10], [701, 10], [5650, 5]], mobile: [[21928, 40], [22394, 35], [7018, 25]], business: [7922, 701, 7018, 3356], homeIpChurn: 0.01, v6Home: 0.5, v6Mobile: 0.8 },
+  FR: { weight: 12, tz: 1, residential: [[3215, 40], [12322, 25], [15557, 20], [5410, 15]], mobile: [[3215, 40], [15557, 30], [5410, 30]], business: [3215, 15557, 8220], homeIpChurn: 0.02, v6Home: 0.7, v6Mobile: 0.5 },
+  ES: { weight: 8, tz: 1, residential: [[3352, 45], [12479, 25], [12430, 30]], mobile: [[12430, 35], [3352, 35], [12479, 30]], business: [3352, 12430], homeIpChurn: 0.05, v6Home: 0.1, v6Mobile: 0.1 },
+  IT: { weight: 8, tz: 1, residential: [[3269, 45], [12874, 25], [30722, 15], [1267, 15]], mobile: [[30722, 35], [1267, 35], [3269, 30]], business: [3269, 12874], homeIpChurn: 0.05, v6Home: 0.1, v6Mobile: 0.1 },
+  NL: { weight: 8, tz: 1, residential: [[1136, 40], [33915, 35], [50266, 25]], mobile: [[1136, 35], [50266, 35], [33915, 30]], business: [1136, 33915], homeIpChurn: 0.02, v6Home: 0.3, v6Mobile: 0.3 },
+  CH: { weight: 5, tz: 1, residential: [[3303, 55], [6730, 30], [13030, 15]], mobile: [[3303, 60], [6730, 40]], business: [3303, 6730], homeIpChurn: 0.01, v6Home: 0.4, v6Mobile: 0.4 },
 };
 const COUNTRY_CODES = Object.keys(COUNTRIES);
 
@@ -141,7 +144,7 @@ interface User {
   homeAsn: number;
   home: Addr;
   /** The home line; partners in one household share it (and its address changes). */
-  line: { ip: Addr; owner: User | null };
+  line: { ip: Addr; owner: User | null; v6: V6Net | null; v6Choices: V6Net[] };
   homeChoices: Addr[];
   carrier: number;
   org: Org | null;
@@ -175,6 +178,17 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   }
   const perAsn = Math.max(200, Math.min(1200, Math.round(opts.users / 6)));
   const book = await AddressBook.build(poolRng, opts.geo, [...allAsns].sort((a, b) => a - b), perAsn);
+
+  // IPv6: households get a /64 of their ISP; phones a fresh /64 of their carrier per session.
+  const v6Asns = new Set<number>();
+  for (const c of Object.values(COUNTRIES)) for (const [a] of [...c.residential, ...c.mobile]) v6Asns.add(a);
+  const v6Nets = await sampleV6(root.fork('addresses-v6'), opts.geo, [...v6Asns].sort((a, b) => a - b), Math.max(100, Math.round(perAsn / 2)));
+  const v6Of = (asn: number, cc: string): V6Net[] => (v6Nets.get(asn) ?? []).filter((n) => n.cc === cc);
+  const nearV6 = (list: V6Net[], p: { lat: number; lon: number }, km: number): V6Net[] => {
+    const scored = list.map((n) => ({ n, d: haversineKm(n, p) })).sort((a, b) => a.d - b.d);
+    const inside = scored.filter((x) => x.d <= km).map((x) => x.n);
+    return inside.length > 0 ? inside : scored.slice(0, 1).map((x) => x.n);
+  };
 
   const residential = (cc: string): Addr[] => book.pool(COUNTRIES[cc].residential.map(([a]) => a), cc);
   const hostingIn = (cc: string): Addr[] => book.pool(HOSTING, cc);
@@ -218,7 +232,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       tz: tzOf(cc, home.lon),
       homeAsn: home.asn,
       home,
-      line: { ip: home, owner: null },
+      line: { ip: home, owner: null, v6: null, v6Choices: [] },
       homeChoices,
       carrier,
       org: null,
@@ -281,6 +295,15 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         b.devices.push({ ...shared, seen: false });
       }
     }
+  }
+
+  const vrng = root.fork('v6-lines');
+  for (const u of users) {
+    if (u.line.owner !== u || !vrng.chance(COUNTRIES[u.cc].v6Home)) continue;
+    const nets = v6Of(u.homeAsn, u.cc);
+    if (nets.length === 0) continue;
+    u.line.v6Choices = nearV6(nets, u.home, 60);
+    u.line.v6 = vrng.pick(u.line.v6Choices.slice(0, 5));
   }
 
   // ---- workplaces ---------------------------------------------------------------------------
@@ -367,6 +390,8 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       if (u.line.owner === u && brng.chance(spec.homeIpChurn) && u.homeChoices.length > 0) {
         // Most reassignments stay in the same region; GeoIP sometimes puts the new one elsewhere.
         const any = book.of(u.homeAsn, u.cc);
+        // A reconnect renumbers both families (German lines notably change prefix with the address).
+        if (u.line.v6 && u.line.v6Choices.length > 1 && brng.chance(0.5)) u.line.v6 = brng.pick(u.line.v6Choices.slice(0, 8));
         u.line.ip = brng.chance(0.85) || any.length === 0 ? brng.pick(u.homeChoices) : brng.pick(any);
       }
       const weekday = new Date(dayStart + 12 * HOUR).getUTCDay();
@@ -437,10 +462,21 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       addr = brng.pick(local.length > 0 && brng.chance(0.7) ? local : exits);
       kind = 'consumer_vpn';
     }
+    let ip = addr.ip;
+    let lineKey = addr.ip;
+    if (addr === u.line.ip && u.line.v6) {
+      // Dual stack: the browser prefers IPv6; privacy extensions pick a new interface id daily.
+      const day = Math.floor((t - opts.start) / DAY);
+      ip = v6In(u.line.v6, new Rng(`${d.id}:${day}`));
+      lineKey = `v6:${u.line.v6.top}`;
+    } else if (kind === 'mobile_cgnat' || kind === 'roaming') {
+      const nets = v6Of(u.carrier, u.cc);
+      if (nets.length > 0 && brng.chance(COUNTRIES[u.cc].v6Mobile)) ip = v6In(brng.pick(nets), brng);
+    }
     if (kind === 'home' && d.shared) kind = 'family_shared_device';
     if (kind === 'home') {
-      if (u.homeIps.size > 0 && !u.homeIps.has(addr.ip)) kind = 'home_new_ip';
-      u.homeIps.add(addr.ip);
+      if (u.homeIps.size > 0 && !u.homeIps.has(lineKey)) kind = 'home_new_ip';
+      u.homeIps.add(lineKey);
     }
     let deviceId: string | null = d.id;
     if (d.clearsCookies && d.seen && brng.chance(0.6)) {
@@ -457,11 +493,11 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     if (brng.chance(0.03)) {
       const typos = brng.chance(0.15) ? 2 : 1;
       for (let i = typos; i >= 1; i--) {
-        emit({ ts: t - i * brng.range(4_000, 25_000), user: u.id, ip: addr.ip, deviceId, userAgent: ua, passwordCorrect: false, label: 'benign', kind: 'typo' });
+        emit({ ts: t - i * brng.range(4_000, 25_000), user: u.id, ip, deviceId, userAgent: ua, passwordCorrect: false, label: 'benign', kind: 'typo' });
       }
     }
-    emit({ ts: t, user: u.id, ip: addr.ip, deviceId, userAgent: ua, passwordCorrect: true, label: 'benign', kind });
-    u.logins.push({ t, device: d, ip: addr.ip });
+    emit({ ts: t, user: u.id, ip, deviceId, userAgent: ua, passwordCorrect: true, label: 'benign', kind });
+    u.logins.push({ t, device: d, ip });
   }
 
   // A friend's or relative's computer, now and then: a device and a home line the account has
@@ -594,7 +630,10 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     const same = book.of(v.homeAsn, v.cc).filter((a) => a.ip !== v.line.ip.ip);
     if (same.length === 0) continue;
     const t = labelled();
-    attack(v, t, arng.pick(same).ip, arng.uuid(), arng.chance(0.5) ? primaryUa(v, t) : toolUa(t), 'low_and_slow_isp');
+    // Residential proxy pools sell IPv6 exits on the big ISPs too.
+    const v6 = v6Of(v.homeAsn, v.cc);
+    const ip = v6.length > 0 && arng.chance(0.3) ? v6In(arng.pick(v6), arng) : arng.pick(same).ip;
+    attack(v, t, ip, arng.uuid(), arng.chance(0.5) ? primaryUa(v, t) : toolUa(t), 'low_and_slow_isp');
   }
 
   // Password spraying: one common password against many accounts, slowly, from rotating

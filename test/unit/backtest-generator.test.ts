@@ -97,6 +97,11 @@ describe('evaluation set generator', () => {
     expect(proxyKm.length).toBeGreaterThan(20);
     expect(proxyKm[Math.floor(proxyKm.length / 2)]).toBeLessThan(60);
     expect(proxyKm.filter((k) => k < 150).length / proxyKm.length).toBeGreaterThan(0.8);
+    // Dual-stack homes and phones on IPv6, inside the same networks' IPv6 ranges.
+    const v6 = records.filter((r) => r.ip.includes(':'));
+    expect(v6.length / records.length).toBeGreaterThan(0.15);
+    expect(v6.some((r) => r.kind === 'home')).toBe(true);
+    expect(v6.some((r) => r.kind === 'mobile_cgnat')).toBe(true);
     // The engine's own classification agrees these are data-centre networks (nearly always).
     expect(hosting / stuffing).toBeGreaterThan(0.8);
   });
