@@ -172,6 +172,10 @@ describe('back-testing recorded logins and back-test jobs over HTTP', () => {
     expect([401, 403]).toContain(r.status);
     const anon = new Client(t.url, {});
     expect((await anon.get('/api/risk/backtests/00000000-0000-4000-8000-000000000000')).status).toBe(401);
+    // The larger upload cap is not a way in: without a session the answer is 401, body unread.
+    const big = await anon.post('/api/risk/backtests', { policy: 'default', input: { type: 'jsonl', text: 'x'.repeat(1 << 20) } });
+    expect(big.status).toBe(401);
+    expect(big.body.code).toBe('UNAUTHENTICATED');
   });
 
   it('a job is claimed once: a duplicate delivery leaves it alone', async () => {
