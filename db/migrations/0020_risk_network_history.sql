@@ -13,6 +13,11 @@ ALTER TABLE login_events
 -- "Has this account succeeded from this device / network before?" — one index probe each.
 CREATE INDEX login_events_known_device ON login_events (identity_id, device_id) WHERE outcome = 'succeeded';
 CREATE INDEX login_events_known_net ON login_events (identity_id, net_key) WHERE outcome = 'succeeded';
+-- The account's successes with what the signals read from them, so the per-account part of the
+-- history query is an index-only scan (no heap page per past login).
+CREATE INDEX login_events_user_success ON login_events (identity_id, created_at DESC)
+  INCLUDE (device_id, net_key, asn, ua_family, country, latitude, longitude, geo_radius_km, net_type)
+  WHERE outcome = 'succeeded';
 -- Cross-account velocity: only attempts whose device was new to the account are counted, so the
 -- partial indexes stay small even for a busy office NAT.
 CREATE INDEX login_events_ip_newdev ON login_events (ip, created_at) WHERE device_new;

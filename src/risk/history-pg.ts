@@ -4,14 +4,15 @@ import type { HistoryFacts, HistoryQuery, RiskHistory } from './history.ts';
 const ts = (ms: number): string => new Date(ms).toISOString();
 
 /**
- * All facts in ONE statement (one round trip): per-account probes ride the
- * (identity_id, created_at) and partial "succeeded" indexes; velocity counts ride the partial
+ * All facts in ONE statement (one round trip): the account's successes come from one
+ * index-only scan of login_events_user_success (a covering partial index), device and network
+ * probes from their own partial indexes; velocity counts ride the partial
  * device_new indexes on ip / net_prefix / device_id (db/migrations/0020). Only rows strictly
  * before `at` are read, so re-scoring a recorded attempt sees what the live decision saw.
  */
 export const HISTORY_SQL = `
 WITH mine AS (
-  SELECT device_id, net_key, asn, ua_family, country, created_at
+  SELECT device_id, net_key, asn, ua_family, country, latitude, longitude, geo_radius_km, net_type, created_at
     FROM login_events
    WHERE identity_id = $1::uuid AND outcome = 'succeeded' AND created_at < $7
 )
@@ -24,9 +25,7 @@ SELECT
   ARRAY(SELECT DISTINCT country FROM mine WHERE country IS NOT NULL) AS countries,
   (SELECT json_build_object('at', (extract(epoch FROM created_at) * 1000)::bigint, 'lat', latitude, 'lon', longitude,
                             'radiusKm', geo_radius_km, 'networkType', net_type)
-     FROM login_events
-    WHERE identity_id = $1::uuid AND outcome = 'succeeded' AND created_at < $7
-      AND latitude IS NOT NULL AND longitude IS NOT NULL
+     FROM mine WHERE latitude IS NOT NULL AND longitude IS NOT NULL
     ORDER BY created_at DESC LIMIT 1) AS last_located,
   (SELECT count(*) FROM login_events WHERE identity_id = $1::uuid AND outcome = 'failed' AND created_at >= $8 AND created_at < $7) AS account_failures,
   (SELECT count(*) FROM login_events WHERE ip = $6 AND outcome = 'failed' AND created_at >= $8 AND created_at < $7) AS ip_failures,

@@ -242,7 +242,11 @@ export class MemoryRiskHistory implements RiskHistory {
     const failed = a.outcome === 'failed';
     if (a.identityId !== null) {
       const u = this.user(a.identityId);
-      if (failed) u.failures.push(a.at);
+      if (failed) {
+        u.failures.push(a.at);
+        // Trim as we go: an account under attack may never reach scoring (no correct password).
+        if (this.maxWindowMs > 0) u.failures.countSince(a.at - this.maxWindowMs);
+      }
       if (a.outcome === 'succeeded') {
         u.successes++;
         if (a.deviceId !== null) u.devices.add(a.deviceId);

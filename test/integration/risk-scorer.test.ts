@@ -52,7 +52,7 @@ describe('createRiskScorer', () => {
     expect(a.lon).toBeCloseTo(-0.09, 1);
   });
 
-  it('steps up a new device on a new network in a new country, and denies London → Sydney in an hour from a new device', async () => {
+  it('steps up a new device on a new network in a new country, London → Sydney in an hour to the phishing-resistant band, and denies a deny-listed cloud host after failures', async () => {
     const us = await scorer.score({ identityId: alice, deviceId: 'phone', ip: '8.8.8.8', at: T + 48 * HOUR });
     expect(us).toMatchObject({
       score: 45,
@@ -64,16 +64,26 @@ describe('createRiskScorer', () => {
     // Sydney through Cloudflare (AS13335, classed proxy) an hour after London.
     const au = await scorer.score({ identityId: alice, deviceId: 'phone', ip: '1.1.1.1', at: T });
     expect(au).toMatchObject({
-      score: 120,
-      decision: 'deny',
+      score: 115,
+      decision: 'step_up',
+      level: 'high',
+      requirePhishingResistant: true,
       reasons: ['IMPOSSIBLE_TRAVEL', 'NEW_DEVICE_NEW_NETWORK', 'ANONYMIZING_NETWORK', 'NEW_COUNTRY', 'NEW_DEVICE', 'NEW_NETWORK'],
       country: 'AU',
     });
     expect(au.signals.details).toMatchObject({ asn: 13335, connectionType: 'proxy', prefix: '1.1.1.0/24', networkKey: 'AS13335' });
+    const listed = await scorer.score({ identityId: alice, deviceId: 'phone', ip: '5.9.0.1', at: T });
+    expect(listed).toMatchObject({ decision: 'step_up', level: 'high', score: 115 });
+    expect(listed.reasons.slice(0, 2)).toEqual(['SUSPICIOUS_IP', 'NEW_DEVICE_NEW_NETWORK']);
+    expect(listed.reasons).toContain('HOSTING_NETWORK');
+    // ...and after three failures on the account, the same attempt is denied.
+    for (let i = 0; i < 3; i++) {
+      await db.query(`INSERT INTO login_events (id, identity_id, ip, outcome, created_at) VALUES ($1, $2, '5.9.0.1', 'failed', $3)`, [randomUUID(), alice, new Date(T - 60_000)]);
+    }
     const denied = await scorer.score({ identityId: alice, deviceId: 'phone', ip: '5.9.0.1', at: T });
-    expect(denied).toMatchObject({ decision: 'deny', level: 'high' });
-    expect(denied.reasons).toEqual(expect.arrayContaining(['SUSPICIOUS_IP', 'HOSTING_NETWORK']));
+    expect(denied).toMatchObject({ decision: 'deny', level: 'high', score: 130 });
     expect(denied.signals.details.deniedCidr).toBe('5.9.0.0/16');
+    await db.query("DELETE FROM login_events WHERE outcome = 'failed'");
   });
 
   it('reports null location for an unlocatable IP', async () => {

@@ -19,6 +19,12 @@ describe('risk queue contract', () => {
     expect(RiskJobSchema.parse({ ...valid, identityId: null, deviceId: null, ip: '2001:db8::1' }).identityId).toBeNull();
   });
 
+  it('accepts the user agent and password outcome, optional so jobs from older API processes still validate', () => {
+    const withUa = { ...valid, userAgent: 'Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0', passwordCorrect: true };
+    expect(RiskJobSchema.parse(withUa)).toEqual(withUa);
+    expect(RiskJobSchema.parse({ ...valid, userAgent: null }).userAgent).toBeNull();
+  });
+
   it.each([
     ['a non-uuid identity', { ...valid, identityId: 'alice' }],
     ['a non-IP', { ...valid, ip: '81.2.69' }],
@@ -28,6 +34,8 @@ describe('risk queue contract', () => {
     ['a string time', { ...valid, at: '2026-01-01' }],
     ['an extra key', { ...valid, score: 0 }],
     ['a missing key', { identityId: null, deviceId: null, ip: '1.1.1.1' }],
+    ['a user agent over 1000 chars', { ...valid, userAgent: 'u'.repeat(1001) }],
+    ['a non-boolean password outcome', { ...valid, passwordCorrect: 'yes' }],
   ])('rejects %s', (_, p) => {
     expect(RiskJobSchema.safeParse(p).success).toBe(false);
   });
