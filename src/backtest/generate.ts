@@ -90,7 +90,7 @@ const DESTINATIONS = ['ES', 'IT', 'FR', 'GB', 'US', 'DE', 'NL', 'CH'];
 export const BENIGN_KINDS = [
   'home', 'home_new_ip', 'office_nat', 'corporate_vpn', 'mobile_cgnat', 'consumer_vpn', 'new_phone', 'new_browser',
   'cookie_cleared', 'browser_update', 'trip_domestic', 'trip_abroad', 'roaming', 'typo', 'family_shared_device',
-  'borrowed_device',
+  'borrowed_device', 'shared_workstation', 'new_account',
 ] as const;
 export const ATTACK_KINDS = [
   'stuffing_hosting_abroad', 'stuffing_hosting_domestic', 'residential_proxy_city', 'shared_ip_many_accounts',
@@ -116,6 +116,8 @@ interface Device {
   seen: boolean;
   /** A household's shared tablet or computer: one device id, two accounts. */
   shared?: boolean;
+  /** An office's shared workstation: never leaves the office. */
+  workstation?: boolean;
 }
 
 interface Org {
@@ -124,6 +126,8 @@ interface Org {
   /** Office NAT addresses (one or two lines), or the corporate egress addresses. */
   egress: Addr[];
   vpn: boolean;
+  /** Shared workstations (a hospital ward, a shop counter): one device id, many colleagues. */
+  workstations: Array<{ id: string; browser: BrowserModel }>;
 }
 
 interface Trip {
@@ -155,6 +159,9 @@ interface User {
   logins: Array<{ t: number; device: Device; ip: string }>;
   /** Home-line addresses already used, so the first login from a reassigned one is told apart. */
   homeIps: Set<string>;
+  /** When the account was created (an account opened during the window has no history). */
+  joinAt: number;
+  started: boolean;
 }
 
 export interface GenerateResult {
@@ -241,7 +248,10 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       trips: [],
       logins: [],
       homeIps: new Set(),
+      joinAt: opts.start,
+      started: false,
     };
+    if (urng.chance(0.03)) u.joinAt = warmEnd + urng.range(0, Math.max(1, opts.days - 2)) * DAY;
     const dev = (role: DeviceRole, browser: BrowserModel, rate: number, from = opts.start, until = end): Device => ({
       role, id: urng.uuid(), browser, from, until, rate, clearsCookies: false, seen: false,
     });
@@ -330,7 +340,10 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         const lines = near(business.filter((a) => a.asn === point.asn), point, 25);
         egress = orng.chance(0.3) ? [point, orng.pick(lines)] : [point];
       }
-      orgs.push({ cc, point, egress, vpn });
+      const workstations = !vpn && orng.chance(0.25)
+        ? Array.from({ length: orng.int(2, 5) }, () => ({ id: orng.uuid(), browser: newBrowser(orng, orng.chance(0.8) ? 'edge-win' : 'chrome-win', true) }))
+        : [];
+      orgs.push({ cc, point, egress, vpn, workstations });
     }
     for (const u of workers) {
       let best: Org | null = null;
@@ -348,6 +361,11 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       u.org = best;
       const managed = newBrowser(orng, orng.chance(0.75) ? 'edge-win' : orng.chance(0.5) ? 'chrome-win' : 'chrome-mac', true);
       u.devices.push({ role: 'work', id: orng.uuid(), browser: managed, from: opts.start, until: end, rate: 0.85, clearsCookies: false, seen: false });
+      if (best.workstations.length > 0 && orng.chance(0.6)) {
+        for (const w of best.workstations.slice(0, orng.int(1, 2))) {
+          u.devices.push({ role: 'work', id: w.id, browser: w.browser, from: opts.start, until: end, rate: orng.range(0.1, 0.4), clearsCookies: false, seen: false, workstation: true });
+        }
+      }
     }
   }
 
@@ -407,7 +425,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
           const trip = u.trips.find((t) => dayStart - DAY < t.returnArrive && dayStart + DAY > t.depart);
           const tz = trip && dayStart >= trip.arrive - DAY && dayStart <= trip.returnDepart ? trip.tz : u.tz;
           const t = dayStart + (local - tz) * HOUR + brng.range(0, 59) * MIN + brng.range(0, 59_000);
-          if (t < d.from || t > d.until || t >= end) continue;
+          if (t < d.from || t > d.until || t >= end || t < u.joinAt) continue;
           benignLogin(u, d, t, workday, local);
         }
       }
@@ -422,6 +440,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     if (trip && ((t >= trip.depart && t < trip.arrive) || t >= trip.returnDepart)) return; // in transit
     if (trip) {
       if (d.role === 'tablet' && brng.chance(0.7)) return; // left at home
+      if (d.workstation) return;
       if (d.role === 'work' && u.org?.vpn) {
         addr = brng.pick(u.org.egress);
         kind = 'corporate_vpn';
@@ -433,6 +452,10 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
         addr = brng.chance(0.75) ? trip.hotel : brng.pick(trip.cafes);
         kind = trip.abroad ? 'trip_abroad' : 'trip_domestic';
       }
+    } else if (d.workstation) {
+      if (!workday || local < 7 || local >= 19 || !u.org) return;
+      addr = brng.pick(u.org.egress);
+      kind = 'shared_workstation';
     } else if (d.role === 'work') {
       const atOffice = workday && local >= 8 && local < 18 && brng.chance(0.8);
       if (u.org?.vpn) {
@@ -485,10 +508,12 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       kind = 'cookie_cleared';
     }
     const ua = userAgent(d.browser, t);
-    if (d.newKind && !d.seen) kind = d.newKind;
+    if (!u.started && u.joinAt > opts.start) kind = 'new_account';
+    else if (d.newKind && !d.seen) kind = d.newKind;
     else if (d.lastUa !== undefined && d.lastUa !== ua && kind !== 'cookie_cleared') kind = 'browser_update';
     d.lastUa = ua;
     d.seen = true;
+    u.started = true;
     // Typos: a wrong password a few seconds before the right one, same device and network.
     if (brng.chance(0.03)) {
       const typos = brng.chance(0.15) ? 2 : 1;
@@ -511,7 +536,7 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     const dev = frng.chance(0.15) ? null : frng.uuid();
     const day = Math.floor(opts.warmupDays + frng.range(0, opts.days));
     let t = opts.start + day * DAY + (localHour(frng, 'laptop', false) - u.tz) * HOUR + frng.range(0, 59) * MIN;
-    if (t >= end || u.trips.some((x) => t >= x.depart && t < x.returnArrive)) continue;
+    if (t >= end || t < u.joinAt || u.trips.some((x) => t >= x.depart && t < x.returnArrive)) continue;
     for (let k = frng.chance(0.3) ? 2 : 1; k > 0; k--) {
       emit({ ts: t, user: u.id, ip: addr.ip, deviceId: dev, userAgent: userAgent(browser, t), passwordCorrect: true, label: 'benign', kind: 'borrowed_device' });
       t += frng.range(20, 180) * MIN;
