@@ -1,5 +1,5 @@
 /**
- * Rebuild src/risk/data/asn-classes.json: autonomous system number → connection type.
+ * Rebuild src/risk/asn-classes.json: autonomous system number → connection type.
  *
  *   npx tsx scripts/build-asn-classes.ts [path/to/@ip-location-db/asn]
  *
@@ -91,6 +91,6 @@ const out = {
   counts,
   classes,
 };
-const target = join(import.meta.dirname, '..', 'src', 'risk', 'data', 'asn-classes.json');
+const target = join(import.meta.dirname, '..', 'src', 'risk', 'asn-classes.json');
 writeFileSync(target, `${JSON.stringify(out)}\n`);
 console.log(`wrote ${target}:`, counts);

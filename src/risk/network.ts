@@ -42,7 +42,7 @@ export interface Networks {
 let classes: Record<string, ConnectionType> | null = null;
 /** AS → connection type, built by scripts/build-asn-classes.ts (provenance inside the file). */
 function asnClass(asn: number): ConnectionType | undefined {
-  classes ??= (JSON.parse(readFileSync(new URL('./data/asn-classes.json', import.meta.url), 'utf8')) as { classes: Record<string, ConnectionType> }).classes;
+  classes ??= (JSON.parse(readFileSync(new URL('./asn-classes.json', import.meta.url), 'utf8')) as { classes: Record<string, ConnectionType> }).classes;
   return classes[String(asn)];
 }
 
@@ -57,6 +57,8 @@ export function networkPrefix(ip: string): { family: 4 | 6; prefix: string; v4: 
   }
   const top48 = p.value >> 80n;
   const groups = [(top48 >> 32n) & 0xffffn, (top48 >> 16n) & 0xffffn, top48 & 0xffffn].map((g) => g.toString(16));
+  // Canonical text (RFC 5952): trailing zero groups fold into "::".
+  while (groups.length > 0 && groups[groups.length - 1] === '0') groups.pop();
   return { family: 6, prefix: `${groups.join(':')}::/48`, v4: null, top64: p.value >> 64n };
 }
 

@@ -14,6 +14,8 @@ describe('networkPrefix', () => {
     expect(networkPrefix('81.2.69.142')?.prefix).toBe('81.2.69.0/24');
     expect(networkPrefix('::ffff:81.2.69.142')?.prefix).toBe('81.2.69.0/24');
     expect(networkPrefix('2001:db8:abcd:12::1')?.prefix).toBe('2001:db8:abcd::/48');
+    expect(networkPrefix('2a00:1450:0:1::1')?.prefix).toBe('2a00:1450::/48');
+    expect(networkPrefix('::1')?.prefix).toBe('::/48');
     expect(networkPrefix('not an ip')).toBeNull();
   });
 });
