@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { UnrecoverableError } from 'bullmq';
 import type { Clock } from '../clock.ts';
 import type { Db, Queryable } from '../db/db.ts';
 import type { Geo } from '../risk/geo.ts';
@@ -99,13 +100,13 @@ export function backtestProcessor(deps: BacktestJobDeps): (name: string, payload
   const every = deps.progressIntervalMs ?? 500;
   return async (name, payload) => {
     const id = (payload as { id?: unknown } | null)?.id;
-    if (name !== BACKTEST_JOB || typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id)) throw new Error(`invalid ${BACKTEST_JOB} job`);
+    if (name !== BACKTEST_JOB || typeof id !== 'string' || !/^[0-9a-f-]{36}$/.test(id)) throw new UnrecoverableError(`invalid ${BACKTEST_JOB} job`);
     const job = await store.start(id);
     if (!job) return { id, status: 'skipped' };
     try {
-      const PolicyOk = (p: unknown) => PolicyDocumentSchema.parse(p);
-      const policy = PolicyOk(job.policy);
-      const compare = job.compare ? PolicyOk(job.compare) : undefined;
+      // Stored documents were validated on the way in; checked again so a hand-edited row fails here.
+      const policy = PolicyDocumentSchema.parse(job.policy);
+      const compare = job.compare ? PolicyDocumentSchema.parse(job.compare) : undefined;
       const geo = typeof deps.geo === 'function' ? await deps.geo() : deps.geo;
       const stats = newReadStats();
       let attempts: AsyncIterable<Attempt>;
@@ -120,7 +121,8 @@ export function backtestProcessor(deps: BacktestJobDeps): (name: string, payload
         progressEvery: 1000,
         readStats: job.input.type === 'jsonl' ? stats : undefined,
         onProgress: async (n) => {
-          const now = Date.now();
+          // Throttles database writes by elapsed machine time, not domain time (the injected clock).
+          const now = performance.now();
           if (now - last < every) return;
           last = now;
           await store.progress(id, n);

@@ -24,7 +24,6 @@ const BodySchema = z.strictObject({
 });
 
 function present(r: BacktestRow) {
-  const done = r.status === 'succeeded' || r.status === 'failed';
   const progress = r.status === 'succeeded' ? 100 : r.total && r.total > 0 ? Math.min(99, Math.floor((r.processed / r.total) * 100)) : 0;
   return {
     id: r.id,
@@ -38,7 +37,7 @@ function present(r: BacktestRow) {
     createdAt: new Date(r.created_at).toISOString(),
     startedAt: r.started_at ? new Date(r.started_at).toISOString() : null,
     finishedAt: r.finished_at ? new Date(r.finished_at).toISOString() : null,
-    ...(done && r.status === 'failed' ? { error: r.error } : {}),
+    ...(r.status === 'failed' ? { error: r.error } : {}),
     ...(r.status === 'succeeded' ? { summary: r.summary } : {}),
   };
 }
@@ -102,7 +101,7 @@ export function riskBacktestRoutes(s: Services) {
         await store.fail(id, 'could not be queued');
         throw new AppError('SERVICE_UNAVAILABLE', { cause: err });
       }
-      await s.audit.append({ type: 'risk.backtest_requested', actor: admin.identityId, subject: id, reason: 'ADMIN', data: { policy: policy.version, compare: compare?.version ?? null, input: b.input.type } });
+      await s.audit.append({ type: 'backtest.requested', actor: admin.identityId, subject: id, reason: 'ADMIN', data: { policy: policy.version, compare: compare?.version ?? null, input: b.input.type } });
       c.header('Location', `/api/risk/backtests/${id}`);
       return c.json(present(row!), 202);
     },
