@@ -1,14 +1,14 @@
 import { haversineKm, type Geo } from '../risk/geo.ts';
 import { AddressBook, near, sampleV6, v6In, type Addr, type V6Net } from './address-book.ts';
 import { Rng } from './prng.ts';
+import { generateAttacks } from './attacks.ts';
+import { CONSUMER_VPN, CORPORATE_EGRESS, COUNTRIES, COUNTRY_CODES, DESTINATIONS, HOSTING, TOR_HOSTERS, TOR_NETWORKS, tzOf } from './scenario-networks.ts';
 import type { LoginRecord } from './record.ts';
 import {
   newBrowser,
   pickDesktopBrowser,
   pickPhoneBrowser,
-  TOR_BROWSER_UA,
   userAgent,
-  chromeMajor,
   type BrowserModel,
 } from './user-agents.ts';
 
@@ -46,47 +46,6 @@ const DAY = 86_400_000;
 const HOUR = 3_600_000;
 const MIN = 60_000;
 
-type Weighted = ReadonlyArray<readonly [number, number]>;
-
-interface CountrySpec {
-  weight: number;
-  tz: number;
-  residential: Weighted;
-  mobile: Weighted;
-  /** Lines offices buy (business DSL/fibre from the incumbents, carrier ethernet). */
-  business: readonly number[];
-  /** How often a home line gets a new address, per day. */
-  homeIpChurn: number;
-  /** Share of home lines with IPv6 (browsers then prefer it) and of phone sessions on IPv6. */
-  v6Home: number;
-  v6Mobile: number;
-}
-
-// Real networks per country (ASN → share of customers).
-const COUNTRIES: Record<string, CountrySpec> = {
-  DE: { weight: 24, tz: 1, residential: [[3320, 45], [3209, 25], [6805, 12], [8881, 12], [8422, 3]], mobile: [[3320, 40], [3209, 30], [6805, 30]], business: [3320, 8881, 8220, 3209], homeIpChurn: 0.25, v6Home: 0.6, v6Mobile: 0.5 },
-  GB: { weight: 15, tz: 0, residential: [[2856, 35], [5607, 25], [5089, 25], [35228, 5]], mobile: [[35228, 35], [206067, 25], [25135, 25], [2856, 15]], business: [2856, 8220, 5089], homeIpChurn: 0.03, v6Home: 0.4, v6Mobile: 0.3 },
-  US: { weight: 20, tz: -5, residential: [[7922, 35], [7018, 20], [20115, 20], [22773, 10], [701, 10], [5650, 5]], mobile: [[21928, 40], [22394, 35], [7018, 25]], business: [7922, 701, 7018, 3356], homeIpChurn: 0.01, v6Home: 0.5, v6Mobile: 0.8 },
-  FR: { weight: 12, tz: 1, residential: [[3215, 40], [12322, 25], [15557, 20], [5410, 15]], mobile: [[3215, 40], [15557, 30], [5410, 30]], business: [3215, 15557, 8220], homeIpChurn: 0.02, v6Home: 0.7, v6Mobile: 0.5 },
-  ES: { weight: 8, tz: 1, residential: [[3352, 45], [12479, 25], [12430, 30]], mobile: [[12430, 35], [3352, 35], [12479, 30]], business: [3352, 12430], homeIpChurn: 0.05, v6Home: 0.1, v6Mobile: 0.1 },
-  IT: { weight: 8, tz: 1, residential: [[3269, 45], [12874, 25], [30722, 15], [1267, 15]], mobile: [[30722, 35], [1267, 35], [3269, 30]], business: [3269, 12874], homeIpChurn: 0.05, v6Home: 0.1, v6Mobile: 0.1 },
-  NL: { weight: 8, tz: 1, residential: [[1136, 40], [33915, 35], [50266, 25]], mobile: [[1136, 35], [50266, 35], [33915, 30]], business: [1136, 33915], homeIpChurn: 0.02, v6Home: 0.3, v6Mobile: 0.3 },
-  CH: { weight: 5, tz: 1, residential: [[3303, 55], [6730, 30], [13030, 15]], mobile: [[3303, 60], [6730, 40]], business: [3303, 6730], homeIpChurn: 0.01, v6Home: 0.4, v6Mobile: 0.4 },
-};
-const COUNTRY_CODES = Object.keys(COUNTRIES);
-
-/** Cloud and hosting networks: where stuffing bots and phishing proxies run. */
-const HOSTING = [16509, 14618, 14061, 16276, 24940, 396982, 8075, 20473, 51167, 63949, 47583, 197540, 44066, 25369];
-/** Security-service-edge egress (corporate "VPN" that is really a cloud proxy). */
-const CORPORATE_EGRESS = [53813, 62044];
-/** Where consumer VPN providers rent their exits. */
-const CONSUMER_VPN = [9009, 212238, 60068];
-/** Networks that run many Tor exits (privacy foundations and the hosters relay operators favour). */
-const TOR_NETWORKS = [60729, 53667, 208323, 4224, 200052, 205100];
-const TOR_HOSTERS = [24940, 16276, 51167, 197540];
-/** Trip destinations people fly or drive to. */
-const DESTINATIONS = ['ES', 'IT', 'FR', 'GB', 'US', 'DE', 'NL', 'CH'];
-
 export const BENIGN_KINDS = [
   'home', 'home_new_ip', 'office_nat', 'corporate_vpn', 'mobile_cgnat', 'consumer_vpn', 'new_phone', 'new_browser',
   'cookie_cleared', 'browser_update', 'trip_domestic', 'trip_abroad', 'roaming', 'typo', 'family_shared_device',
@@ -97,9 +56,9 @@ export const ATTACK_KINDS = [
   'shared_device_many_accounts', 'realtime_phishing', 'tor', 'low_and_slow_isp', 'password_spraying',
 ] as const;
 
-type DeviceRole = 'laptop' | 'phone' | 'tablet' | 'work';
+export type DeviceRole = 'laptop' | 'phone' | 'tablet' | 'work';
 
-interface Device {
+export interface Device {
   role: DeviceRole;
   id: string;
   browser: BrowserModel;
@@ -120,7 +79,7 @@ interface Device {
   workstation?: boolean;
 }
 
-interface Org {
+export interface Org {
   cc: string;
   point: Addr;
   /** Office NAT addresses (one or two lines), or the corporate egress addresses. */
@@ -130,7 +89,7 @@ interface Org {
   workstations: Array<{ id: string; browser: BrowserModel }>;
 }
 
-interface Trip {
+export interface Trip {
   depart: number;
   arrive: number;
   returnDepart: number;
@@ -141,7 +100,7 @@ interface Trip {
   tz: number;
 }
 
-interface User {
+export interface User {
   id: string;
   cc: string;
   tz: number;
@@ -169,10 +128,6 @@ export interface GenerateResult {
   stats: { users: number; benign: number; attack: number; unlabelled: number; byKind: Record<string, number> };
 }
 
-function tzOf(cc: string, lon: number): number {
-  if (cc === 'US') return Math.max(-8, Math.min(-5, Math.round(lon / 15)));
-  return COUNTRIES[cc]?.tz ?? Math.round(lon / 15);
-}
 
 export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   const root = new Rng(opts.seed);
@@ -543,136 +498,10 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
     }
   }
 
-  // ---- attacks ------------------------------------------------------------------------------
-  const arng = root.fork('attacks');
-  const scale = (opts.users / 2000) * (opts.attackRate ?? 1);
-  const count = (base: number): number => Math.max(1, Math.round(base * scale));
-  const labelled = (): number => warmEnd + arng.range(0.02, 0.999) * opts.days * DAY;
-  const victimPool = users.filter((u) => u.logins.some((l) => l.t < warmEnd));
-  const victim = (): User => arng.pick(victimPool.length > 0 ? victimPool : users);
-  const primaryUa = (u: User, t: number): string => {
-    const d = u.devices.find((x) => x.role === 'laptop') ?? u.devices.find((x) => x.role === 'work') ?? u.devices[0];
-    return userAgent(d.browser, t);
-  };
-  // Attack tooling lags browser releases by a few months: stale but plausible Chrome strings.
-  const toolUa = (t: number): string => {
-    const v = chromeMajor(t) - arng.int(1, 6);
-    return arng.chance(0.8)
-      ? `Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${v}.0.0.0 Safari/537.36`
-      : `Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/${v}.0.0.0 Safari/537.36`;
-  };
-  const attack = (u: User, t: number, ip: string, deviceId: string | null, ua: string | null, kind: string, ok = true): void =>
-    emit({ ts: t, user: u.id, ip, deviceId, userAgent: ua, passwordCorrect: ok, label: 'attack', kind });
-
-  // Credential stuffing with a cleaned combo list: bots in data centres, scripts keep no cookies.
-  const stuffing = (abroad: boolean, campaigns: number, perCampaign: number): void => {
-    for (let c = 0; c < campaigns; c++) {
-      const target = victim();
-      const pool = abroad ? hostingAbroad(target.cc) : hostingIn(target.cc);
-      if (pool.length === 0) continue;
-      const bots = Array.from({ length: arng.int(3, 25) }, () => arng.pick(pool));
-      let t = labelled();
-      const ua = toolUa(t);
-      // A combo list is usually one market's breach; its accounts share a country.
-      const sameMarket = victimPool.filter((u) => u.cc === target.cc);
-      for (let i = 0; i < perCampaign; i++) {
-        const v = i === 0 || sameMarket.length === 0 ? target : arng.pick(sameMarket);
-        t += arng.range(2_000, 90_000);
-        attack(v, t, arng.pick(bots).ip, arng.chance(0.5) ? null : arng.uuid(), arng.chance(0.85) ? ua : 'python-requests/2.32.3', abroad ? 'stuffing_hosting_abroad' : 'stuffing_hosting_domestic');
-      }
-    }
-  };
-  stuffing(true, count(6), 12);
-  stuffing(false, count(4), 10);
-
-  // Account takeover through a residential proxy in the victim's own city, with the victim's
-  // exact user agent (scraped from an infostealer log) and a fresh anti-detect profile.
-  for (let i = 0; i < count(45); i++) {
-    const v = victim();
-    const local = near(residential(v.cc).filter((a) => a.ip !== v.line.ip.ip), v.home, 40);
-    const others = local.filter((a) => a.asn !== v.homeAsn);
-    const addr = arng.pick(others.length > 0 && arng.chance(0.7) ? others : local);
-    const t = labelled();
-    const dev = arng.uuid();
-    attack(v, t, addr.ip, dev, primaryUa(v, t), 'residential_proxy_city');
-    if (arng.chance(0.3)) attack(v, t + arng.range(1, 30) * MIN, addr.ip, dev, primaryUa(v, t), 'residential_proxy_city');
-  }
-
-  // Account checkers: one address tries many accounts in an hour.
-  for (let c = 0; c < count(2); c++) {
-    const src = arng.chance(0.5) ? arng.pick(residential(arng.pick(COUNTRY_CODES))) : arng.pick(book.pool(HOSTING));
-    let t = labelled();
-    const n = arng.int(15, 40);
-    for (let i = 0; i < n; i++) {
-      t += arng.range(30_000, 240_000);
-      attack(victim(), t, src.ip, arng.chance(0.6) ? null : arng.uuid(), toolUa(t), 'shared_ip_many_accounts');
-    }
-  }
-
-  // An anti-detect browser profile reused across accounts (same device id), each through a
-  // residential proxy in that victim's country, with a plausible user agent.
-  for (let c = 0; c < count(2); c++) {
-    const dev = arng.uuid();
-    let t = labelled();
-    const ua = toolUa(t);
-    const n = arng.int(10, 30);
-    for (let i = 0; i < n; i++) {
-      const v = victim();
-      t += arng.range(2, 45) * MIN;
-      attack(v, t, arng.pick(near(residential(v.cc), v.home, 150)).ip, dev, ua, 'shared_device_many_accounts');
-    }
-  }
-
-  // Real-time phishing (adversary in the middle): the proxy signs in minutes after the victim
-  // typed the password into the lure, forwarding the victim's user agent but not its cookie.
-  for (let i = 0; i < count(40); i++) {
-    const v = victim();
-    const later = v.logins.filter((l) => l.t >= warmEnd && l.t < end - HOUR);
-    if (later.length === 0) continue;
-    const l = arng.pick(later);
-    const t = l.t + arng.range(1, 12) * MIN;
-    const src = arng.chance(0.6)
-      ? arng.pick(arng.chance(0.5) && hostingIn(v.cc).length > 0 ? hostingIn(v.cc) : book.pool(HOSTING))
-      : arng.pick(residential(v.cc));
-    attack(v, t, src.ip, arng.chance(0.5) ? null : arng.uuid(), userAgent(l.device.browser, t), 'realtime_phishing');
-  }
-
-  // Tor: a small set of exits shared by everyone who uses them; Tor Browser keeps no cookies.
-  const torExits = [
-    ...book.pool(TOR_NETWORKS),
-    ...TOR_HOSTERS.flatMap((a) => book.of(a).slice(0, 6)),
-  ];
-  for (let i = 0; i < count(30) && torExits.length > 0; i++) {
-    const v = victim();
-    const t = labelled();
-    attack(v, t, arng.pick(torExits).ip, null, TOR_BROWSER_UA, 'tor');
-  }
-
-  // Low and slow from the victim's own ISP: one careful attempt per account, days apart, from a
-  // residential proxy on the same network the victim uses (so the ASN and country look familiar).
-  for (let i = 0; i < count(40); i++) {
-    const v = victim();
-    const same = book.of(v.homeAsn, v.cc).filter((a) => a.ip !== v.line.ip.ip);
-    if (same.length === 0) continue;
-    const t = labelled();
-    // Residential proxy pools sell IPv6 exits on the big ISPs too.
-    const v6 = v6Of(v.homeAsn, v.cc);
-    const ip = v6.length > 0 && arng.chance(0.3) ? v6In(arng.pick(v6), arng) : arng.pick(same).ip;
-    attack(v, t, ip, arng.uuid(), arng.chance(0.5) ? primaryUa(v, t) : toolUa(t), 'low_and_slow_isp');
-  }
-
-  // Password spraying: one common password against many accounts, slowly, from rotating
-  // proxies; the few accounts that use it let the sprayer in.
-  for (let c = 0; c < count(2); c++) {
-    const pool = arng.chance(0.5) ? book.pool(HOSTING) : residential(arng.pick(COUNTRY_CODES));
-    let t = labelled();
-    const n = arng.int(150, 300);
-    const ua = toolUa(t);
-    for (let i = 0; i < n; i++) {
-      t += arng.range(10_000, 120_000);
-      attack(victim(), t, arng.pick(pool).ip, null, ua, 'password_spraying', arng.chance(0.04));
-    }
-  }
+  generateAttacks({
+    rng: root.fork('attacks'), opts, users, warmEnd, end, book, emit,
+    residential, hostingIn, hostingAbroad, v6Of,
+  });
 
   records.sort((a, b) => a.ts - b.ts);
   const kept = records.filter((r) => r.ts >= opts.start && r.ts < end);
