@@ -52,6 +52,15 @@ export function createBacktestStore(db: Queryable, clock: Clock) {
       if (!r) return null;
       return { ...r, policy: json(r.policy) as PolicyDocument, compare: json(r.compare) as PolicyDocument | null, input: json(r.input) as BacktestInput, summary: json(r.summary) as BacktestSummary | null };
     },
+    /** The latest jobs, newest first, without their summaries. */
+    async list(limit: number): Promise<BacktestRow[]> {
+      const { rows } = await db.query<BacktestRow>(
+        `SELECT id, status, policy, compare, input, total, processed, NULL AS summary, error, created_by, created_at, started_at, finished_at
+           FROM risk_backtests ORDER BY created_at DESC, id DESC LIMIT $1`,
+        [limit],
+      );
+      return rows.map((r) => ({ ...r, policy: json(r.policy) as PolicyDocument, compare: json(r.compare) as PolicyDocument | null, input: json(r.input) as BacktestInput }));
+    },
     /** Claim a queued job (a duplicate delivery finds it taken and does nothing). */
     async start(id: string): Promise<{ policy: PolicyDocument; compare: PolicyDocument | null; input: BacktestInput; text: string | null } | null> {
       const { rows } = await db.query<{ policy: unknown; compare: unknown; input: unknown; input_text: string | null }>(

@@ -127,6 +127,11 @@ describe('back-testing recorded logins and back-test jobs over HTTP', () => {
     expect(mine.length).toBeGreaterThan(2);
     expect(mine.some((n) => n < records.length)).toBe(true);
     for (let i = 1; i < mine.length; i++) expect(mine[i]).toBeGreaterThanOrEqual(mine[i - 1]);
+    const list = await admin.get('/api/risk/backtests?limit=5');
+    expect(list.status).toBe(200);
+    expect(list.body.items[0]).toMatchObject({ id, status: 'succeeded', progress: 100 });
+    expect(list.body.items[0]).not.toHaveProperty('summary');
+    expect((await admin.get('/api/risk/backtests?limit=lots')).body.code).toBe('VALIDATION_FAILED');
     // The uploaded text is dropped once the job is done.
     const { rows } = await t.db.query<{ input_text: string | null }>('SELECT input_text FROM risk_backtests WHERE id = $1', [id]);
     expect(rows[0].input_text).toBeNull();

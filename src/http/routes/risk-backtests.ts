@@ -23,7 +23,7 @@ const BodySchema = z.strictObject({
   ]),
 });
 
-function present(r: BacktestRow) {
+function present(r: BacktestRow, withSummary = true) {
   const progress = r.status === 'succeeded' ? 100 : r.total && r.total > 0 ? Math.min(99, Math.floor((r.processed / r.total) * 100)) : 0;
   return {
     id: r.id,
@@ -38,7 +38,7 @@ function present(r: BacktestRow) {
     startedAt: r.started_at ? new Date(r.started_at).toISOString() : null,
     finishedAt: r.finished_at ? new Date(r.finished_at).toISOString() : null,
     ...(r.status === 'failed' ? { error: r.error } : {}),
-    ...(r.status === 'succeeded' ? { summary: r.summary } : {}),
+    ...(withSummary && r.status === 'succeeded' ? { summary: r.summary } : {}),
   };
 }
 
@@ -106,6 +106,15 @@ export function riskBacktestRoutes(s: Services) {
       return c.json(present(row!), 202);
     },
   );
+
+  app.get('/', async (c) => {
+    await requirePermission(c, s, PERMISSION);
+    const raw = c.req.query('limit') ?? '20';
+    const limit = /^\d{1,3}$/.test(raw) ? Math.min(100, Math.max(1, Number(raw))) : null;
+    if (limit === null) throw new AppError('VALIDATION_FAILED', { detail: 'limit: an integer from 1 to 100' });
+    c.header('Cache-Control', 'no-store');
+    return c.json({ items: (await store.list(limit)).map((r) => present(r, false)) });
+  });
 
   app.get('/:id', async (c) => {
     await requirePermission(c, s, PERMISSION);
