@@ -18,6 +18,7 @@ CREATE TABLE risk_backtests (
   created_by   uuid,
   created_at   timestamptz NOT NULL,
   started_at   timestamptz,
+  heartbeat_at timestamptz,                -- last progress write: a run silent for long died with its worker
   finished_at  timestamptz
 );
 CREATE INDEX risk_backtests_created ON risk_backtests (created_at DESC);

@@ -10,6 +10,8 @@ import { replayFactoryFor, type ReplayConfig } from './risk-adapter.ts';
 import { runBacktest, type BacktestSummary } from './runner.ts';
 
 export const BACKTEST_JOB = 'backtest.run';
+/** A running job with no progress write for this long is taken for dead (progress comes every ≤ 1 000 attempts). */
+const STALE_MS = 10 * 60_000;
 
 export type BacktestInput = { type: 'events'; from: string; to: string } | { type: 'jsonl'; bytes: number; lines: number };
 
@@ -61,19 +63,25 @@ export function createBacktestStore(db: Queryable, clock: Clock) {
       );
       return rows.map((r) => ({ ...r, policy: json(r.policy) as PolicyDocument, compare: json(r.compare) as PolicyDocument | null, input: json(r.input) as BacktestInput }));
     },
-    /** Claim a queued job (a duplicate delivery finds it taken and does nothing). */
-    async start(id: string): Promise<{ policy: PolicyDocument; compare: PolicyDocument | null; input: BacktestInput; text: string | null } | null> {
+    /**
+     * Claim a job: a queued one, or a running one whose worker fell silent (died mid-run; the
+     * queue hands a stalled job out again). A duplicate delivery of a live or finished job finds
+     * it taken and does nothing.
+     */
+    async start(id: string, staleMs = STALE_MS): Promise<{ policy: PolicyDocument; compare: PolicyDocument | null; input: BacktestInput; text: string | null } | null> {
+      const now = clock.now();
       const { rows } = await db.query<{ policy: unknown; compare: unknown; input: unknown; input_text: string | null }>(
-        `UPDATE risk_backtests SET status = 'running', started_at = $2 WHERE id = $1 AND status = 'queued'
+        `UPDATE risk_backtests SET status = 'running', started_at = $2, heartbeat_at = $2, processed = 0
+          WHERE id = $1 AND (status = 'queued' OR (status = 'running' AND heartbeat_at < $3))
          RETURNING policy, compare, input, input_text`,
-        [id, new Date(clock.now())],
+        [id, new Date(now), new Date(now - staleMs)],
       );
       const r = rows[0];
       if (!r) return null;
       return { policy: json(r.policy) as PolicyDocument, compare: json(r.compare) as PolicyDocument | null, input: json(r.input) as BacktestInput, text: r.input_text };
     },
     async progress(id: string, processed: number): Promise<void> {
-      await db.query(`UPDATE risk_backtests SET processed = $2 WHERE id = $1 AND status = 'running'`, [id, processed]);
+      await db.query(`UPDATE risk_backtests SET processed = $2, heartbeat_at = $3 WHERE id = $1 AND status = 'running'`, [id, processed, new Date(clock.now())]);
     },
     async finish(id: string, summary: BacktestSummary): Promise<void> {
       await db.query(

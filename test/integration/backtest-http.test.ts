@@ -189,6 +189,16 @@ describe('back-testing recorded logins and back-test jobs over HTTP', () => {
     const run = backtestProcessor({ db: t.db, clock: t.clock, geo: await openGeo(), config: t.config });
     expect(await run('backtest.run', { id: r.body.id }, 'dup')).toEqual({ id: r.body.id, status: 'skipped' });
     await expect(run('backtest.run', { id: "x'; DROP TABLE risk_backtests; --" }, 'evil')).rejects.toThrow(/invalid/);
+    // A job whose worker died mid-run (silent for long) is taken up again when redelivered;
+    // one still beating is not.
+    const again = await admin.post('/api/risk/backtests', { policy: 'default', input: { type: 'jsonl', text: '{"bad":2}\n' } });
+    await vi.waitFor(async () => expect((await admin.get(`/api/risk/backtests/${again.body.id}`)).body.status).toBe('succeeded'), { timeout: 15_000, interval: 100 });
+    await t.db.query(`UPDATE risk_backtests SET status = 'running', summary = NULL, heartbeat_at = $2 WHERE id = $1`, [again.body.id, new Date(t.clock.now() - 60_000)]);
+    expect(await run('backtest.run', { id: again.body.id }, 'dup2')).toEqual({ id: again.body.id, status: 'skipped' });
+    await t.db.query(`UPDATE risk_backtests SET heartbeat_at = $2 WHERE id = $1`, [again.body.id, new Date(t.clock.now() - 11 * 60_000)]);
+    await t.db.query(`UPDATE risk_backtests SET input_text = $2 WHERE id = $1`, [again.body.id, '{"bad":3}\n']);
+    expect(await run('backtest.run', { id: again.body.id }, 'redelivered')).toEqual({ id: again.body.id, status: 'succeeded' });
+    expect((await admin.get(`/api/risk/backtests/${again.body.id}`)).body.summary.input.malformed).toBe(1);
     expect((await admin.get(`/api/risk/backtests/${r.body.id}`)).body.summary.input.malformed).toBe(1);
   });
 });
