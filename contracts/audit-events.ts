@@ -21,6 +21,7 @@ export const AUDIT_EVENT_TYPES = [
   'risk_policy.shadowed', // a version scores every login beside the active one, never enforced
   'risk_policy.shadow_cleared', // shadow scoring was turned off
   'risk_event.labelled', // an analyst, the user's report or a completed step-up labelled a login
+  'backtest.requested', // a back-test job was queued (policy version or document, input kind)
   // Second factors
   'mfa.enrolment_started', // a TOTP secret or a phone/email binding was begun
   'mfa.enrolled', // a factor was confirmed (reason: TOTP | SMS | EMAIL | WEBAUTHN)

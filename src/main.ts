@@ -10,6 +10,7 @@ import { migrate } from './db/migrate.ts';
 import type { Db } from './db/db.ts';
 import { createBullJobs } from './jobs/bullmq.ts';
 import { createInProcessJobs } from './jobs/in-process.ts';
+import { backtestProcessor } from './backtest/job.ts';
 import type { Jobs } from './jobs/jobs.ts';
 import { openGeo } from './risk/geo.ts';
 import { createRiskScorer } from './risk/scorer.ts';
@@ -47,6 +48,7 @@ export async function start(env: Record<string, string | undefined> = process.en
     jobs = createInProcessJobs({
       [config.RISK_QUEUE]: riskProcessor(scorer),
       [config.NOTIFY_QUEUE]: notifyProcessor({ db, email: notifier.email, sms: notifier.sms, clock }),
+      [config.BACKTEST_QUEUE]: backtestProcessor({ db, clock, geo: () => openGeo(config.GEOIP_DB), config }),
     });
   }
   const masterKey = await resolveMasterKey(config, logger);

@@ -1,11 +1,13 @@
 import { loadConfig, ConfigError } from '../src/config/config.ts';
 import { createLogger } from '../src/logger.ts';
+import { systemClock } from '../src/clock.ts';
 import { createPgDb } from '../src/db/pg.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { openGeo } from '../src/risk/geo.ts';
 import { createRiskScorer } from '../src/risk/scorer.ts';
 import { startRiskWorker } from './risk-score.worker.ts';
 import { startNotifyWorker } from './notify.worker.ts';
+import { startBacktestWorker } from './backtest.worker.ts';
 import { createNotifier } from '../src/notify/notifier.ts';
 
 /** `npm run worker`: the BullMQ workers as their own process (needs DATABASE_URL and REDIS_URL). */
@@ -16,9 +18,10 @@ async function main() {
     throw new ConfigError('Invalid configuration:\n  DATABASE_URL, REDIS_URL: the worker process needs both (the embedded default runs jobs in-process)');
   const db = createPgDb(config.DATABASE_URL, 5);
   await migrate(db);
+  const geo = await openGeo(config.GEOIP_DB);
   const scorer = createRiskScorer({
     db,
-    geo: await openGeo(config.GEOIP_DB),
+    geo,
     config,
     onListError: (err) => logger.error({ err }, 'risk reputation list unreadable; keeping the last good one'),
   });
@@ -30,10 +33,12 @@ async function main() {
     deps: { db, email: notifier.email, sms: notifier.sms },
     logger,
   });
-  logger.info({ queues: [config.RISK_QUEUE, config.NOTIFY_QUEUE] }, 'Threshold workers running');
+  const backtest = startBacktestWorker({ redisUrl: config.REDIS_URL, queueName: config.BACKTEST_QUEUE, deps: { db, clock: systemClock, geo, config }, logger });
+  logger.info({ queues: [config.RISK_QUEUE, config.NOTIFY_QUEUE, config.BACKTEST_QUEUE] }, 'Threshold workers running');
   const stop = async () => {
     await risk.close();
     await notify.close();
+    await backtest.close();
     await notifier.close();
     await db.close();
     process.exit(0);

@@ -50,6 +50,10 @@ export const ConfigSchema = z.object({
   /** How often those files are stat()ed for changes. */
   RISK_LIST_CHECK_MS: int(1000, 0, 3_600_000),
   GEOIP_DB: z.string().optional(),
+  /** Queue of back-test jobs (POST /api/risk/backtests). */
+  BACKTEST_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('backtest'),
+  /** Largest JSONL upload a back-test job accepts, in bytes. */
+  BACKTEST_MAX_UPLOAD_BYTES: int(8 * 1024 * 1024, 1024, 64 * 1024 * 1024),
   /** Consecutive password failures before the account locks (NIST: at most 100). */
   LOCKOUT_THRESHOLD: int(10, 1, 100),
   /** How long a lock lasts; 0 means only an administrator unlocks. */

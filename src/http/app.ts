@@ -17,6 +17,7 @@ import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
+import { riskBacktestRoutes } from './routes/risk-backtests.ts';
 import { deviceId } from './middleware/client.ts';
 import { createDevMailbox } from '../notify/dev-mailbox.ts';
 import { refuseUnstorableUrl } from './input.ts';
@@ -38,7 +39,9 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     c.header('Referrer-Policy', 'no-referrer');
     await next();
   });
-  app.use('*', bodyLimit({ maxSize: 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } }));
+  const smallBodies = bodyLimit({ maxSize: 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } });
+  // Back-test uploads carry JSONL files; that route applies its own (configured) bound.
+  app.use('*', (c, next) => (c.req.path === '/api/risk/backtests' ? next() : smallBodies(c, next)));
   app.use('*', refuseUnstorableUrl());
   app.use('*', clientContext({ trustedProxies: s.config.TRUSTED_PROXIES, secureCookies: s.config.secureCookies }));
   // Browser safety (README "Browser safety"): unsafe requests from another site or a sibling subdomain are refused.
@@ -136,6 +139,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   // Forward-auth for reverse proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
   app.route('/auth/verify', verifyRoutes(s));
   app.route('/auth', sessionRoutes(s));
+  app.route('/api/risk/backtests', riskBacktestRoutes(s));
   app.route('/api/risk', riskRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;
