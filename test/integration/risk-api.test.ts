@@ -310,6 +310,12 @@ describe('risk API (/api/risk)', () => {
     const net = (await t.db.query<{ asn: number | null; net_type: string | null; net_prefix: string | null }>('SELECT asn, net_type, net_prefix FROM login_events WHERE id = $1', [steppedUp.id])).rows[0];
     expect(net.net_prefix).toMatch(/\/24$/);
     expect(r.body).toMatchObject({ asn: net.asn, netType: net.net_type, netPrefix: net.net_prefix });
+    // Every reason the engine recorded, the trust reason too, finds the event.
+    expect(r.body.reasons).toContain('KNOWN_NETWORK');
+    for (const reason of r.body.reasons as string[]) {
+      const found = await admin.get(`/api/risk/events?user=${bobId}&reason=${reason}&decision=step_up&limit=200`);
+      expect(found.body.items.map((e: { id: string }) => e.id), reason).toContain(steppedUp.id);
+    }
     // The engine's raw observations stay out of the analyst's view.
     expect(r.body.signals.map((x: { name: string }) => x.name)).not.toContain('observed');
     expect(r.body.userMessage).toMatch(/recogni[sz]e this device/);
