@@ -156,7 +156,7 @@ export function createLoginService(deps: {
           country: f.ctx.risk?.country ?? null,
         });
         // Evictions happened whatever comes next: audited here, not with the success.
-        for (const id of f.created.evicted) await deps.audit.append({ type: 'session.revoked', subject: id, reason: 'EVICTED', data: { by: f.created.session.id } });
+        await deps.audit.appendMany(f.created.evicted.map((id) => ({ type: 'session.revoked' as const, subject: id, reason: 'EVICTED', data: { by: f.created!.session.id } })));
       },
     },
     {
@@ -190,8 +190,11 @@ export function createLoginService(deps: {
       async run(f) {
         const { session } = f.created!;
         const base = { flow: f.flow.id, device: deviceRef(f.flow.device_id) };
-        await deps.audit.append({ type: 'login.succeeded', subject: f.identityId, reason: f.out.factors.join(' '), data: { ...base, amr: f.out.amr } });
-        await deps.audit.append({ type: 'session.created', subject: f.identityId, reason: f.out.acr, data: { session: session.id, flow: f.flow.id, amr: f.amr } });
+        // One group commit for both (src/audit/audit.ts), chained in this order.
+        await deps.audit.appendMany([
+          { type: 'login.succeeded', subject: f.identityId, reason: f.out.factors.join(' '), data: { ...base, amr: f.out.amr } },
+          { type: 'session.created', subject: f.identityId, reason: f.out.acr, data: { session: session.id, flow: f.flow.id, amr: f.amr } },
+        ]);
       },
     },
     {
