@@ -12,6 +12,7 @@ import { createSessionService } from './session/sessions.ts';
 import { createKeyStore } from './tokens/keys.ts';
 import { createTokenService } from './tokens/access-token.ts';
 import { createRbac } from './rbac/rbac.ts';
+import { createRbacSnapshot, memoryVersionSource, redisVersionSource } from './rbac/snapshot.ts';
 import { createUserService } from './identity/users.ts';
 import { createLoginService } from './flows/login-service.ts';
 import { createStepUpService } from './flows/stepup-service.ts';
@@ -99,7 +100,8 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     audience: config.TOKEN_AUDIENCE ?? config.PUBLIC_URL,
     ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
   });
-  const rbac = createRbac(db, clock);
+  // Authorization from memory; a change in any process is seen by every process's next check.
+  const rbac = createRbac(db, clock, createRbacSnapshot({ db, clock, source: redis ? redisVersionSource(redis) : memoryVersionSource() }));
   const users = createUserService({ db, clock, passwords });
   const webauthn = createWebAuthnService({ db, clock, audit, rpID: config.webauthn.rpID, rpName: config.webauthn.rpName, origins: config.webauthn.origins });
   const codes = createCodeService({

@@ -99,6 +99,7 @@ describe('security review regressions', () => {
 
   it('admin routes that need stronger authentication answer with the RFC 9470 challenge', async () => {
     await t.db.query(`UPDATE permissions SET requirement = '{"amr":["mfa"],"maxAge":900}' WHERE name = 'MANAGE_USERS'`);
+    await t.services.rbac.changed();
     try {
       const admin = new Client(t.url, { 'x-forwarded-for': IP.mountainView, 'x-device-id': device('admin-9470') });
       expect((await admin.passwordLogin('admin@example.test', 'correct horse battery staple')).body.step).toBe('done');
@@ -107,6 +108,7 @@ describe('security review regressions', () => {
       expect(r.headers.get('www-authenticate')).toMatch(/^Bearer error="insufficient_user_authentication".*acr_values=.*max_age=900/);
     } finally {
       await t.db.query("UPDATE permissions SET requirement = NULL WHERE name = 'MANAGE_USERS'");
+      await t.services.rbac.changed();
     }
   });
 });
