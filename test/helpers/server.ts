@@ -55,7 +55,7 @@ export async function startTestServer(env: Record<string, string> = {}) {
   let worker: ReturnType<typeof startRiskWorker> | null = null;
   const startWorker = async () => {
     worker = startRiskWorker({ redisUrl: TEST_REDIS_URL, queueName: queue, scorer });
-    await worker.worker.waitUntilReady();
+    await worker.ready; // connected and heartbeat written: readiness counts it from here
   };
   const stopWorker = async () => {
     await worker?.close();
@@ -68,7 +68,7 @@ export async function startTestServer(env: Record<string, string> = {}) {
     queueName: config.NOTIFY_QUEUE,
     deps: { db: tdb.db, email: notifier.email, sms: notifier.sms, clock },
   });
-  await notifyWorker.worker.waitUntilReady();
+  await notifyWorker.ready;
   const services = await buildServices({ config, db: tdb.db, jobs, clock, logger, masterKey: config.masterKey! });
   await bootstrapAdmin(config, services.users, services.audit, () => {});
   const app = createApp(services);
