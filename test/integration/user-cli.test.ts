@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runUserCli } from '../../scripts/user.ts';
+import { createTestDb } from '../helpers/db.ts';
 import { Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -101,4 +103,46 @@ describe('npm run user:create / user:unlock against PostgreSQL', () => {
     expect(await runUserCli(['unlock', '--email', 'nobody@example.test'], { env, out: (s) => lines.push(s) })).toBe(1);
     expect(lines.pop()).toBe('no user with email nobody@example.test');
   }, 30_000);
+});
+
+describe('a production start with no administrator', () => {
+  /** `npm start` as the production recipe has it: DATABASE_URL, a master key, no admin variables, no SMTP. */
+  function startProd(dbUrl: string, key: string) {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', DATABASE_URL: dbUrl, THRESHOLD_MASTER_KEY: key, PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const ready = new Promise<string>((res, rej) => {
+      child.stdout.on('data', () => /listening on/.test(out) && res(out));
+      child.once('exit', (code) => rej(new Error(`exited ${code}: ${out}\n${err}`)));
+    });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    return { ready, stop: () => (child.kill('SIGTERM'), exited) };
+  }
+
+  it('says at start that nobody can sign in and which command fixes it, and that mail goes nowhere; quiet once an admin exists', async () => {
+    const tdb = await createTestDb();
+    const key = randomBytes(32).toString('base64');
+    try {
+      const first = startProd(tdb.url, key);
+      const out = await first.ready;
+      await first.stop();
+      expect(out).toContain('No administrator exists');
+      expect(out).toContain('npm run user:create -- --email you@example.com --roles ADMIN');
+      expect(out).toContain('SMTP_URL is not set');
+
+      expect(await runUserCli(['create', '--email', 'root@example.test', '--roles', 'ADMIN'], { env: { DATABASE_URL: tdb.url }, out: () => {} })).toBe(0);
+      const second = startProd(tdb.url, key);
+      const again = await second.ready;
+      await second.stop();
+      expect(again).not.toContain('No administrator exists');
+    } finally {
+      await tdb.drop();
+    }
+  }, 60_000);
 });
