@@ -3,7 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { serve } from '@hono/node-server';
 import { loadConfig } from '../../src/config/config.ts';
 import { createLogger } from '../../src/logger.ts';
-import { createBullJobs } from '../../src/jobs/bullmq.ts';
+import { Queue } from 'bullmq';
+import { createBullJobs, redisConnection } from '../../src/jobs/bullmq.ts';
 import { openGeo } from '../../src/risk/geo.ts';
 import { createRiskScorer } from '../../src/risk/scorer.ts';
 import { startRiskWorker } from '../../workers/risk-score.worker.ts';
@@ -13,7 +14,7 @@ import { buildServices } from '../../src/services.ts';
 import { bootstrapAdmin } from '../../src/bootstrap.ts';
 import { createApp } from '../../src/http/app.ts';
 import type { Clock } from '../../src/clock.ts';
-import { createTestDb, TEST_REDIS_URL, uniqueName } from './db.ts';
+import { assertTestRedis, createTestDb, TEST_REDIS_URL, uniqueName } from './db.ts';
 
 /** Real time plus an offset tests can move forward (lockout expiry, TOTP steps). */
 export class OffsetClock implements Clock {
@@ -33,6 +34,7 @@ export const ADMIN = { email: 'admin@example.test', password: 'correct horse bat
  * own queue name, and a real risk worker process-local (stoppable).
  */
 export async function startTestServer(env: Record<string, string> = {}) {
+  await assertTestRedis();
   const tdb = await createTestDb();
   const queue = uniqueName('risk');
   const config = loadConfig({
@@ -76,6 +78,7 @@ export async function startTestServer(env: Record<string, string> = {}) {
   await new Promise<void>((r) => server.once('listening', () => r()));
   const addr = server.address();
   const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+  let notifyQueue: { q: Queue; conn: ReturnType<typeof redisConnection> } | null = null;
   return {
     url,
     config,
@@ -86,7 +89,30 @@ export async function startTestServer(env: Record<string, string> = {}) {
     queue,
     startWorker,
     stopWorker,
+    /**
+     * Barrier for "nothing (more) will be sent": every notify job enqueued so far is finished.
+     * Notices are enqueued inside the request, so after a response this covers its mail.
+     */
+    async notifyIdle(timeout = 10_000) {
+      if (!notifyQueue) {
+        const conn = redisConnection(TEST_REDIS_URL);
+        conn.on('error', () => {});
+        notifyQueue = { conn, q: new Queue(config.NOTIFY_QUEUE, { connection: conn }) };
+      }
+      // Polled here, not with vi.waitFor: the bench imports this file outside vitest.
+      const end = Date.now() + timeout;
+      for (;;) {
+        const n = await notifyQueue.q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
+        if (Object.values(n).every((v) => v === 0)) return;
+        if (Date.now() > end) throw new Error(`notify jobs still pending after ${timeout} ms: ${JSON.stringify(n)}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     async close() {
+      if (notifyQueue) {
+        await notifyQueue.q.close();
+        notifyQueue.conn.disconnect();
+      }
       await new Promise<void>((r) => server.close(() => r()));
       await services.close();
       await stopWorker();
@@ -142,7 +168,12 @@ export class Client {
 
 /** The current RFC 6238 code from Debian's oathtool, independent of otplib. */
 export function oathtool(secret: string, atMs: number): string {
-  return execFileSync('oathtool', ['--totp', '-b', `--now=@${Math.floor(atMs / 1000)}`, secret], { encoding: 'utf8' }).trim();
+  try {
+    return execFileSync('oathtool', ['--totp', '-b', `--now=@${Math.floor(atMs / 1000)}`, secret], { encoding: 'utf8' }).trim();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('oathtool is not installed: apt-get install oathtool');
+    throw e;
+  }
 }
 
 export const IP = { london: '81.2.69.142', mountainView: '8.8.8.8', sydney: '1.1.1.1', falkenstein: '5.9.0.1' };

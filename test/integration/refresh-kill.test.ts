@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createAudit } from '../../src/audit/audit.ts';
 import { ManualClock } from '../../src/clock.ts';
 import { Sealer, sha256 } from '../../src/crypto/seal.ts';
@@ -38,9 +38,17 @@ const hook: RotationHook = async (stage, q: Queryable) => {
   armed = null;
   const { rows } = await q.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
   killedPid = rows[0].pid;
-  const killer = new Promise<void>((resolve, reject) => {
-    setTimeout(() => admin.query('SELECT pg_terminate_backend($1)', [killedPid]).then(() => resolve(), reject), 150);
-  });
+  // Barrier: kill it once Postgres shows it inside the pg_sleep below, not after a guessed pause.
+  const killer = (async () => {
+    await vi.waitFor(
+      async () => {
+        const r = await admin.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query = 'SELECT pg_sleep(10)'", [killedPid]);
+        expect(r.rowCount).toBe(1);
+      },
+      { timeout: 10_000, interval: 20 },
+    );
+    await admin.query('SELECT pg_terminate_backend($1)', [killedPid]);
+  })();
   try {
     await q.query('SELECT pg_sleep(10)');
   } finally {
