@@ -1,3 +1,4 @@
+import type { Logger } from '../logger.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/config.ts';
 import type { Db } from '../db/db.ts';
@@ -43,6 +44,8 @@ export function methodsFor(enrolled: MfaMethod[], req: Requirement | null, _acrV
 export function createStepUpService(deps: {
   db: Db;
   clock: Clock;
+  /** Flow transitions at debug level (src/flows/runtime.ts). */
+  logger?: Pick<Logger, 'debug'>;
   config: Config;
   audit: Audit;
   totp: TotpService;
@@ -58,7 +61,7 @@ export function createStepUpService(deps: {
 }) {
   const { db, clock, config } = deps;
   const machine = provideMfa({ db, clock, config, totp: deps.totp, recovery: deps.recovery, ports: deps.ports ?? {} });
-  const runtime = createFlowRuntime({ db, clock, type: 'stepup', machine, machineVersion: MFA_MACHINE_VERSION, ttlSeconds: config.FLOW_TTL_SECONDS });
+  const runtime = createFlowRuntime({ db, clock, type: 'stepup', machine, machineVersion: MFA_MACHINE_VERSION, ttlSeconds: config.FLOW_TTL_SECONDS, logger: deps.logger });
 
   /** Stops a flow id from being used by any session but the one that started it. */
   async function ownFlow(p: Principal, id: string): Promise<FlowRow> {

@@ -17,6 +17,7 @@ import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
 import { deviceId } from './middleware/client.ts';
+import { requestLog } from './middleware/request-log.ts';
 import { createDevMailbox } from '../notify/dev-mailbox.ts';
 import type { Env, Services } from './services.ts';
 
@@ -78,6 +79,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   };
   app.get('/health', ready);
   app.get('/health/ready', ready);
+  // Every route below (not the health probes, which would drown it) at debug level.
+  app.use('*', requestLog(s.logger));
 
   app.get('/.well-known/jwks.json', async (c) => {
     c.header('Cache-Control', 'public, max-age=300');

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { serve } from '@hono/node-server';
 import { loadConfig } from '../../src/config/config.ts';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger, type Logger } from '../../src/logger.ts';
 import { Queue } from 'bullmq';
 import { createBullJobs, redisConnection } from '../../src/jobs/bullmq.ts';
 import { openGeo } from '../../src/risk/geo.ts';
@@ -33,7 +33,7 @@ export const ADMIN = { email: 'admin@example.test', password: 'correct horse bat
  * A full Threshold on a real socket: private Postgres schema, BullMQ on the real Redis with its
  * own queue name, and a real risk worker process-local (stoppable).
  */
-export async function startTestServer(env: Record<string, string> = {}) {
+export async function startTestServer(env: Record<string, string> = {}, opts: { logger?: Logger } = {}) {
   await assertTestRedis();
   const tdb = await createTestDb();
   const queue = uniqueName('risk');
@@ -51,7 +51,7 @@ export async function startTestServer(env: Record<string, string> = {}) {
     ...env,
   });
   const clock = new OffsetClock();
-  const logger = createLogger('silent');
+  const logger = opts.logger ?? createLogger('silent');
   const jobs = createBullJobs(TEST_REDIS_URL);
   const scorer = createRiskScorer({ db: tdb.db, geo: await openGeo(), config });
   let worker: ReturnType<typeof startRiskWorker> | null = null;
