@@ -178,3 +178,33 @@ export function oathtool(secret: string, atMs: number): string {
 
 export const IP = { london: '81.2.69.142', mountainView: '8.8.8.8', sydney: '1.1.1.1', falkenstein: '5.9.0.1' };
 export const device = (n: string) => `device-${n}-${randomBytes(8).toString('hex')}`;
+
+/**
+ * A client signed in with a password on its own device (London unless told), as most tests
+ * begin. Throws with the answer when the login does not finish (`step: done`).
+ */
+export async function signIn(
+  base: string,
+  email: string,
+  password: string,
+  o: { device?: string; ip?: string; returnTokens?: boolean } = {},
+) {
+  const c = new Client(base, { 'x-forwarded-for': o.ip ?? IP.london, 'x-device-id': o.device ?? device(email) });
+  const r = await c.passwordLogin(email, password, { returnTokens: o.returnTokens });
+  if (r.status !== 200 || r.body?.step !== 'done') throw new Error(`sign-in of ${email} did not finish: ${r.status} ${JSON.stringify(r.body)}`);
+  return { c, body: r.body, token: (r.body.tokens?.access_token ?? '') as string };
+}
+
+/** The bootstrap administrator (ADMIN), signed in on a device of its own. */
+export async function signInAdmin(t: { url: string }) {
+  return (await signIn(t.url, ADMIN.email, ADMIN.password, { device: device('admin') })).c;
+}
+
+/** Enrol and confirm TOTP for the signed-in client (codes from oathtool); answers the secret. */
+export async function enrolTotp(c: Client, t: { clock: Clock }): Promise<string> {
+  const e = await c.post('/auth/mfa/totp');
+  if (e.status !== 201) throw new Error(`TOTP enrolment failed: ${e.status} ${JSON.stringify(e.body)}`);
+  const ok = await c.post(`/auth/mfa/totp/${e.body.id}/confirm`, { code: oathtool(e.body.secret, t.clock.now()) });
+  if (ok.status !== 200) throw new Error(`TOTP confirmation failed: ${ok.status} ${JSON.stringify(ok.body)}`);
+  return e.body.secret as string;
+}

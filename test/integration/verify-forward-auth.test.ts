@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
+import { Client, signIn as signInAs, startTestServer, type TestServer } from '../helpers/server.ts';
 import { startVerifyServer, type VerifyServer } from '../helpers/verify-server.ts';
 
 describe('GET /auth/verify (forward-auth) on real Postgres and Redis', () => {
@@ -22,10 +22,7 @@ describe('GET /auth/verify (forward-auth) on real Postgres and Redis', () => {
   });
 
   const signIn = async (email: string) => {
-    const c = new Client(v.url, { 'x-forwarded-for': IP.london, 'x-device-id': device(email) });
-    const r = await c.passwordLogin(email, pw, { returnTokens: true });
-    expect(r.body.step).toBe('done');
-    const token = r.body.tokens.access_token as string;
+    const { c, token } = await signInAs(v.url, email, pw, { returnTokens: true });
     return { c, token, sid: decodeJwt(token).sid as string };
   };
   /** A caller holding only the bearer token (a proxy forwarding Authorization). */
