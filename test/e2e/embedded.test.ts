@@ -1,54 +1,21 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { spawnTs } from '../helpers/processes.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-
-/** The environment of a fresh machine: no DATABASE_URL, no REDIS_URL, nothing of ours. */
-function cleanEnv(extra: Record<string, string> = {}) {
-  const env: Record<string, string> = {};
-  for (const k of ['PATH', 'HOME', 'TMPDIR', 'LANG']) if (process.env[k]) env[k] = process.env[k]!;
-  return { ...env, PORT: '0', ...extra };
-}
-
+/** `npm start` in `cwd` on a free port, with the environment of a fresh machine (nothing of ours). */
 function startEntry(cwd: string, extra: Record<string, string> = {}) {
-  const child = spawn(TSX, [join(ROOT, 'src/main.ts')], { cwd, env: cleanEnv(extra), stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
-  const ready = new Promise<{ port: number; out: string }>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`no start in 60 s:\n${out}\n${err}`)), 60_000);
-    child.stdout!.on('data', () => {
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        res({ port: Number(m[1]), out });
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      rej(new Error(`exited ${code}:\n${out}\n${err}`));
-    });
-  });
+  const p = spawnTs({ file: 'src/main.ts' }, { cwd, env: { PORT: '0', ...extra } });
+  const ready = p.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)/).then((m) => ({ port: Number(m[1]), out: p.out() }));
   ready.catch(() => {}); // awaited by the tests that expect a start
-  const exited = new Promise<{ code: number | null; out: string; err: string }>((res) => child.on('exit', (code) => res({ code, out, err })));
-  return { child, ready, exited };
+  return { child: p.child, ready, exited: p.exited };
 }
 
 /** One of the npm scripts (migrate, audit:verify, user:*) in `cwd`, as an operator runs it. */
-function runScript(cwd: string, script: string, args: string[] = []) {
-  const child = spawn(TSX, [join(ROOT, script), ...args], { cwd, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
-  return new Promise<{ code: number | null; out: string; err: string }>((res) => child.on('exit', (code) => res({ code, out, err })));
-}
+const runScript = (cwd: string, script: string, args: string[] = []) => spawnTs({ file: script, args }, { cwd }).exited;
 
 async function stop(child: ChildProcess, exited: Promise<unknown>) {
   child.kill('SIGTERM');

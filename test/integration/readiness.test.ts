@@ -1,13 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { redisConnection } from '../../src/jobs/bullmq.ts';
 import { HEARTBEAT_TTL_FACTOR } from '../../src/jobs/heartbeat.ts';
 import { TEST_REDIS_URL } from '../helpers/db.ts';
+import { ROOT, spawnTs } from '../helpers/processes.ts';
 import { Client, startTestServer, type TestServer } from '../helpers/server.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
 /** The child's beat; a silent worker drops out after HEARTBEAT_TTL_FACTOR beats. */
 const BEAT_MS = 250;
 const BOUND_MS = BEAT_MS * HEARTBEAT_TTL_FACTOR;
@@ -15,22 +14,17 @@ const BOUND_MS = BEAT_MS * HEARTBEAT_TTL_FACTOR;
 /** A risk worker in its own process, so it can be frozen (SIGSTOP) and killed (SIGKILL) for real. */
 async function childWorker(t: TestServer): Promise<ChildProcess> {
   const mod = (p: string) => new URL(p, `file://${ROOT}/`).href;
-  const script = `
-    const { startRiskWorker } = await import(${JSON.stringify(mod('workers/risk-score.worker.ts'))});
-    const c = JSON.parse(process.env.RISK_CHILD);
-    const w = startRiskWorker({ redisUrl: c.redisUrl, queueName: c.queue, heartbeatMs: c.beat, scorer: { score: async () => { throw new Error('unused'); } } });
-    await w.ready;
-    process.stdout.write('ready\\n');
-  `;
-  const env = { ...process.env, RISK_CHILD: JSON.stringify({ redisUrl: TEST_REDIS_URL, queue: t.queue, beat: BEAT_MS }) };
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  await new Promise<void>((res, rej) => {
-    child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && res());
-    child.once('exit', (code) => rej(new Error(`child worker exited (${code}): ${err}`)));
+  const p = spawnTs({
+    eval: `
+      const { startRiskWorker } = await import(${JSON.stringify(mod('workers/risk-score.worker.ts'))});
+      const w = startRiskWorker({ redisUrl: ${JSON.stringify(TEST_REDIS_URL)}, queueName: ${JSON.stringify(t.queue)}, heartbeatMs: ${BEAT_MS},
+        scorer: { score: async () => { throw new Error('unused'); } } });
+      await w.ready;
+      process.stdout.write('ready\\n');
+    `,
   });
-  return child;
+  await p.waitFor(/ready/, 30_000);
+  return p.child;
 }
 
 describe('liveness and readiness', () => {

@@ -1,27 +1,12 @@
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runUserCli } from '../../scripts/user.ts';
 import { createTestDb } from '../helpers/db.ts';
+import { spawnTs } from '../helpers/processes.ts';
 import { Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-
 /** The script as an operator runs it, with standard input. */
-function runScript(args: string[], env: Record<string, string>, stdin = '') {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/user.ts', ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  child.stdin.end(stdin);
-  return new Promise<{ code: number | null; out: string; err: string }>((r) => child.on('exit', (code) => r({ code, out, err })));
-}
+const runScript = (args: string[], env: Record<string, string>, stdin = '') => spawnTs({ file: 'scripts/user.ts', args }, { env, stdin }).exited;
 
 describe('npm run user:create / user:unlock against PostgreSQL', () => {
   let t: TestServer;
@@ -108,21 +93,8 @@ describe('npm run user:create / user:unlock against PostgreSQL', () => {
 describe('a production start with no administrator', () => {
   /** `npm start` as the production recipe has it: DATABASE_URL, a master key, no admin variables, no SMTP. */
   function startProd(dbUrl: string, key: string) {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NODE_ENV: 'production', DATABASE_URL: dbUrl, THRESHOLD_MASTER_KEY: key, PORT: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const ready = new Promise<string>((res, rej) => {
-      child.stdout.on('data', () => /listening on/.test(out) && res(out));
-      child.once('exit', (code) => rej(new Error(`exited ${code}: ${out}\n${err}`)));
-    });
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    return { ready, stop: () => (child.kill('SIGTERM'), exited) };
+    const p = spawnTs({ file: 'src/main.ts' }, { env: { NODE_ENV: 'production', DATABASE_URL: dbUrl, THRESHOLD_MASTER_KEY: key, PORT: '0' } });
+    return { ready: p.waitFor(/listening on/).then(() => p.out()), stop: () => p.stop() };
   }
 
   it('says at start that nobody can sign in and which command fixes it, and that mail goes nowhere; quiet once an admin exists', async () => {
