@@ -66,12 +66,16 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** Lock files this process holds: a second open in the same process is refused too. */
+const heldHere = new Set<string>();
+
 /** Is the recorded owner still that running process? Unknowable across hosts: then assume yes. */
-export function ownerAlive(o: LockOwner): boolean {
+export function ownerAlive(o: LockOwner, file?: string): boolean {
   if (o.hostname !== hostname()) return true;
   const boot = bootId();
   if (o.bootId && boot && o.bootId !== boot) return false;
-  if (o.pid === process.pid) return false; // a previous life of this pid (a container's pid 1 after a restart)
+  // Our own pid: this process (held) or a previous life of the pid (a container's pid 1 after a restart).
+  if (o.pid === process.pid) return file !== undefined && heldHere.has(file);
   if (!pidAlive(o.pid)) return false;
   const start = procStart(o.pid);
   if (o.procStart && start && o.procStart !== start) return false;
@@ -118,6 +122,7 @@ export async function acquireDataLock(
     for (let attempt = 0; ; attempt++) {
       try {
         await link(tmp, file);
+        heldHere.add(file); // before any await: a racing open in this process must see it held
         break;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 5) throw e;
@@ -129,7 +134,7 @@ export async function acquireDataLock(
         continue; // released meanwhile
       }
       const prev = parse(text);
-      if (prev && ownerAlive(prev)) throw new DataDirLockedError(abs, prev);
+      if (prev && ownerAlive(prev, file)) throw new DataDirLockedError(abs, prev);
       // Stale: one process at a time takes it over, holding a short-lived takeover file.
       const takeover = `${file}.takeover`;
       try {
@@ -173,6 +178,7 @@ export async function acquireDataLock(
     async release() {
       if (released) return;
       released = true;
+      heldHere.delete(file);
       process.removeListener('exit', onExit);
       if (mine()) await unlink(file).catch(() => {});
     },
