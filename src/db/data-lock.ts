@@ -1,6 +1,7 @@
 import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 
 /**
@@ -116,7 +117,7 @@ export async function acquireDataLock(
     procStart: procStart(process.pid),
   };
   const content = JSON.stringify(owner) + '\n';
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`; // unique even for takers in one process
   await writeFile(tmp, content, { mode: 0o600 });
   try {
     for (let attempt = 0; ; attempt++) {
