@@ -63,7 +63,17 @@ export function startHeartbeat(o: {
     if (o.consuming()) await o.redis.eval(BEAT, 1, key, id, ttl);
     else await o.redis.zrem(key, id);
   };
-  const timer = setInterval(() => void beat().catch((e) => o.onError?.(e)), interval);
+  // Report the first failure of a run, not one per beat while Redis is away.
+  let failing = false;
+  const tick = () =>
+    beat().then(
+      () => void (failing = false),
+      (e) => {
+        if (!failing) o.onError?.(e);
+        failing = true;
+      },
+    );
+  const timer = setInterval(() => void tick(), interval);
   timer.unref();
   return {
     id,
