@@ -1,4 +1,5 @@
 import { fromPromise } from 'xstate';
+import type { Logger } from '../logger.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/config.ts';
 import type { Db } from '../db/db.ts';
@@ -35,6 +36,8 @@ export interface Completion {
 export function createLoginService(deps: {
   db: Db;
   clock: Clock;
+  /** Flow transitions at debug level (src/flows/runtime.ts). */
+  logger?: Pick<Logger, 'debug'>;
   config: Config;
   audit: Audit;
   jobs: Jobs;
@@ -97,6 +100,7 @@ export function createLoginService(deps: {
     machineVersion: LOGIN_FLOW_VERSION,
     ttlSeconds: config.FLOW_TTL_SECONDS,
     leaseMs: Math.max(30_000, config.RISK_TIMEOUT_MS + 15_000),
+    logger: deps.logger,
   });
   const effects = createLoginEffects({ db, clock, audit: deps.audit, risk: deps.risk });
 

@@ -86,7 +86,10 @@ async function travelSpeedKmh(db: Queryable, identityId: string, point: GeoPoint
   return { speed: Math.round((km / hours) * 10) / 10, km };
 }
 
-/** Stops password guessing: failures in the window, for the account and for the source IP. */
+/**
+ * Stops password guessing: failures in the window, for the account and for the source IP.
+ * Failures an unlock forgave before `at` no longer count (users.unlock).
+ */
 async function countFailures(
   db: Queryable,
   column: 'identity_id' | 'ip',
@@ -96,7 +99,8 @@ async function countFailures(
 ): Promise<number> {
   const { rows } = await db.query<{ n: string | number }>(
     `SELECT count(*) AS n FROM login_events
-      WHERE ${column} = $1 AND outcome = 'failed' AND created_at >= $2 AND created_at < $3`,
+      WHERE ${column} = $1 AND outcome = 'failed' AND created_at >= $2 AND created_at < $3
+        AND (forgiven_at IS NULL OR forgiven_at > $3)`,
     [value, ts(at - windowSeconds * 1000), ts(at)],
   );
   return Number(rows[0]?.n ?? 0);
