@@ -5,6 +5,16 @@ import type { Config } from './config/config.ts';
 import type { Logger } from './logger.ts';
 import type { UserService } from './identity/users.ts';
 import type { Audit } from './audit/audit.ts';
+import type { Queryable } from './db/db.ts';
+
+/** Active identities holding ADMIN: zero means nobody can manage users or unlock anyone. */
+export async function activeAdmins(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM user_roles r JOIN identities i ON i.id = r.identity_id
+      WHERE r.role = 'ADMIN' AND i.status = 'active'`,
+  );
+  return rows[0]?.n ?? 0;
+}
 
 /**
  * The master key: from the environment, or (embedded default only) generated once into the

@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 /** JSON logs; secrets are redacted by field name wherever they appear. */
 export const REDACT_PATHS = [
@@ -10,7 +10,9 @@ export const REDACT_PATHS = [
   'deviceId', '*.deviceId', 'device_id', '*.device_id', 'req.headers["x-device-id"]',
 ];
 
-export function createLogger(level: string): Logger {
-  return pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { svc: 'threshold' } });
+/** `destination` defaults to stdout; tests pass a stream to read what would be logged. */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const opts = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { svc: 'threshold' } };
+  return destination ? pino(opts, destination) : pino(opts);
 }
 export type { Logger };

@@ -1,13 +1,10 @@
-import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
 import { serve } from '@hono/node-server';
 import { loadConfig, ConfigError, type Config } from './config/config.ts';
 import { systemClock, type Clock } from './clock.ts';
-import { createLogger } from './logger.ts';
-import { createPgDb } from './db/pg.ts';
-import { createPgliteDb } from './db/pglite.ts';
+import { createLogger, type Logger } from './logger.ts';
 import { migrate } from './db/migrate.ts';
-import type { Db } from './db/db.ts';
+import { openDb } from './db/open.ts';
+import { DataDirLockedError } from './db/data-lock.ts';
 import { createBullJobs } from './jobs/bullmq.ts';
 import { createInProcessJobs } from './jobs/in-process.ts';
 import { backtestProcessor } from './backtest/job.ts';
@@ -17,21 +14,22 @@ import { createRiskScorer } from './risk/scorer.ts';
 import { riskProcessor } from '../workers/risk-score.worker.ts';
 import { notifyProcessor } from '../workers/notify.worker.ts';
 import { createNotifier } from './notify/notifier.ts';
-import { bootstrapAdmin, resolveMasterKey } from './bootstrap.ts';
+import { activeAdmins, bootstrapAdmin, resolveMasterKey } from './bootstrap.ts';
 import { buildServices } from './services.ts';
 import { createApp } from './http/app.ts';
 
-export async function openDb(config: Config): Promise<Db> {
-  if (config.DATABASE_URL) return createPgDb(config.DATABASE_URL);
-  await mkdir(config.DATA_DIR, { recursive: true });
-  return createPgliteDb(join(config.DATA_DIR, 'pglite'));
-}
+export { openDb };
 
 /** Composition root: config → adapters → services → app → serve. */
 export async function start(env: Record<string, string | undefined> = process.env, clock: Clock = systemClock) {
   const config = loadConfig(env);
   const logger = createLogger(config.LOG_LEVEL);
-  const db = await openDb(config);
+  // Embedded: this process owns DATA_DIR until stop() (a second one is refused, naming this pid).
+  const db = await openDb(config, {
+    command: 'npm start',
+    onStaleLock: (prev) =>
+      logger.warn({ previousPid: prev?.pid, previousCommand: prev?.command }, 'took over the data folder lock of a process that is gone'),
+  });
   await migrate(db);
   let jobs: Jobs;
   if (config.REDIS_URL) {
@@ -55,6 +53,7 @@ export async function start(env: Record<string, string | undefined> = process.en
   const services = await buildServices({ config, db, jobs, clock, logger, masterKey });
   await services.keys.active();
   await bootstrapAdmin(config, services.users, services.audit, (s) => process.stdout.write(s + '\n'));
+  warnOperator(config, logger, await activeAdmins(db));
   // Expired sessions are removed from the store (also on access); a sweep catches the idle ones.
   const sweeper = setInterval(() => void services.sessions.sweep().catch(() => {}), 10 * 60_000);
   sweeper.unref();
@@ -76,6 +75,19 @@ export async function start(env: Record<string, string | undefined> = process.en
   return { app, services, port, stop };
 }
 
+/** What a production operator must hear at start: nobody can sign in, or mail goes nowhere. */
+export function warnOperator(config: Config, logger: Logger, admins: number) {
+  if (admins === 0)
+    logger.warn(
+      'No administrator exists, so nobody can manage users. Create one: npm run user:create -- --email you@example.com --roles ADMIN ' +
+        '(or set THRESHOLD_ADMIN_EMAIL and THRESHOLD_ADMIN_PASSWORD before the first start)',
+    );
+  if (config.NODE_ENV === 'production' && !config.SMTP_URL)
+    logger.warn(
+      'SMTP_URL is not set: email codes, factor-change notices and "this wasn\'t me" links are not delivered (email is not offered as a factor)',
+    );
+}
+
 const isMain = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
 if (isMain) {
   start().then(
@@ -85,7 +97,7 @@ if (isMain) {
       process.once('SIGINT', shutdown);
     },
     (e) => {
-      if (e instanceof ConfigError) process.stderr.write(`${e.message}\n`);
+      if (e instanceof ConfigError || e instanceof DataDirLockedError) process.stderr.write(`Threshold cannot start: ${e.message}\n`);
       else process.stderr.write(`Threshold failed to start: ${e instanceof Error ? e.stack : String(e)}\n`);
       process.exit(1);
     },

@@ -1,5 +1,6 @@
 import { UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
 import { announceCompletions, redisConnection } from '../src/jobs/bullmq.ts';
+import { startHeartbeat } from '../src/jobs/heartbeat.ts';
 import type { Logger } from '../src/logger.ts';
 import { createDelivery, PermanentDeliveryError, type Attempt, type DeliveryDeps, type DeliveryResult } from '../src/notify/delivery.ts';
 import { NOTIFY_JOB, NotifyJobSchema } from './queues.ts';
@@ -74,7 +75,9 @@ export function startNotifyWorker(opts: {
    * it died; deps.leaseMs and the policy decide whether that run may send.
    */
   workerOptions?: Pick<WorkerOptions, 'lockDuration' | 'stalledInterval' | 'maxStalledCount'>;
-}): { worker: Worker; close(force?: boolean): Promise<void> } {
+  /** How often the worker tells readiness it is consuming (src/jobs/heartbeat.ts). */
+  heartbeatMs?: number;
+}): { worker: Worker; ready: Promise<void>; close(force?: boolean): Promise<void> } {
   const connection = redisConnection(opts.redisUrl);
   // Connection errors surface through the worker's 'error' event; ioredis reconnects.
   connection.on('error', () => {});
@@ -99,9 +102,22 @@ export function startNotifyWorker(opts: {
   );
   // sendAndWait (login codes) learns the delivery's outcome by pub/sub (see announceCompletions).
   const announcer = announceCompletions(worker, { redisUrl: opts.redisUrl, queueName: opts.queueName, prefix: opts.prefix });
+  const heartbeat = startHeartbeat({
+    redis: connection,
+    queue: opts.queueName,
+    prefix: opts.prefix,
+    intervalMs: opts.heartbeatMs,
+    consuming: () => worker.isRunning() && !worker.isPaused() && !worker.closing,
+    onError: (err) => opts.logger?.warn({ err, queue: opts.queueName }, 'notify worker heartbeat failed'),
+  });
+  const ready = worker.waitUntilReady().then(() => heartbeat.beat());
+  ready.catch(() => {});
   return {
     worker,
+    /** Connected and announced: from here the API's readiness counts this worker. */
+    ready,
     async close(force = false) {
+      await heartbeat.stop();
       await worker.close(force);
       await announcer.close();
       connection.disconnect();

@@ -1,6 +1,7 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import { z } from 'zod';
 import { announceCompletions, redisConnection } from '../src/jobs/bullmq.ts';
+import { startHeartbeat } from '../src/jobs/heartbeat.ts';
 import type { Logger } from '../src/logger.ts';
 import type { RiskAssessment } from '../src/risk/policy.ts';
 import type { RiskScorer } from '../src/risk/scorer.ts';
@@ -28,7 +29,9 @@ export function startRiskWorker(opts: {
   concurrency?: number;
   /** Where worker and job failures go; the payload (an IP) is never logged. */
   logger?: Pick<Logger, 'error' | 'warn'>;
-}): { worker: Worker; close(): Promise<void> } {
+  /** How often the worker tells readiness it is consuming (src/jobs/heartbeat.ts). */
+  heartbeatMs?: number;
+}): { worker: Worker; ready: Promise<void>; close(): Promise<void> } {
   const connection = redisConnection(opts.redisUrl);
   // Connection errors surface through the worker's 'error' event; ioredis reconnects.
   connection.on('error', () => {});
@@ -44,9 +47,22 @@ export function startRiskWorker(opts: {
   );
   // The API process waiting on a score learns it by pub/sub (see announceCompletions).
   const announcer = announceCompletions(worker, { redisUrl: opts.redisUrl, queueName: opts.queueName, prefix: opts.prefix });
+  const heartbeat = startHeartbeat({
+    redis: connection,
+    queue: opts.queueName,
+    prefix: opts.prefix,
+    intervalMs: opts.heartbeatMs,
+    consuming: () => worker.isRunning() && !worker.isPaused() && !worker.closing,
+    onError: (err) => opts.logger?.warn({ err, queue: opts.queueName }, 'risk worker heartbeat failed'),
+  });
+  const ready = worker.waitUntilReady().then(() => heartbeat.beat());
+  ready.catch(() => {});
   return {
     worker,
+    /** Connected and announced: from here the API's readiness counts this worker. */
+    ready,
     async close() {
+      await heartbeat.stop();
       await worker.close();
       await announcer.close();
       connection.disconnect();

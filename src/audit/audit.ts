@@ -29,8 +29,15 @@ export interface AuditVerifyResult {
 }
 
 export interface Audit {
-  /** Append inside `q` (an open transaction) when given, else in a transaction of its own. */
+  /**
+   * Append inside `q` (an open transaction) when given. Otherwise the event joins the next group
+   * commit: appends from anywhere in this process that arrive while a batch is being written are
+   * chained and written together in one transaction, and each call resolves once its batch has
+   * committed (or rejects with the batch). Stops chain-lock contention from serialising logins.
+   */
   append(e: AuditEvent, q?: Queryable): Promise<void>;
+  /** Several events chained in this order, written together (inside `q`, or in one group commit). */
+  appendMany(es: readonly AuditEvent[], q?: Queryable): Promise<void>;
   /**
    * Walk the chain in seq order and report the first row that was modified, removed, inserted or
    * reordered. Removing rows from the *end* leaves a valid shorter chain: anchor the head hash
@@ -120,10 +127,38 @@ const storable = (v: string | null | undefined): string | null => (v == null ? n
 
 const toIso = (v: unknown): string => (v instanceof Date ? v : new Date(String(v))).toISOString();
 
+/** An event checked and normalised when it was appended; chained and hashed when written. */
+interface Prepared {
+  id: string;
+  at: string;
+  type: string;
+  actor: string | null;
+  subject: string | null;
+  reason: string | null;
+  data: Record<string, unknown>;
+}
+
+/** Most events written by one statement (a burst is cut into several batches). */
+const MAX_BATCH = 500;
+
 export function createAudit(db: Db, clock: Clock): Audit {
-  async function appendIn(q: Queryable, e: AuditEvent): Promise<void> {
+  /** Checked at the call, so a bad event fails its caller and never a batch of others. */
+  function prepare(e: AuditEvent): Prepared {
     if (!TYPE_RE.test(e.type)) throw new TypeError(`audit type must be <noun>.<past-verb>: ${e.type}`);
-    const data = normaliseData(e.data);
+    return {
+      id: randomUUID(),
+      at: new Date(clock.now()).toISOString(),
+      type: e.type,
+      actor: storable(e.actor),
+      subject: storable(e.subject),
+      reason: storable(e.reason),
+      data: normaliseData(e.data),
+    };
+  }
+
+  /** Chain `events` after the current head and insert them with one statement, inside `q`. */
+  async function writeIn(q: Queryable, events: readonly Prepared[]): Promise<void> {
+    if (!events.length) return;
     // Serialise appenders: the lock conflicts with itself and with plain INSERTs, so between
     // reading the head and inserting after it nobody else can extend the chain (no fork).
     // Held until the surrounding transaction ends.
@@ -136,27 +171,67 @@ export function createAudit(db: Db, clock: Clock): Audit {
     if (rows[0].iso !== 'read committed') {
       throw new Error(`audit append needs a READ COMMITTED transaction, got ${rows[0].iso}`);
     }
-    const row: ChainRow = {
-      prev_hash: rows[0].hash ?? GENESIS_HASH,
-      id: randomUUID(),
-      at: new Date(clock.now()).toISOString(),
-      type: e.type,
-      actor: storable(e.actor),
-      subject: storable(e.subject),
-      reason: storable(e.reason),
-      data,
-    };
-    await q.query(
-      `INSERT INTO audit_events (id, at, type, actor, subject, reason, data, prev_hash, hash)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9)`,
-      [row.id, row.at, row.type, row.actor, row.subject, row.reason, JSON.stringify(data), row.prev_hash, hashRow(row)],
-    );
+    let prev = rows[0].hash ?? GENESIS_HASH;
+    const params: unknown[] = [];
+    const tuples: string[] = [];
+    for (const e of events) {
+      const row: ChainRow = { prev_hash: prev, ...e };
+      const hash = hashRow(row);
+      const b = params.length;
+      tuples.push(`($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7}::jsonb, $${b + 8}, $${b + 9})`);
+      params.push(row.id, row.at, row.type, row.actor, row.subject, row.reason, JSON.stringify(row.data), row.prev_hash, hash);
+      prev = hash;
+    }
+    // One multi-row INSERT: seq follows the VALUES order, which is the chain order.
+    await q.query(`INSERT INTO audit_events (id, at, type, actor, subject, reason, data, prev_hash, hash) VALUES ${tuples.join(', ')}`, params);
+  }
+
+  // Group commit: at most one batch in flight per process; whatever arrives meanwhile is the next.
+  let queue: { events: Prepared[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  let flushing = false;
+  async function flush(): Promise<void> {
+    if (flushing) return;
+    flushing = true;
+    try {
+      while (queue.length) {
+        const batch: typeof queue = [];
+        let n = 0;
+        while (queue.length && (n === 0 || n + queue[0].events.length <= MAX_BATCH)) {
+          const w = queue.shift()!;
+          batch.push(w);
+          n += w.events.length;
+        }
+        try {
+          await db.tx((t) => writeIn(t, batch.flatMap((w) => w.events)));
+          for (const w of batch) w.resolve();
+        } catch (err) {
+          // All or nothing: the transaction rolled back, so every caller of this batch hears it.
+          for (const w of batch) w.reject(err);
+        }
+      }
+    } finally {
+      flushing = false;
+    }
+  }
+  function enqueue(events: Prepared[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      queue.push({ events, resolve, reject });
+      // The next turn of the event loop: appends made in this one join the same batch.
+      if (!flushing && queue.length === 1) setImmediate(() => void flush());
+    });
   }
 
   return {
     async append(e, q) {
-      if (q) return appendIn(q, e);
-      await db.tx((t) => appendIn(t, e));
+      const p = prepare(e);
+      if (q) return writeIn(q, [p]);
+      return enqueue([p]);
+    },
+
+    async appendMany(es, q) {
+      const ps = es.map(prepare);
+      if (q) return writeIn(q, ps);
+      return enqueue(ps);
     },
 
     async verify() {

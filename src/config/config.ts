@@ -13,7 +13,8 @@ export const ConfigSchema = z.object({
   REDIS_URL: url.optional(),
   PORT: int(3000, 0, 65535),
   HOST: z.string().min(1).default('127.0.0.1'),
-  PUBLIC_URL: url.default('http://localhost:3000'),
+  /** Token issuer, WebAuthn origin, links in mail; defaults to http://localhost:$PORT. */
+  PUBLIC_URL: url.optional(),
   DATA_DIR: z.string().min(1).default('./data'),
   /** CIDRs (comma separated) or the word `loopback`: only these may set X-Forwarded-For. */
   TRUSTED_PROXIES: z.string().default(''),
@@ -100,7 +101,8 @@ export const ConfigSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
-export type Config = z.infer<typeof ConfigSchema> & {
+export type Config = Omit<z.infer<typeof ConfigSchema>, 'PUBLIC_URL'> & {
+  PUBLIC_URL: string;
   masterKey: Buffer | null;
   secureCookies: boolean;
   embedded: boolean;
@@ -138,11 +140,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError('Invalid configuration:\n  SMS_TWILIO_ACCOUNT_SID, SMS_TWILIO_AUTH_TOKEN, SMS_TWILIO_FROM: required with SMS_PROVIDER=twilio');
   if (c.SMS_PROVIDER === 'webhook' && !c.SMS_WEBHOOK_URL)
     throw new ConfigError('Invalid configuration:\n  SMS_WEBHOOK_URL: required with SMS_PROVIDER=webhook');
-  const publicUrl = new URL(c.PUBLIC_URL);
+  // Follows PORT, so changing the port alone keeps issuer, WebAuthn origin and links right.
+  const PUBLIC_URL = c.PUBLIC_URL ?? `http://localhost:${c.PORT}`;
+  const publicUrl = new URL(PUBLIC_URL);
   return {
     ...c,
+    PUBLIC_URL,
     masterKey: c.THRESHOLD_MASTER_KEY ? decodeKey(c.THRESHOLD_MASTER_KEY) : null,
-    secureCookies: c.PUBLIC_URL.startsWith('https:'),
+    secureCookies: PUBLIC_URL.startsWith('https:'),
     embedded: !c.DATABASE_URL,
     webauthn: {
       rpID: c.WEBAUTHN_RP_ID ?? publicUrl.hostname,

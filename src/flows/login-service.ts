@@ -1,4 +1,5 @@
 import { fromPromise } from 'xstate';
+import type { Logger } from '../logger.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/config.ts';
 import type { Db } from '../db/db.ts';
@@ -35,6 +36,8 @@ export interface Completion {
 export function createLoginService(deps: {
   db: Db;
   clock: Clock;
+  /** Flow transitions at debug level (src/flows/runtime.ts). */
+  logger?: Pick<Logger, 'debug'>;
   config: Config;
   audit: Audit;
   jobs: Jobs;
@@ -97,6 +100,7 @@ export function createLoginService(deps: {
     machineVersion: LOGIN_FLOW_VERSION,
     ttlSeconds: config.FLOW_TTL_SECONDS,
     leaseMs: Math.max(30_000, config.RISK_TIMEOUT_MS + 15_000),
+    logger: deps.logger,
   });
   const effects = createLoginEffects({ db, clock, audit: deps.audit, risk: deps.risk });
 
@@ -156,7 +160,7 @@ export function createLoginService(deps: {
           country: f.ctx.risk?.country ?? null,
         });
         // Evictions happened whatever comes next: audited here, not with the success.
-        for (const id of f.created.evicted) await deps.audit.append({ type: 'session.revoked', subject: id, reason: 'EVICTED', data: { by: f.created.session.id } });
+        await deps.audit.appendMany(f.created.evicted.map((id) => ({ type: 'session.revoked' as const, subject: id, reason: 'EVICTED', data: { by: f.created!.session.id } })));
       },
     },
     {
@@ -190,8 +194,11 @@ export function createLoginService(deps: {
       async run(f) {
         const { session } = f.created!;
         const base = { flow: f.flow.id, device: deviceRef(f.flow.device_id) };
-        await deps.audit.append({ type: 'login.succeeded', subject: f.identityId, reason: f.out.factors.join(' '), data: { ...base, amr: f.out.amr } });
-        await deps.audit.append({ type: 'session.created', subject: f.identityId, reason: f.out.acr, data: { session: session.id, flow: f.flow.id, amr: f.amr } });
+        // One group commit for both (src/audit/audit.ts), chained in this order.
+        await deps.audit.appendMany([
+          { type: 'login.succeeded', subject: f.identityId, reason: f.out.factors.join(' '), data: { ...base, amr: f.out.amr } },
+          { type: 'session.created', subject: f.identityId, reason: f.out.acr, data: { session: session.id, flow: f.flow.id, amr: f.amr } },
+        ]);
       },
     },
     {

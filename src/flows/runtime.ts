@@ -1,7 +1,8 @@
 import { createActor, type AnyActorRef, type AnyStateMachine, type Snapshot } from 'xstate';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
-import { randomToken } from '../crypto/seal.ts';
+import type { Logger } from '../logger.ts';
+import { randomToken, sha256 } from '../crypto/seal.ts';
 import { AppError } from '../errors.ts';
 import { TAG_AWAITING_INPUT, TAG_DELEGATING } from '../../machines/types.ts';
 
@@ -46,6 +47,8 @@ export interface FlowRuntimeOptions {
   ttlSeconds: number;
   /** How long one request may hold a flow (risk deadline + hashing fit well inside). */
   leaseMs?: number;
+  /** Transitions at debug level: event type and states only, never the event's fields. */
+  logger?: Pick<Logger, 'debug'>;
 }
 
 /**
@@ -67,6 +70,9 @@ export function delegateSnapshot(snap: PersistedSnapshot): { snapshot: Persisted
   if (snap.status !== 'active') return undefined;
   return Object.values(snap.children ?? {}).find((c) => c?.snapshot && 'value' in c.snapshot);
 }
+
+/** A flow id in logs: enough to follow one flow, not the id itself (it is in URLs). */
+const logId = (id: string) => sha256(id).slice(0, 12);
 
 /** Resting: final, awaiting input, or delegating to a child that awaits input. */
 export function isResting(actor: AnyActorRef): boolean {
@@ -176,6 +182,7 @@ export function createFlowRuntime(o: FlowRuntimeOptions) {
           stateName(snapshot.value), meta.deviceId, meta.ip, meta.returnTokens, new Date(now + o.ttlSeconds * 1000), new Date(now),
         ],
       );
+      o.logger?.debug({ flowType: o.type, flow: logId(id), to: rows[0].state }, 'flow created');
       return rows[0];
     },
     /**
@@ -209,6 +216,7 @@ export function createFlowRuntime(o: FlowRuntimeOptions) {
           [id, row.version, JSON.stringify(result.snapshot), stateName(result.snapshot.value), new Date(clock.now()), ctx.identityId ?? null],
         );
         if (!rows[0]) throw new AppError('FLOW_CONFLICT', { extra: { flowRow: row } });
+        o.logger?.debug({ flowType: o.type, flow: logId(id), event: event.type, from: row.state, to: rows[0].state, version: rows[0].version }, 'flow transition');
         return { flow: rows[0], effects: result.effects, finished: result.snapshot.status === 'done' };
       } catch (e) {
         await release();

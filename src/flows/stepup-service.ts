@@ -1,3 +1,4 @@
+import type { Logger } from '../logger.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/config.ts';
 import type { Db } from '../db/db.ts';
@@ -44,6 +45,8 @@ export function methodsFor(enrolled: MfaMethod[], req: Requirement | null, _acrV
 export function createStepUpService(deps: {
   db: Db;
   clock: Clock;
+  /** Flow transitions at debug level (src/flows/runtime.ts). */
+  logger?: Pick<Logger, 'debug'>;
   config: Config;
   audit: Audit;
   totp: TotpService;
@@ -59,7 +62,7 @@ export function createStepUpService(deps: {
 }) {
   const { db, clock, config } = deps;
   const machine = provideMfa({ db, clock, config, totp: deps.totp, recovery: deps.recovery, ports: deps.ports ?? {} });
-  const runtime = createFlowRuntime({ db, clock, type: 'stepup', machine, machineVersion: MFA_MACHINE_VERSION, ttlSeconds: config.FLOW_TTL_SECONDS });
+  const runtime = createFlowRuntime({ db, clock, type: 'stepup', machine, machineVersion: MFA_MACHINE_VERSION, ttlSeconds: config.FLOW_TTL_SECONDS, logger: deps.logger });
 
   /** Stops a flow id from being used by any session, or any device, but the one that started it (audited; answered as unknown). */
   function ownFlow(p: Principal, id: string, client: { deviceId: string | null }): Promise<FlowRow> {

@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { randomUUID } from 'node:crypto';
 import { AppError, isAppError } from '../errors.ts';
@@ -19,6 +19,7 @@ import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
 import { riskBacktestRoutes } from './routes/risk-backtests.ts';
 import { deviceId } from './middleware/client.ts';
+import { requestLog } from './middleware/request-log.ts';
 import { createDevMailbox } from '../notify/dev-mailbox.ts';
 import { refuseUnstorableUrl } from './input.ts';
 import { allowedMethods } from './method-not-allowed.ts';
@@ -72,12 +73,18 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   // The HTTP contract (OpenAPI 3.1) and its reference page.
   app.route('/', contractRoutes({ devMailbox: s.config.devMailbox, sessionCookie: sessionCookieName(s.config.secureCookies), publicUrl: s.config.PUBLIC_URL }));
 
-  app.get('/health', async (c) => {
+  // Liveness: the process serves HTTP. An orchestrator restarts on this one only, never on a
+  // dependency being down (restarting the API would not bring back Postgres or a worker).
+  app.get('/health/live', (c) => c.json({ status: 'ok' }));
+  // Readiness (also plain /health): every dependency a login needs, 503 naming the failed check.
+  let lastFailed = '';
+  const ready = async (c: Context<Env>) => {
     const checks: Record<string, () => Promise<void>> = {
       db: () => s.db.ping(),
       // Embedded default: no Redis; jobs run in this process.
       ...(s.config.REDIS_URL ? { redis: () => s.jobs.ping() } : {}),
-      // Without a risk worker every login fails closed to step-up: report it.
+      // Without a risk worker every login waits the deadline and fails closed to step-up. Counted
+      // by worker heartbeats, so a killed or frozen worker drops out within its ttl (6 s).
       queue: async () => {
         if ((await s.jobs.workers(s.config.RISK_QUEUE)) === 0) throw new Error('no risk worker');
       },
@@ -92,9 +99,21 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
         ]).catch(() => 'down');
       }),
     );
-    const ok = Object.values(results).every((v) => v === 'ok');
-    return c.json({ status: ok ? 'ok' : 'degraded', checks: results }, ok ? 200 : 503);
-  });
+    const failed = Object.keys(results).filter((k) => results[k] !== 'ok');
+    // Log the changes, not every probe (a load balancer asks every few seconds).
+    const now = failed.join(',');
+    if (now !== lastFailed) {
+      if (failed.length) s.logger.warn({ failed, checks: results }, 'readiness: not ready');
+      else s.logger.info({ checks: results }, 'readiness: ready');
+      lastFailed = now;
+    }
+    c.header('Cache-Control', 'no-store');
+    return c.json({ status: failed.length ? 'degraded' : 'ok', checks: results }, failed.length ? 503 : 200);
+  };
+  app.get('/health', ready);
+  app.get('/health/ready', ready);
+  // Every route below (not the health probes, which would drown it) at debug level.
+  app.use('*', requestLog(s.logger));
 
   app.get('/.well-known/jwks.json', async (c) => {
     c.header('Cache-Control', 'public, max-age=300');

@@ -87,11 +87,20 @@ export function createUserService(deps: { db: Db; clock: Clock; passwords: Passw
     get: (id) => (/^[0-9a-f-]{36}$/i.test(id) ? view('i.id = $1', id) : Promise.resolve(null)),
     byEmail: (email) => view('i.email = $1', normalizeIdentifier(email)),
     async unlock(id) {
-      const r = await db.query(
-        'UPDATE identities SET locked_at = NULL, locked_until = NULL, failed_attempts = 0, mfa_failed_attempts = 0 WHERE id = $1',
-        [id],
-      );
-      return r.rowCount === 1;
+      // Also forgives the account's recorded failures, or the FAILED_ATTEMPTS risk signal would
+      // keep denying an account with no second factor for the rest of its window.
+      return db.tx(async (q) => {
+        const r = await q.query(
+          'UPDATE identities SET locked_at = NULL, locked_until = NULL, failed_attempts = 0, mfa_failed_attempts = 0 WHERE id = $1',
+          [id],
+        );
+        if (r.rowCount !== 1) return false;
+        await q.query(
+          "UPDATE login_events SET forgiven_at = $2 WHERE identity_id = $1 AND outcome = 'failed' AND forgiven_at IS NULL",
+          [id, new Date(clock.now())],
+        );
+        return true;
+      });
     },
     async lock(id) {
       const r = await db.query('UPDATE identities SET locked_at = $2, locked_until = NULL WHERE id = $1', [id, new Date(clock.now())]);

@@ -1,5 +1,6 @@
 import { Queue, type Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { liveWorkers } from './heartbeat.ts';
 import { assertJobId, JobTimeoutError, withTimeout, type Jobs } from './jobs.ts';
 
 export const redisConnection = (url: string) => new Redis(url, { maxRetriesPerRequest: null, enableOfflineQueue: false });
@@ -130,8 +131,10 @@ export function createBullJobs(redisUrl: string, opts: { prefix?: string } = {})
     async ping() {
       await conn.ping();
     },
+    // Heartbeats, not Queue.getWorkers(): CLIENT LIST still lists a frozen or vanished worker
+    // (see heartbeat.ts), so readiness said ok while every login waited out the deadline.
     async workers(queue) {
-      return (await get(queue).getWorkers()).length;
+      return liveWorkers(conn, queue, opts.prefix);
     },
     async close() {
       for (const q of queues.values()) await q.close().catch(() => {});

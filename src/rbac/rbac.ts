@@ -3,6 +3,7 @@ import type { Clock } from '../clock.ts';
 import type { Queryable } from '../db/db.ts';
 import { ACR } from '../../machines/types.ts';
 import { AppError } from '../errors.ts';
+import { createRbacSnapshot, memoryVersionSource, type RbacSnapshot } from './snapshot.ts';
 
 export const RequirementSchema = z
   .object({ amr: z.array(z.string().min(1)).optional(), maxAge: z.number().int().positive().optional() })
@@ -27,8 +28,15 @@ export type Decision =
 export interface Rbac {
   rolesOf(identityId: string): Promise<string[]>;
   permissionsOf(identityId: string): Promise<{ name: string; requirement: Requirement | null }[]>;
+  /** Roles and permissions at the current version, together. */
+  accessOf(identityId: string): Promise<{ roles: string[]; permissions: { name: string; requirement: Requirement | null }[] }>;
   /** Stops use of a permission without the role, or with weaker or staler authentication than it demands. */
   authorize(p: Principal, permission: string): Promise<Decision>;
+  /**
+   * Announce that roles, permissions, requirements or grants changed (after the change
+   * committed): every process's next authorization sees it. Every writer of those tables calls it.
+   */
+  changed(): Promise<void>;
 }
 
 /** When the strongest requested amr was proven; auth_time when nothing specific was asked. */
@@ -74,31 +82,22 @@ export function decisionError(d: Exclude<Decision, { allow: true }>): AppError {
   });
 }
 
-export function createRbac(db: Queryable, clock: Clock): Rbac {
-  const permissionsOf = async (identityId: string) => {
-    const { rows } = await db.query<{ name: string; requirement: Requirement | null }>(
-      `SELECT DISTINCT p.name, p.requirement FROM user_roles ur
-         JOIN role_permissions rp ON rp.role = ur.role JOIN permissions p ON p.name = rp.permission
-        WHERE ur.identity_id = $1 ORDER BY p.name`,
-      [identityId],
-    );
-    return rows;
-  };
+/**
+ * Authorization from the in-memory RBAC snapshot (src/rbac/snapshot.ts): after one version read
+ * per call, memory lookups only. Without a snapshot (tests, tools) it builds its own, versioned in
+ * memory for this process.
+ */
+export function createRbac(db: Queryable, clock: Clock, snapshot?: RbacSnapshot): Rbac {
+  const snap = snapshot ?? createRbacSnapshot({ db, clock, source: memoryVersionSource() });
   return {
-    async rolesOf(identityId) {
-      const { rows } = await db.query<{ role: string }>('SELECT role FROM user_roles WHERE identity_id = $1 ORDER BY role', [identityId]);
-      return rows.map((r) => r.role);
-    },
-    permissionsOf,
+    rolesOf: (identityId) => snap.rolesOf(identityId),
+    permissionsOf: (identityId) => snap.permissionsOf(identityId),
+    accessOf: (identityId) => snap.accessOf(identityId),
     async authorize(p, permission) {
-      const { rows } = await db.query<{ requirement: Requirement | null }>(
-        `SELECT p.requirement FROM user_roles ur
-           JOIN role_permissions rp ON rp.role = ur.role JOIN permissions p ON p.name = rp.permission
-          WHERE ur.identity_id = $1 AND p.name = $2 LIMIT 1`,
-        [p.identityId, permission],
-      );
-      if (!rows[0]) return { allow: false, code: 'PERMISSION_DENIED' };
-      return checkRequirement(p, rows[0].requirement, Math.floor(clock.now() / 1000));
+      const requirement = await snap.grant(p.identityId, permission);
+      if (requirement === undefined) return { allow: false, code: 'PERMISSION_DENIED' };
+      return checkRequirement(p, requirement, Math.floor(clock.now() / 1000));
     },
+    changed: () => snap.bump(),
   };
 }

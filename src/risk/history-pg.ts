@@ -27,8 +27,10 @@ SELECT
                             'radiusKm', geo_radius_km, 'networkType', net_type)
      FROM mine WHERE latitude IS NOT NULL AND longitude IS NOT NULL
     ORDER BY created_at DESC LIMIT 1) AS last_located,
-  (SELECT count(*) FROM login_events WHERE identity_id = $1::uuid AND outcome = 'failed' AND created_at >= $8 AND created_at < $7) AS account_failures,
-  (SELECT count(*) FROM login_events WHERE ip = $6 AND outcome = 'failed' AND created_at >= $8 AND created_at < $7) AS ip_failures,
+  (SELECT count(*) FROM login_events WHERE identity_id = $1::uuid AND outcome = 'failed' AND created_at >= $8 AND created_at < $7
+     AND (forgiven_at IS NULL OR forgiven_at > $7)) AS account_failures,
+  (SELECT count(*) FROM login_events WHERE ip = $6 AND outcome = 'failed' AND created_at >= $8 AND created_at < $7
+     AND (forgiven_at IS NULL OR forgiven_at > $7)) AS ip_failures,
   ipv.accounts AS ip_accounts, ipv.failed AS ip_failed_accounts,
   subv.accounts AS subnet_accounts, subv.failed AS subnet_failed_accounts,
   devv.accounts AS device_accounts

@@ -1,43 +1,21 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { spawnTs } from '../helpers/processes.ts';
 
-const ROOT = resolve(import.meta.dirname, '../..');
-const TSX = join(ROOT, 'node_modules/.bin/tsx');
-
-/** The environment of a fresh machine: no DATABASE_URL, no REDIS_URL, nothing of ours. */
-function cleanEnv(extra: Record<string, string> = {}) {
-  const env: Record<string, string> = {};
-  for (const k of ['PATH', 'HOME', 'TMPDIR', 'LANG']) if (process.env[k]) env[k] = process.env[k]!;
-  return { ...env, PORT: '0', ...extra };
-}
-
+/** `npm start` in `cwd` on a free port, with the environment of a fresh machine (nothing of ours). */
 function startEntry(cwd: string, extra: Record<string, string> = {}) {
-  const child = spawn(TSX, [join(ROOT, 'src/main.ts')], { cwd, env: cleanEnv(extra), stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (err += d));
-  const ready = new Promise<{ port: number; out: string }>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`no start in 60 s:\n${out}\n${err}`)), 60_000);
-    child.stdout!.on('data', () => {
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        res({ port: Number(m[1]), out });
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      rej(new Error(`exited ${code}:\n${out}\n${err}`));
-    });
-  });
+  const p = spawnTs({ file: 'src/main.ts' }, { cwd, env: { PORT: '0', ...extra } });
+  const ready = p.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)/).then((m) => ({ port: Number(m[1]), out: p.out() }));
   ready.catch(() => {}); // awaited by the tests that expect a start
-  const exited = new Promise<{ code: number | null; out: string; err: string }>((res) => child.on('exit', (code) => res({ code, out, err })));
-  return { child, ready, exited };
+  return { child: p.child, ready, exited: p.exited };
 }
+
+/** One of the npm scripts (migrate, audit:verify, user:*) in `cwd`, as an operator runs it. */
+const runScript = (cwd: string, script: string, args: string[] = []) => spawnTs({ file: script, args }, { cwd }).exited;
 
 async function stop(child: ChildProcess, exited: Promise<unknown>) {
   child.kill('SIGTERM');
@@ -103,4 +81,57 @@ describe('embedded default (npm start on a fresh folder)', () => {
     expect(res.err).toContain('PORT');
     expect(res.err).toContain('LOCKOUT_THRESHOLD');
   }, 60_000);
+
+  it('lets one process own the data folder: a second server and the CLIs are refused, naming the owner; a crashed owner is taken over', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'threshold-e2e-'));
+    dirs.push(dir);
+    const lockFile = join(dir, 'data', 'threshold.lock');
+    const first = startEntry(dir);
+    const { port } = await first.ready;
+    const owner = JSON.parse(await readFile(lockFile, 'utf8')) as { pid: number; command: string };
+    expect(owner.command).toBe('npm start');
+    expect((await fetch(`http://127.0.0.1:${port}/health/live`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${port}/health/ready`)).status).toBe(200);
+
+    const second = await startEntry(dir).exited;
+    expect(second.code).toBe(1);
+    expect(second.err).toContain('in use by another Threshold process');
+    expect(second.err).toContain(`pid ${owner.pid}`);
+    expect(second.err).toContain('npm start');
+
+    const [mig, audit, user] = await Promise.all([
+      runScript(dir, 'scripts/migrate.ts'),
+      runScript(dir, 'scripts/audit-verify.ts'),
+      runScript(dir, 'scripts/user.ts', ['create', '--email', 'ops@example.test', '--roles', 'ADMIN']),
+    ]);
+    expect([mig.code, audit.code, user.code]).toEqual([1, 2, 2]); // audit:verify: 2 = could not check
+    for (const r of [mig, audit, user]) expect(r.err).toContain(`pid ${owner.pid}`);
+    expect(mig.err).toMatch(/^migrate refused/);
+    expect(audit.err).toMatch(/^audit verify refused \(not checked\)/);
+    expect(user.err).toMatch(/^refused, nothing changed/);
+    // The owner never noticed.
+    expect((await fetch(`http://127.0.0.1:${port}/health/ready`)).status).toBe(200);
+
+    await stop(first.child, first.exited);
+    expect(existsSync(lockFile)).toBe(false); // a clean exit removes it
+    const [verified, created] = [await runScript(dir, 'scripts/audit-verify.ts'), await runScript(dir, 'scripts/user.ts', ['create', '--email', 'ops@example.test', '--roles', 'ADMIN'])];
+    expect(verified.code).toBe(0);
+    expect(verified.out).toMatch(/^audit chain ok: \d+ events/);
+    expect(created.code).toBe(0);
+    expect(created.out).toMatch(/password \(shown once\): \S+/);
+    expect(existsSync(lockFile)).toBe(false);
+
+    // A crash (kill -9: no cleanup) leaves the lock behind; the next start takes it over and says so.
+    const crashed = startEntry(dir);
+    await crashed.ready;
+    const crashedOwner = JSON.parse(await readFile(lockFile, 'utf8')) as { pid: number };
+    process.kill(crashedOwner.pid, 'SIGKILL');
+    await crashed.exited;
+    expect(existsSync(lockFile)).toBe(true);
+    const again = startEntry(dir);
+    const restarted = await again.ready;
+    expect(restarted.out).toContain('took over the data folder lock of a process that is gone');
+    expect(restarted.out).toContain(`"previousPid":${crashedOwner.pid}`);
+    await stop(again.child, again.exited);
+  }, 180_000);
 });

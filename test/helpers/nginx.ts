@@ -90,7 +90,11 @@ async function startOnce(o: { threshold: string; upstream: string }, port: numbe
   const check = spawnSync(NGINX_BIN, ['-t', ...args], { encoding: 'utf8' });
   if (check.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`nginx -t failed:\n${check.stderr}`);
+    // Say what is missing in words: spawnSync of an absent binary has no status and no stderr.
+    if ((check.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT')
+      throw new Error(`nginx is not installed (no ${NGINX_BIN}): apt-get install nginx, or set NGINX_BIN to its path`);
+    if (check.error) throw new Error(`nginx -t could not run ${NGINX_BIN}: ${check.error.message}`);
+    throw new Error(`nginx -t failed (exit ${check.status ?? check.signal}):\n${check.stderr}`);
   }
   const errorLog = () => (existsSync(p('error.log')) ? readFileSync(p('error.log'), 'utf8') : '');
   const proc: ChildProcess = spawn(NGINX_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });

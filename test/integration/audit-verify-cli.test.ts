@@ -1,14 +1,10 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAudit } from '../../src/audit/audit.ts';
 import { systemClock } from '../../src/clock.ts';
 import type { Db } from '../../src/db/db.ts';
 import { runAuditVerify } from '../../scripts/audit-verify.ts';
 import { createTestDb } from '../helpers/db.ts';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+import { spawnTs } from '../helpers/processes.ts';
 
 describe('audit:verify CLI', () => {
   let db: Db;
@@ -37,16 +33,9 @@ describe('audit:verify CLI', () => {
   });
 
   it('runs as a script and exits with the code', async () => {
-    const run = promisify(execFile);
-    const err = await run(process.execPath, ['--import', 'tsx', 'scripts/audit-verify.ts'], {
-      cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: url },
-    }).then(
-      () => null,
-      (e: { code: number; stdout: string }) => e,
-    );
+    const r = await spawnTs({ file: 'scripts/audit-verify.ts' }, { env: { DATABASE_URL: url } }).exited;
     // The previous test broke the chain at seq 2.
-    expect(err?.code).toBe(1);
-    expect(err?.stdout.trim()).toMatch(/^audit chain BROKEN at seq 2: /);
+    expect(r.code).toBe(1);
+    expect(r.out.trim()).toMatch(/^audit chain BROKEN at seq 2: /);
   });
 });

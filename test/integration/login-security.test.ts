@@ -1,12 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, device, IP, oathtool, startTestServer, type TestServer } from '../helpers/server.ts';
-
-async function enrolTotp(c: Client, t: TestServer): Promise<string> {
-  const e = await c.post('/auth/mfa/totp');
-  const ok = await c.post(`/auth/mfa/totp/${e.body.id}/confirm`, { code: oathtool(e.body.secret, t.clock.now()) });
-  expect(ok.status).toBe(200);
-  return e.body.secret;
-}
+import { ADMIN, Client, device, enrolTotp, IP, oathtool, startTestServer, type TestServer } from '../helpers/server.ts';
 
 async function makeUser(t: TestServer, email: string, password = 'a-very-good-password') {
   return t.services.users.create({ email, password, roles: ['PATHOLOGIST'] });

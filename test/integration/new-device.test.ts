@@ -27,7 +27,7 @@ describe('new-device notice with a "this wasn\'t me" link', () => {
     const home = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('nora-home') });
     expect((await home.passwordLogin(email, pw)).body.step).toBe('done');
     expect((await home.passwordLogin(email, pw)).body.step).toBe('done'); // known device: no notice
-    await new Promise((r) => setTimeout(r, 300));
+    await t.notifyIdle();
     expect(smtp.messages.filter((m) => m.to.includes(email))).toHaveLength(0);
 
     const intruder = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('nora-intruder') });
@@ -58,7 +58,7 @@ describe('new-device notice with a "this wasn\'t me" link', () => {
     expect(rows).toEqual([{ label: 'fraud', source: 'user_report', strength: 'strong', device_id: intruder.headers['x-device-id'], current: 'fraud' }]);
     const audit = await t.db.query("SELECT 1 FROM audit_events WHERE type = 'login.reported_fraudulent'");
     expect(audit.rowCount).toBe(1);
-    await new Promise((r) => setTimeout(r, 300));
+    await t.notifyIdle();
     expect(smtp.messages.filter((m) => m.to.includes(email))).toHaveLength(1); // once
   });
 });

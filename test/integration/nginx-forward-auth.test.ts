@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
+import { signIn as signInAs, startTestServer, type TestServer } from '../helpers/server.ts';
 import { startVerifyServer, type VerifyServer } from '../helpers/verify-server.ts';
 import { startNginx, startRecordingUpstream, type Nginx } from '../helpers/nginx.ts';
 
@@ -35,11 +35,8 @@ describe('nginx auth_request → /auth/verify (reference config)', () => {
 
   /** Signs in through nginx (Threshold's /auth/ is public there), like a browser would. */
   const signIn = async (email: string) => {
-    const c = new Client(nginx.url, { 'x-forwarded-for': IP.london, 'x-device-id': device(email) });
-    const r = await c.passwordLogin(email, pw, { returnTokens: true });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    expect(r.body.step).toBe('done');
-    return { c, token: r.body.tokens.access_token as string };
+    const { c, token } = await signInAs(nginx.url, email, pw, { returnTokens: true });
+    return { c, token };
   };
   /** Run `f`, answer what the application saw meanwhile. */
   const seenDuring = async <T>(f: () => Promise<T>) => {

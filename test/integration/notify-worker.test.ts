@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +14,7 @@ import type { EmailSender, SmsSender } from '../../src/notify/types.ts';
 import { NOTIFY_JOB, notifyJobId, type NotifyJob } from '../../workers/queues.ts';
 import { startNotifyWorker } from '../../workers/notify.worker.ts';
 import { createTestDb, TEST_REDIS_URL, uniqueName } from '../helpers/db.ts';
+import { spawnTs } from '../helpers/processes.ts';
 
 // The notify worker as a real BullMQ Worker on Redis, delivering to a real SMTP server; the
 // crash tests run the first worker in a child process and SIGKILL it mid-job.
@@ -190,38 +191,28 @@ async function childWorker(queue: string): Promise<ChildProcess> {
     await w.worker.waitUntilReady();
     process.stdout.write('ready\\n');
   `;
-  const env = {
-    ...process.env,
-    NOTIFY_CHILD: JSON.stringify({
-      redisUrl: TEST_REDIS_URL,
-      queue,
-      dbUrl: t.url,
-      smtpUrl,
-      from: FROM,
-      smsUrl: `${sms500Base}/unused`,
-      fast: FAST,
-      sendTimeoutMs: SEND_TIMEOUT_MS,
-      leaseMs: LEASE_MS,
-    }),
-  };
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawnTs(
+    { eval: script },
+    {
+      env: {
+        NOTIFY_CHILD: JSON.stringify({
+          redisUrl: TEST_REDIS_URL,
+          queue,
+          dbUrl: t.url,
+          smtpUrl,
+          from: FROM,
+          smsUrl: `${sms500Base}/unused`,
+          fast: FAST,
+          sendTimeoutMs: SEND_TIMEOUT_MS,
+          leaseMs: LEASE_MS,
+        }),
+      },
+    },
+  );
+  const child = p.child;
   children.add(child);
   child.once('exit', () => children.delete(child));
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`child worker did not start: ${err}`)), 20_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      if (d.toString().includes('ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`child worker exited (${code}): ${err}`));
-    });
-  });
+  await p.waitFor(/ready/, 20_000);
   return child;
 }
 
@@ -316,7 +307,7 @@ describe('notify worker killed mid-job', () => {
     // At-most-once: the outcome was unknown, so no second copy; the user can ask for a resend.
     expect((await q.getJob(id))?.failedReason).toMatch(/not sent again/);
     expect(await row(id)).toMatchObject({ status: 'unknown' });
-    await new Promise((r) => setTimeout(r, 300));
+    // No pause needed: the job failed for good above and its first worker is dead.
     expect(to(addr)).toHaveLength(1);
   });
 

@@ -169,6 +169,10 @@ async function startRedis(port: number): Promise<ChildProcess> {
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'], {
     stdio: 'ignore',
   });
+  let missing: Error | null = null;
+  child.once('error', (e: NodeJS.ErrnoException) => {
+    missing = new Error(e.code === 'ENOENT' ? 'redis-server is not installed (not on PATH): apt-get install redis-server' : `redis-server: ${e.message}`);
+  });
   const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null });
   probe.on('error', () => {});
   for (let i = 0; i < 100; i++) {
@@ -178,6 +182,7 @@ async function startRedis(port: number): Promise<ChildProcess> {
       probe.disconnect();
       return child;
     } catch {
+      if (missing) throw missing;
       await sleep(50);
     }
   }

@@ -130,8 +130,10 @@ describe('risk API (/api/risk)', () => {
     // Fresh MFA ages out after 15 minutes, even if someone loosened the stored requirement.
     t.clock.advance(901_000);
     await t.db.query("UPDATE permissions SET requirement = NULL WHERE name = 'MANAGE_RISK'");
+    await t.services.rbac.changed();
     const stale = await admin.post('/api/risk/policies/strict-1/activate');
     await t.db.query(`UPDATE permissions SET requirement = '{"amr": ["mfa"], "maxAge": 900}' WHERE name = 'MANAGE_RISK'`);
+    await t.services.rbac.changed();
     expect([stale.status, stale.body.code]).toEqual([401, 'STEP_UP_REQUIRED']);
     expect(stale.headers.get('www-authenticate')).toContain('insufficient_user_authentication');
     expect((await t.db.query("SELECT 1 FROM audit_events WHERE type = 'risk_policy.activated'")).rowCount).toBe(0);

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Client, device, IP, oathtool, startTestServer, type TestServer } from '../helpers/server.ts';
 import { guardSecondFactor } from '../../src/auth/mfa-guard.ts';
 
@@ -17,6 +17,16 @@ describe('security review regressions', () => {
     });
   });
   afterAll(async () => t?.close());
+
+  /** The account's durable counters, read as the barrier of the burst tests. */
+  const counters = async (id: string) => {
+    const { rows } = await t.db.query<{ failed_attempts: number; mfa_failed_attempts: number; locked_at: Date | null }>(
+      'SELECT failed_attempts, mfa_failed_attempts, locked_at FROM identities WHERE id = $1',
+      [id],
+    );
+    const r = rows[0]!;
+    return { spent: r.locked_at !== null || r.failed_attempts >= 3, mfa: r.mfa_failed_attempts };
+  };
 
   it('a UTF-8 BOM before the JSON body does not skip the login limiter', async () => {
     await t.services.users.create({ email: 'bom@example.test', password: 'bom-has-a-long-password', roles: [] });
@@ -37,9 +47,10 @@ describe('security review regressions', () => {
 
   it('a burst of wrong passwords cannot hide a right one past the lockout', async () => {
     const u = await t.services.users.create({ email: 'burst@example.test', password: 'burst-has-a-long-password', roles: [] });
-    // Hashing is queued one at a time: every guess is counted before any is checked.
+    // Hashing is queued one at a time: guesses are counted before they are checked.
     const wrong = Array.from({ length: 8 }, (_, i) => t.services.passwords.verifyLogin('burst@example.test', `wrong-${i}-password`));
-    await new Promise((r) => setTimeout(r, 50));
+    // Barrier (no sleep): the burst has spent the budget of 3 — counted, or already locked.
+    await vi.waitFor(async () => expect((await counters(u.id)).spent).toBe(true), { timeout: 10_000, interval: 10 });
     const right = await t.services.passwords.verifyLogin('burst@example.test', 'burst-has-a-long-password');
     await Promise.all(wrong);
     expect(right.ok).toBe(false);
@@ -56,8 +67,10 @@ describe('security review regressions', () => {
       await gate;
       return code === 'right';
     });
-    const guesses = [...Array.from({ length: 9 }, () => guard(u.id, 'wrong')), guard(u.id, 'right')];
-    await new Promise((r) => setTimeout(r, 50));
+    const wrong = Array.from({ length: 9 }, () => guard(u.id, 'wrong'));
+    // Barrier (no sleep): all nine are counted and waiting at the gate before the right code comes.
+    await vi.waitFor(async () => expect((await counters(u.id)).mfa).toBe(9), { timeout: 10_000, interval: 10 });
+    const guesses = [...wrong, guard(u.id, 'right')];
     release();
     const results = await Promise.all(guesses);
     expect(results.filter(Boolean)).toHaveLength(0); // the right code came 10th: past the budget of 3
@@ -99,6 +112,7 @@ describe('security review regressions', () => {
 
   it('admin routes that need stronger authentication answer with the RFC 9470 challenge', async () => {
     await t.db.query(`UPDATE permissions SET requirement = '{"amr":["mfa"],"maxAge":900}' WHERE name = 'MANAGE_USERS'`);
+    await t.services.rbac.changed();
     try {
       const admin = new Client(t.url, { 'x-forwarded-for': IP.mountainView, 'x-device-id': device('admin-9470') });
       expect((await admin.passwordLogin('admin@example.test', 'correct horse battery staple')).body.step).toBe('done');
@@ -107,6 +121,7 @@ describe('security review regressions', () => {
       expect(r.headers.get('www-authenticate')).toMatch(/^Bearer error="insufficient_user_authentication".*acr_values=.*max_age=900/);
     } finally {
       await t.db.query("UPDATE permissions SET requirement = NULL WHERE name = 'MANAGE_USERS'");
+      await t.services.rbac.changed();
     }
   });
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
+import { Client, device, IP, signIn as signInAs, signInAdmin, startTestServer, type TestServer } from '../helpers/server.ts';
 
 const MIN = 60_000;
 
@@ -12,12 +12,7 @@ describe('session lifecycle over HTTP', () => {
   });
   afterAll(async () => t?.close());
 
-  const signIn = async (name = 'olga') => {
-    const c = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device(name) });
-    const r = await c.passwordLogin('olga@example.test', pw);
-    expect(r.body.step).toBe('done');
-    return c;
-  };
+  const signIn = async (name = 'olga') => (await signInAs(t.url, 'olga@example.test', pw, { device: device(name) })).c;
 
   it('activity every 10 minutes still ends the session at the absolute lifetime; the warning appears and clears', async () => {
     const c = await signIn();
@@ -65,8 +60,7 @@ describe('session lifecycle over HTTP', () => {
     expect((await a.req('DELETE', `/auth/sessions/${bId}`)).status).toBe(204);
     expect((await b.get('/auth/check')).body.authenticated).toBe(false);
     // Another user's session id is not mine to revoke.
-    const admin = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('admin') });
-    await admin.passwordLogin(ADMIN.email, ADMIN.password);
+    const admin = await signInAdmin(t);
     const adminSession = (await admin.get('/auth/me')).body.session.id;
     expect((await a.req('DELETE', `/auth/sessions/${adminSession}`)).status).toBe(404);
   });
@@ -74,8 +68,7 @@ describe('session lifecycle over HTTP', () => {
   it('admins list, lock, unlock and revoke sessions', async () => {
     const c = await signIn('olga-locked');
     const sid = (await c.get('/auth/me')).body.session.id;
-    const admin = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('admin') });
-    await admin.passwordLogin(ADMIN.email, ADMIN.password);
+    const admin = await signInAdmin(t);
     const olga = await t.services.users.byEmail('olga@example.test');
     const listed = await admin.get(`/api/sessions?userId=${olga!.id}`);
     expect(listed.body.map((x: { id: string }) => x.id)).toContain(sid);
@@ -93,8 +86,7 @@ describe('session lifecycle over HTTP', () => {
     const c = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('olga-acct') });
     const r = await c.passwordLogin('olga@example.test', pw, { returnTokens: true });
     const token = r.body.tokens.access_token;
-    const admin = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('admin') });
-    await admin.passwordLogin(ADMIN.email, ADMIN.password);
+    const admin = await signInAdmin(t);
     const olga = await t.services.users.byEmail('olga@example.test');
     expect((await admin.post(`/api/users/${olga!.id}/lock`)).status).toBe(200);
     expect((await c.get('/auth/check')).body.authenticated).toBe(false);

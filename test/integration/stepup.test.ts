@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, device, IP, oathtool, startTestServer, type TestServer } from '../helpers/server.ts';
+import { Client, oathtool, signIn as signInAs, startTestServer, type TestServer } from '../helpers/server.ts';
 
 describe('step-up of a live session (RFC 9470)', () => {
   let t: TestServer;
@@ -16,10 +16,8 @@ describe('step-up of a live session (RFC 9470)', () => {
   afterAll(async () => t?.close());
 
   const signIn = async (email: string) => {
-    const c = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device(email) });
-    const r = await c.passwordLogin(email, pw);
-    expect(r.body.step).toBe('done');
-    expect(r.body.session.amr).toEqual(['pwd']);
+    const { c, body } = await signInAs(t.url, email, pw);
+    expect(body.session.amr).toEqual(['pwd']);
     return c;
   };
 

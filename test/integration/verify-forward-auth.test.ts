@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Client, signIn as signInAs, startTestServer, type TestServer } from '../helpers/server.ts';
 import { startVerifyServer, type VerifyServer } from '../helpers/verify-server.ts';
 
 describe('GET /auth/verify (forward-auth) on real Postgres and Redis', () => {
@@ -22,10 +22,7 @@ describe('GET /auth/verify (forward-auth) on real Postgres and Redis', () => {
   });
 
   const signIn = async (email: string) => {
-    const c = new Client(v.url, { 'x-forwarded-for': IP.london, 'x-device-id': device(email) });
-    const r = await c.passwordLogin(email, pw, { returnTokens: true });
-    expect(r.body.step).toBe('done');
-    const token = r.body.tokens.access_token as string;
+    const { c, token } = await signInAs(v.url, email, pw, { returnTokens: true });
     return { c, token, sid: decodeJwt(token).sid as string };
   };
   /** A caller holding only the bearer token (a proxy forwarding Authorization). */
@@ -98,11 +95,18 @@ describe('GET /auth/verify (forward-auth) on real Postgres and Redis', () => {
     }
     // Same decision as /auth/authorize.
     expect((await c.post('/auth/authorize', { permission: 'MANAGE_USERS' })).status).toBe(403);
-    await new Promise((r) => setTimeout(r, 100));
-    const { rows } = await t.db.query<{ data: { via?: string; uri?: string } }>(
-      "SELECT data FROM audit_events WHERE type = 'authorization.denied' AND actor = $1 AND subject = 'MANAGE_USERS'",
-      [ids.tina],
-    );
+    const denials = async () =>
+      (
+        await t.db.query<{ data: { via?: string; uri?: string } }>(
+          "SELECT data FROM audit_events WHERE type = 'authorization.denied' AND actor = $1 AND subject = 'MANAGE_USERS' ORDER BY seq",
+          [ids.tina],
+        )
+      ).rows;
+    // Barrier: forward-auth audits in the background; wait for its row, not a guessed pause. The
+    // appends serialise on the hash chain, and /auth/authorize's (awaited, asked last) is in too.
+    await vi.waitFor(async () => expect((await denials()).some((r) => r.data.via === 'forward_auth')).toBe(true), { timeout: 10_000, interval: 20 });
+    const rows = await denials();
+    expect(rows.some((r) => r.data.via !== 'forward_auth')).toBe(true);
     const fromVerify = rows.filter((r) => r.data.via === 'forward_auth');
     expect(fromVerify).toHaveLength(1);
     expect(fromVerify[0].data.uri).toBe('/admin/users');

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRevocationList } from '../../src/session/revocation.ts';
 import { TEST_REDIS_URL } from '../helpers/db.ts';
-import { Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
+import { device, signIn as signInAs, startTestServer, type TestServer } from '../helpers/server.ts';
 import { startVerifyServer, type VerifyServer } from '../helpers/verify-server.ts';
 
 /** The deny-list on real Redis: several API processes, a lost broadcast, Redis down. */
@@ -42,10 +42,7 @@ describe('revocation list on Redis + Postgres', () => {
     return v;
   };
   const signIn = async (base: string) => {
-    const c = new Client(base, { 'x-forwarded-for': IP.london, 'x-device-id': device('rita') });
-    const r = await c.passwordLogin('rita@example.test', pw, { returnTokens: true });
-    expect(r.body.step).toBe('done');
-    const token = r.body.tokens.access_token as string;
+    const { token } = await signInAs(base, 'rita@example.test', pw, { device: device('rita'), returnTokens: true });
     return { token, sid: decodeJwt(token).sid as string };
   };
   const verify = (base: string, token: string) => fetch(`${base}/auth/verify`, { headers: { authorization: `Bearer ${token}` } });

@@ -22,6 +22,19 @@ describe('config', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/THRESHOLD_MASTER_KEY/);
   });
 
+  it('lets PUBLIC_URL follow PORT unless it is set', () => {
+    const dflt = loadConfig({});
+    expect(dflt.PUBLIC_URL).toBe('http://localhost:3000');
+    const moved = loadConfig({ PORT: '8080' });
+    expect(moved.PUBLIC_URL).toBe('http://localhost:8080');
+    // Everything derived from it moves too: WebAuthn origin and rpID.
+    expect(moved.webauthn.origins).toEqual(['http://localhost:8080']);
+    expect(moved.webauthn.rpID).toBe('localhost');
+    const set = loadConfig({ PORT: '8080', PUBLIC_URL: 'https://auth.example.com' });
+    expect(set.PUBLIC_URL).toBe('https://auth.example.com');
+    expect(set.webauthn.origins).toEqual(['https://auth.example.com']);
+  });
+
   it('turns on secure cookies for https public URLs', () => {
     expect(loadConfig({ PUBLIC_URL: 'https://auth.example.com' }).secureCookies).toBe(true);
   });

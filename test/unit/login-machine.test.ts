@@ -141,8 +141,8 @@ describe('login machine', () => {
     const clock = new SimulatedClock();
     const { actor, settle } = await start({ risk: () => new Promise(() => {}) }, { clock });
     actor.send({ type: 'password', identifier: 'a@x.io', password: 'right' });
-    await new Promise((r) => setTimeout(r, 10));
-    expect(actor.getSnapshot().value).toBe('assessingRisk');
+    // Barrier: the password check settled and the risk deadline is armed.
+    await waitFor(actor, (snap) => snap.value === 'assessingRisk');
     clock.increment(1999);
     expect(actor.getSnapshot().value).toBe('assessingRisk');
     clock.increment(1);

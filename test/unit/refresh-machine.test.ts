@@ -212,10 +212,12 @@ describe('refresh machine', () => {
 
   it('rescore does not answer in time → fails closed to a step-up (simulated clock)', async () => {
     const clock = new SimulatedClock();
-    const pending = run({ lookups: [record()], rescore: () => new Promise<RiskVerdict>(() => undefined) }, moved, clock);
-    await new Promise((r) => setTimeout(r, 10));
+    let rescoring!: () => void;
+    const called = new Promise<void>((r) => (rescoring = r));
+    const pending = run({ lookups: [record()], rescore: () => (rescoring(), new Promise<RiskVerdict>(() => undefined)) }, moved, clock);
+    // Barrier: the machine is waiting on the rescorer (its deadline was armed on the same entry).
+    await called;
     clock.increment(1999);
-    await new Promise((r) => setTimeout(r, 10));
     clock.increment(1);
     const r = await pending;
     expect(r.out.reason).toBe('RISK_UNAVAILABLE');

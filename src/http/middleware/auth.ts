@@ -18,21 +18,31 @@ export async function authenticate(c: Context<Env>, s: Services, mode: 'activity
   if (auth !== undefined) {
     const m = /^Bearer ([A-Za-z0-9_.-]{20,4096})$/.exec(auth);
     if (!m) return null;
-    try {
-      const claims = await s.tokens.verify(m[1]);
-      const session = await s.sessions.byId(claims.sid);
-      if (!session || session.identityId !== claims.sub) return null;
-      p = {
-        identityId: claims.sub,
-        sessionId: claims.sid,
-        amr: claims.amr,
-        authTime: claims.auth_time,
-        factorTimes: Object.fromEntries(claims.amr.map((a) => [a, session.factorTimes[a] ?? claims.auth_time])),
-      };
-      c.set('via', 'bearer');
-    } catch {
-      return null;
+    // A token verified recently (its signature, its session) is known by its hash: no signature
+    // check and no session read per request. The entry never outlives the token's exp or the
+    // session's expiry, and revocation is still checked below on every request.
+    const key = `bearer:${auth}`;
+    const hit = s.verifyCache.get(key);
+    if (hit) {
+      p = hit.principal;
+    } else {
+      try {
+        const claims = await s.tokens.verify(m[1]);
+        const [session, user] = await Promise.all([s.sessions.byId(claims.sid), s.users.get(claims.sub)]);
+        if (!session || session.identityId !== claims.sub || !user) return null;
+        p = {
+          identityId: claims.sub,
+          sessionId: claims.sid,
+          amr: claims.amr,
+          authTime: claims.auth_time,
+          factorTimes: Object.fromEntries(claims.amr.map((a) => [a, session.factorTimes[a] ?? claims.auth_time])),
+        };
+        s.verifyCache.set(key, { principal: p, email: user.email, roles: [], permissions: [] }, Math.min(claims.exp * 1000, session.idleExpiresAt, session.absoluteExpiresAt));
+      } catch {
+        return null;
+      }
     }
+    c.set('via', 'bearer');
   } else {
     const token = getCookie(c, sessionCookieName(s.config.secureCookies));
     if (!token) return null;
@@ -48,7 +58,10 @@ export async function authenticate(c: Context<Env>, s: Services, mode: 'activity
     c.set('via', 'cookie');
   }
   // The deny-list answers at once for every process, even before the row is seen as revoked here.
-  if (await s.revocations.isRevoked(p.sessionId)) return null;
+  if (await s.revocations.isRevoked(p.sessionId)) {
+    s.verifyCache.clearSession(p.sessionId);
+    return null;
+  }
   c.set('principal', p);
   return p;
 }

@@ -5,12 +5,25 @@ import { routeDocs } from './doc.ts';
 export const appDocs = [
   ...routeDocs('', 'Service', {
     'GET /health': {
-      summary: 'Health of the service and its dependencies',
+      summary: 'Readiness: every dependency a login needs (database, Redis, a consuming risk worker)',
       auth: 'none',
       responses: {
         200: { description: 'Every dependency answers', schema: { jsonSchema: { type: 'object', properties: { status: { const: 'ok' }, checks: { type: 'object', additionalProperties: { type: 'string' } } } } } },
-        503: { description: 'A dependency is down or slow (`status: degraded`; each check says ok, down or timeout)' },
+        503: { description: 'A dependency is down or slow (`status: degraded`; each check says ok, down or timeout), or no risk worker has beaten its heartbeat recently' },
       },
+    },
+    'GET /health/ready': {
+      summary: 'Readiness: every dependency a login needs (database, Redis, a consuming risk worker)',
+      auth: 'none',
+      responses: {
+        200: { description: 'Every dependency answers', schema: { jsonSchema: { type: 'object', properties: { status: { const: 'ok' }, checks: { type: 'object', additionalProperties: { type: 'string' } } } } } },
+        503: { description: 'A dependency is down or slow (`status: degraded`; each check says ok, down or timeout), or no risk worker has beaten its heartbeat recently' },
+      },
+    },
+    'GET /health/live': {
+      summary: 'Liveness: the process serves requests (checks no dependency)',
+      auth: 'none',
+      responses: { 200: { description: 'Alive', schema: { jsonSchema: { type: 'object', properties: { status: { const: 'ok' } } } } } },
     },
     'GET /.well-known/jwks.json': {
       summary: 'The public keys that sign access tokens (RFC 7517)',

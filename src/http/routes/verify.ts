@@ -95,14 +95,14 @@ async function fromCache(s: VerifyServices, cred: Credential, opts: Required<Ver
 async function verifyFresh(c: Context<Env>, s: VerifyServices, cred: Credential): Promise<VerifiedCredential | null> {
   const p = await authenticate(c, s);
   if (!p) return null;
-  const [revoked, session, user, permissions] = await Promise.all([
+  const [revoked, session, user] = await Promise.all([
     s.revocations.isRevoked(p.sessionId),
     s.sessions.byId(p.sessionId),
     s.users.get(p.identityId),
-    s.rbac.permissionsOf(p.identityId),
   ]);
   if (revoked || !session || !user) return null;
-  const entry: VerifiedCredential = { principal: p, email: user.email, roles: user.roles, permissions };
+  // Roles and permissions are filled from the RBAC snapshot on every answer, not cached here.
+  const entry: VerifiedCredential = { principal: p, email: user.email, roles: [], permissions: [] };
   // Never cached beyond the token's exp or the session's idle or absolute expiry.
   let notAfter = Math.min(session.idleExpiresAt, session.absoluteExpiresAt);
   if (cred.kind === 'bearer') {
@@ -186,9 +186,12 @@ export function verifyRoutes(s: VerifyServices, options: VerifyOptions = {}) {
     const permission = readRequiredPermission(c);
     if (permission === null) return present(c, { status: 400 });
 
-    let entry = await fromCache(s, cred, opts);
-    if (entry === undefined) entry = await verifyFresh(c, s, cred);
-    if (!entry) return present(c, { status: 401, challenge: cred.kind === 'bearer' ? 'Bearer error="invalid_token"' : 'Bearer' });
+    let cached = await fromCache(s, cred, opts);
+    if (cached === undefined) cached = await verifyFresh(c, s, cred);
+    if (!cached) return present(c, { status: 401, challenge: cred.kind === 'bearer' ? 'Bearer error="invalid_token"' : 'Bearer' });
+    // Who the caller is comes from the cache; what they may do from the RBAC snapshot, at the
+    // current version (a role change anywhere applies to the next request).
+    const entry: VerifiedCredential = { ...cached, ...(await s.rbac.accessOf(cached.principal.identityId)) };
 
     const d = decide(entry, permission, s.clock.now());
     if (d.allow) return present(c, { status: 200, entry });
