@@ -40,6 +40,8 @@ export interface RouteDoc {
   errors?: ErrorCode[];
   /** Only mounted in development (DEV_MAILBOX). */
   devOnly?: boolean;
+  /** A body limit other than the app's 64 KiB (published as `x-max-body-bytes`). */
+  maxBodyBytes?: number;
 }
 
 export interface DocumentedRoute extends RouteDoc {

@@ -10,6 +10,7 @@ import { tokenDocs } from '../routes/token.ts';
 import { verifyDocs } from '../routes/verify.ts';
 import { adminDocs } from '../routes/admin.ts';
 import { riskDocs } from '../routes/risk.ts';
+import { riskBacktestDocs } from '../routes/risk-backtests.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
@@ -22,6 +23,7 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...sessionDocs,
   ...adminDocs,
   ...riskDocs,
+  ...riskBacktestDocs,
 ];
 
 /** Problems any route can answer: the URL rule, the body limit, a wrong method, a fault. */
@@ -92,6 +94,7 @@ function operation(r: DocumentedRoute) {
     ...(Object.keys(body).length
       ? { requestBody: { required: false, content: Object.fromEntries(Object.entries(body).map(([t, s]) => [t, { schema: schemaOf(s) }])) } }
       : {}),
+    ...(r.maxBodyBytes !== undefined ? { 'x-max-body-bytes': r.maxBodyBytes } : {}),
     responses,
   };
 }

@@ -1,7 +1,8 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
-import { AppError } from '../../errors.ts';
+import { AppError, type ErrorCode } from '../../errors.ts';
+import { routeDocs } from '../openapi/doc.ts';
 import { readJson } from '../body.ts';
 import { requirePermission } from '../middleware/auth.ts';
 import { BACKTEST_JOB, createBacktestStore, type BacktestRow } from '../../backtest/job.ts';
@@ -128,3 +129,30 @@ export function riskBacktestRoutes(s: Services) {
 
   return app;
 }
+
+const obj = (description: string) => ({ description, schema: { jsonSchema: { type: 'object' } } });
+const BACKTEST_ERRORS: ErrorCode[] = ['UNAUTHENTICATED', 'PERMISSION_DENIED', 'STEP_UP_REQUIRED'];
+
+export const riskBacktestDocs = routeDocs('/api/risk/backtests', 'Risk', {
+  'POST /': {
+    summary: 'Back-test a policy on stored login events or an uploaded JSONL file, as a job (VIEW_RISK)',
+    description: 'Replays recorded logins in time order through the real signal code with its own history; the body may exceed 64 KiB up to BACKTEST_MAX_UPLOAD_BYTES (JSONL uploads).',
+    auth: 'session',
+    body: BodySchema,
+    maxBodyBytes: 8 * 1024 * 1024,
+    responses: { 202: obj('The queued job: id, status, progress') },
+    errors: [...BACKTEST_ERRORS, 'UNSUPPORTED_MEDIA_TYPE', 'CROSS_SITE_REQUEST', 'NOT_FOUND'],
+  },
+  'GET /': {
+    summary: 'Recent back-test jobs (VIEW_RISK)',
+    auth: 'session',
+    responses: { 200: obj('`items`: jobs without their summaries') },
+    errors: BACKTEST_ERRORS,
+  },
+  'GET /:id': {
+    summary: 'One back-test job: status, progress % and, when done, the summary (decision mix, confusion matrix, per kind and per reason, diff) (VIEW_RISK)',
+    auth: 'session',
+    responses: { 200: obj('The job') },
+    errors: [...BACKTEST_ERRORS, 'NOT_FOUND'],
+  },
+});
