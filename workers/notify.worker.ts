@@ -1,6 +1,5 @@
 import { UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
-import { announceCompletions, redisConnection } from '../src/jobs/bullmq.ts';
-import { startHeartbeat } from '../src/jobs/heartbeat.ts';
+import { redisConnection, superviseWorker } from '../src/jobs/bullmq.ts';
 import type { Logger } from '../src/logger.ts';
 import { createDelivery, PermanentDeliveryError, type Attempt, type DeliveryDeps, type DeliveryResult } from '../src/notify/delivery.ts';
 import { NOTIFY_JOB, NotifyJobSchema } from './queues.ts';
@@ -100,27 +99,12 @@ export function startNotifyWorker(opts: {
   worker.on('failed', (job, err) =>
     opts.logger?.warn({ jobId: job?.id, name: job?.name, attempts: job?.attemptsMade, reason: err.message }, 'notify job failed'),
   );
-  // sendAndWait (login codes) learns the delivery's outcome by pub/sub (see announceCompletions).
-  const announcer = announceCompletions(worker, { redisUrl: opts.redisUrl, queueName: opts.queueName, prefix: opts.prefix });
-  const heartbeat = startHeartbeat({
-    redis: connection,
-    queue: opts.queueName,
-    prefix: opts.prefix,
-    intervalMs: opts.heartbeatMs,
-    consuming: () => worker.isRunning() && !worker.isPaused() && !worker.closing,
-    onError: (err) => opts.logger?.warn({ err, queue: opts.queueName }, 'notify worker heartbeat failed'),
-  });
-  const ready = worker.waitUntilReady().then(() => heartbeat.beat());
-  ready.catch(() => {});
+  // Results reach the waiting API by pub/sub; readiness counts this worker by its heartbeat.
+  const supervised = superviseWorker(worker, connection, { ...opts, kind: 'notify' });
   return {
     worker,
     /** Connected and announced: from here the API's readiness counts this worker. */
-    ready,
-    async close(force = false) {
-      await heartbeat.stop();
-      await worker.close(force);
-      await announcer.close();
-      connection.disconnect();
-    },
+    ready: supervised.ready,
+    close: (force = false) => supervised.close(force),
   };
 }

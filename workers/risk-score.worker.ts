@@ -1,7 +1,6 @@
 import { UnrecoverableError, Worker } from 'bullmq';
 import { z } from 'zod';
-import { announceCompletions, redisConnection } from '../src/jobs/bullmq.ts';
-import { startHeartbeat } from '../src/jobs/heartbeat.ts';
+import { redisConnection, superviseWorker } from '../src/jobs/bullmq.ts';
 import type { Logger } from '../src/logger.ts';
 import type { RiskAssessment } from '../src/risk/policy.ts';
 import type { RiskScorer } from '../src/risk/scorer.ts';
@@ -45,27 +44,12 @@ export function startRiskWorker(opts: {
   worker.on('failed', (job, err) =>
     opts.logger?.warn({ jobId: job?.id, name: job?.name, reason: err.message }, 'risk job failed'),
   );
-  // The API process waiting on a score learns it by pub/sub (see announceCompletions).
-  const announcer = announceCompletions(worker, { redisUrl: opts.redisUrl, queueName: opts.queueName, prefix: opts.prefix });
-  const heartbeat = startHeartbeat({
-    redis: connection,
-    queue: opts.queueName,
-    prefix: opts.prefix,
-    intervalMs: opts.heartbeatMs,
-    consuming: () => worker.isRunning() && !worker.isPaused() && !worker.closing,
-    onError: (err) => opts.logger?.warn({ err, queue: opts.queueName }, 'risk worker heartbeat failed'),
-  });
-  const ready = worker.waitUntilReady().then(() => heartbeat.beat());
-  ready.catch(() => {});
+  // Results reach the waiting API by pub/sub; readiness counts this worker by its heartbeat.
+  const supervised = superviseWorker(worker, connection, { ...opts, kind: 'risk' });
   return {
     worker,
     /** Connected and announced: from here the API's readiness counts this worker. */
-    ready,
-    async close() {
-      await heartbeat.stop();
-      await worker.close();
-      await announcer.close();
-      connection.disconnect();
-    },
+    ready: supervised.ready,
+    close: () => supervised.close(),
   };
 }

@@ -2,6 +2,7 @@ import { Queue, type Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { liveWorkers } from './heartbeat.ts';
 import { assertJobId, JobTimeoutError, withTimeout, type Jobs } from './jobs.ts';
+import { startHeartbeat } from './heartbeat.ts';
 
 export const redisConnection = (url: string) => new Redis(url, { maxRetriesPerRequest: null, enableOfflineQueue: false });
 
@@ -33,6 +34,38 @@ export function announceCompletions(worker: Worker, o: { redisUrl: string; queue
   return {
     async close() {
       await pub.quit().catch(() => pub.disconnect());
+    },
+  };
+}
+
+/**
+ * What every consuming worker of ours runs beside BullMQ's Worker: completion announcements (the
+ * API learns results by pub/sub) and a heartbeat (the API's readiness counts live workers).
+ * `ready` resolves once it is connected and counted; `close` undoes all of it, then the worker.
+ */
+export function superviseWorker(
+  worker: Worker,
+  connection: Redis,
+  o: { redisUrl: string; queueName: string; prefix?: string; heartbeatMs?: number; logger?: { warn(o: object, msg: string): void }; kind: string },
+): { ready: Promise<void>; close(force?: boolean): Promise<void> } {
+  const announcer = announceCompletions(worker, { redisUrl: o.redisUrl, queueName: o.queueName, prefix: o.prefix });
+  const heartbeat = startHeartbeat({
+    redis: connection,
+    queue: o.queueName,
+    prefix: o.prefix,
+    intervalMs: o.heartbeatMs,
+    consuming: () => worker.isRunning() && !worker.isPaused() && !worker.closing,
+    onError: (err) => o.logger?.warn({ err, queue: o.queueName }, `${o.kind} worker heartbeat failed`),
+  });
+  const ready = worker.waitUntilReady().then(() => heartbeat.beat());
+  ready.catch(() => {});
+  return {
+    ready,
+    async close(force = false) {
+      await heartbeat.stop();
+      await worker.close(force);
+      await announcer.close();
+      connection.disconnect();
     },
   };
 }

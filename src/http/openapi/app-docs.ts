@@ -1,25 +1,21 @@
 import { z } from 'zod';
-import { routeDocs } from './doc.ts';
+import { routeDocs, type RouteDoc } from './doc.ts';
+
+/** GET /health and GET /health/ready answer the same readiness check. */
+const READINESS: RouteDoc = {
+  summary: 'Readiness: every dependency a login needs (database, Redis, a consuming risk worker)',
+  auth: 'none',
+  responses: {
+    200: { description: 'Every dependency answers', schema: { jsonSchema: { type: 'object', properties: { status: { const: 'ok' }, checks: { type: 'object', additionalProperties: { type: 'string' } } } } } },
+    503: { description: 'A dependency is down or slow (`status: degraded`; each check says ok, down or timeout), or no risk worker has beaten its heartbeat recently' },
+  },
+};
 
 /** Routes registered directly in src/http/app.ts (health, keys, the contract itself, dev tools). */
 export const appDocs = [
   ...routeDocs('', 'Service', {
-    'GET /health': {
-      summary: 'Readiness: every dependency a login needs (database, Redis, a consuming risk worker)',
-      auth: 'none',
-      responses: {
-        200: { description: 'Every dependency answers', schema: { jsonSchema: { type: 'object', properties: { status: { const: 'ok' }, checks: { type: 'object', additionalProperties: { type: 'string' } } } } } },
-        503: { description: 'A dependency is down or slow (`status: degraded`; each check says ok, down or timeout), or no risk worker has beaten its heartbeat recently' },
-      },
-    },
-    'GET /health/ready': {
-      summary: 'Readiness: every dependency a login needs (database, Redis, a consuming risk worker)',
-      auth: 'none',
-      responses: {
-        200: { description: 'Every dependency answers', schema: { jsonSchema: { type: 'object', properties: { status: { const: 'ok' }, checks: { type: 'object', additionalProperties: { type: 'string' } } } } } },
-        503: { description: 'A dependency is down or slow (`status: degraded`; each check says ok, down or timeout), or no risk worker has beaten its heartbeat recently' },
-      },
-    },
+    'GET /health': READINESS,
+    'GET /health/ready': READINESS,
     'GET /health/live': {
       summary: 'Liveness: the process serves requests (checks no dependency)',
       auth: 'none',
