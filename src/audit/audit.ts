@@ -161,11 +161,10 @@ export function createAudit(db: Db, clock: Clock): Audit {
     if (!events.length) return;
     // Serialise appenders: the lock conflicts with itself and with plain INSERTs, so between
     // reading the head and inserting after it nobody else can extend the chain (no fork).
-    // Held until the surrounding transaction ends.
-    await q.query('LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE');
+    // Held until the surrounding transaction ends. The lock and the head are one round trip
+    // (audit_lock_head(), db/migrations/0050): the head is read after the lock is held.
     const { rows } = await q.query<{ hash: string | null; iso: string }>(
-      `SELECT (SELECT hash FROM audit_events ORDER BY seq DESC LIMIT 1) AS hash,
-              current_setting('transaction_isolation') AS iso`,
+      `SELECT audit_lock_head() AS hash, current_setting('transaction_isolation') AS iso`,
     );
     // Under REPEATABLE READ/SERIALIZABLE the snapshot may predate the lock and miss the head.
     if (rows[0].iso !== 'read committed') {
@@ -229,6 +228,7 @@ export function createAudit(db: Db, clock: Clock): Audit {
     },
 
     async appendMany(es, q) {
+      if (!es.length) return;
       const ps = es.map(prepare);
       if (q) return writeIn(q, ps);
       return enqueue(ps);

@@ -80,9 +80,18 @@ export function createFactorRegistry(deps: { db: Db; clock: Clock }): FactorRegi
 
   return {
     list,
+    /** One statement (every login with a password asks it): which kinds of factor the identity holds. */
     async methodsOf(identityId) {
-      const types = new Set((await list(identityId)).map((f) => f.type));
-      return METHOD_STRENGTH.filter((m) => types.has(m));
+      const { rows } = await db.query<Record<MfaMethod, boolean>>(
+        `SELECT EXISTS (SELECT 1 FROM totp_factors WHERE identity_id = $1 AND confirmed_at IS NOT NULL) AS totp,
+                EXISTS (SELECT 1 FROM webauthn_credentials WHERE identity_id = $1) AS webauthn,
+                EXISTS (SELECT 1 FROM contact_factors WHERE identity_id = $1 AND confirmed_at IS NOT NULL AND channel = 'sms') AS sms,
+                EXISTS (SELECT 1 FROM contact_factors WHERE identity_id = $1 AND confirmed_at IS NOT NULL AND channel = 'email') AS email,
+                EXISTS (SELECT 1 FROM recovery_codes WHERE identity_id = $1 AND used_at IS NULL) AS recovery_code`,
+        [identityId],
+      );
+      const held = rows[0];
+      return METHOD_STRENGTH.filter((m) => held?.[m] === true);
     },
     async destination(identityId, channel) {
       const { rows } = await db.query<{ destination: string }>(

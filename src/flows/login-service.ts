@@ -3,7 +3,7 @@ import type { Logger } from '../logger.ts';
 import type { Clock } from '../clock.ts';
 import type { Config } from '../config/config.ts';
 import type { Db } from '../db/db.ts';
-import type { Audit } from '../audit/audit.ts';
+import type { Audit, AuditEvent } from '../audit/audit.ts';
 import type { Jobs } from '../jobs/jobs.ts';
 import type { PasswordService } from '../auth/password.ts';
 import type { TotpService } from '../auth/totp.ts';
@@ -137,6 +137,8 @@ export function createLoginService(deps: {
     amr: string[];
     created?: { token: string; session: SessionRecord; evicted: string[] };
     tokens?: Completion['tokens'];
+    /** Audit events of the transition that finished the flow (risk.decided…), written with the outcome's. */
+    pending: AuditEvent[];
   }
 
   /**
@@ -185,8 +187,7 @@ export function createLoginService(deps: {
       name: 'recordSuccess',
       async run(f) {
         const session = f.created!.session;
-        await db.query('UPDATE flows SET session_id = $2 WHERE id = $1', [f.flow.id, session.id]);
-        await effects.loginEvent(f.flow, 'succeeded', f.identityId, f.ctx.risk, { factors: f.out.factors });
+        await effects.loginEvent(f.flow, 'succeeded', f.identityId, f.ctx.risk, { factors: f.out.factors, sessionId: session.id });
       },
     },
     {
@@ -194,8 +195,9 @@ export function createLoginService(deps: {
       async run(f) {
         const { session } = f.created!;
         const base = { flow: f.flow.id, device: deviceRef(f.flow.device_id) };
-        // One group commit for both (src/audit/audit.ts), chained in this order.
+        // One group commit for the whole login (src/audit/audit.ts), chained in this order.
         await deps.audit.appendMany([
+          ...f.pending.splice(0),
           { type: 'login.succeeded', subject: f.identityId, reason: f.out.factors.join(' '), data: { ...base, amr: f.out.amr } },
           { type: 'session.created', subject: f.identityId, reason: f.out.acr, data: { session: session.id, flow: f.flow.id, amr: f.amr } },
         ]);
@@ -213,7 +215,7 @@ export function createLoginService(deps: {
   async function refuse(f: Finishing): Promise<FlowRow> {
     const reason: LoginDenialReason = 'SESSION_LIMIT_REACHED';
     await effects.loginEvent(f.flow, 'denied', f.identityId, f.ctx.risk, { reason, factors: f.out.factors });
-    await deps.audit.append({ type: 'login.denied', subject: f.identityId, reason, data: { flow: f.flow.id, device: deviceRef(f.flow.device_id) } });
+    await deps.audit.appendMany([...f.pending.splice(0), { type: 'login.denied', subject: f.identityId, reason, data: { flow: f.flow.id, device: deviceRef(f.flow.device_id) } }]);
     return runtime.overrideOutcome(f.flow, 'denied', { outcome: 'denied', reason });
   }
 
@@ -221,9 +223,12 @@ export function createLoginService(deps: {
    * Runs the completion steps for the one request that finished the flow. Answers the flow as it
    * now stands (denied when the session was refused) and, when a session exists, its token.
    */
-  async function complete(flow: FlowRow): Promise<{ flow: FlowRow; completion?: Completion }> {
+  async function complete(flow: FlowRow, pending: AuditEvent[]): Promise<{ flow: FlowRow; completion?: Completion }> {
     const out = flow.snapshot.output as LoginOutput | undefined;
-    if (!out || out.outcome !== 'allowed' || !out.identityId) return { flow };
+    if (!out || out.outcome !== 'allowed' || !out.identityId) {
+      await deps.audit.appendMany(pending);
+      return { flow };
+    }
     const authTime = Math.floor(clock.now() / 1000);
     const f: Finishing = {
       flow,
@@ -232,6 +237,7 @@ export function createLoginService(deps: {
       out,
       authTime,
       amr: publishAmr(out.amr),
+      pending,
     };
     for (const step of completionSteps) {
       try {
@@ -240,6 +246,8 @@ export function createLoginService(deps: {
         if (step.name === 'decideSession' && isAppError(e) && e.code === 'SESSION_LIMIT_REACHED') return { flow: await refuse(f) };
         // The client never gets this session's token: do not leave it live, nor let risk history
         // trust the device for a login that did not complete (tokens die with their session).
+        // What the transition itself did is still on the record.
+        await deps.audit.appendMany(f.pending.splice(0)).catch(() => {});
         if (f.created) {
           await deps.sessions.revoke(f.created.session.id, 'LOGIN_INCOMPLETE').catch(() => {});
           await db
@@ -293,10 +301,11 @@ export function createLoginService(deps: {
      * limiter counts from it, never from the answer's body.
      */
     async submit(id: string, event: { type: string }, client: FlowClient): Promise<{ flow: FlowRow; completion?: Completion; passwordCheck: PasswordCheck }> {
-      await open(id, client);
-      const advanced = await runtime.advance<FlowEffect>(id, event);
+      const row = await open(id, client);
+      const advanced = await runtime.advance<FlowEffect>(id, event, row);
       const ctx = advanced.flow.snapshot.context as unknown as LoginContext;
-      await effects.apply(advanced.flow, advanced.effects, ctx.risk);
+      // The finishing transition's audit events are written with the completion's, in one batch.
+      const pending = await effects.apply(advanced.flow, advanced.effects, ctx.risk, { deferAudit: advanced.finished });
       const passwordCheck: PasswordCheck =
         event.type !== 'password'
           ? null
@@ -306,7 +315,7 @@ export function createLoginService(deps: {
               ? 'passed'
               : null;
       if (!advanced.finished) return { flow: advanced.flow, passwordCheck };
-      return { ...(await complete(advanced.flow)), passwordCheck };
+      return { ...(await complete(advanced.flow, pending)), passwordCheck };
     },
   };
 }

@@ -189,8 +189,9 @@ export function createFlowRuntime(o: FlowRuntimeOptions) {
      * Apply one event. A lease claimed by compare-and-set admits one request at a time: a
      * concurrent one gets FLOW_CONFLICT before any side effect, and persisting checks the version.
      */
-    async advance<E>(id: string, event: { type: string }): Promise<Advanced<E>> {
-      const row = await load(id);
+    /** `loaded`: the row the caller just loaded for this request (binding check), not read again. */
+    async advance<E>(id: string, event: { type: string }, loaded?: FlowRow): Promise<Advanced<E>> {
+      const row = loaded && loaded.id === id ? loaded : await load(id);
       if (row.snapshot.status !== 'active') throw new AppError('INVALID_EVENT', { extra: { flowRow: row } });
       // The lease runs on the database's clock: API processes with skewed clocks still agree.
       const claim = await db.query(

@@ -74,7 +74,7 @@ describe('audit group commit (issue 9: appends that do not serialise the world)'
       { type: 'session.created', subject: 'u', data: { k: 2 } },
       { type: 'refresh.issued', subject: 'u', data: { k: 3 } },
     ]);
-    expect(c).toEqual({ tx: 1, statements: 3 }); // lock, head, one multi-row insert
+    expect(c).toEqual({ tx: 1, statements: 2 }); // lock and head in one, then one multi-row insert
     const { rows } = await t.db.query<{ type: string }>('SELECT type FROM audit_events ORDER BY seq');
     expect(rows.map((r) => r.type)).toEqual(['login.succeeded', 'session.created', 'refresh.issued']);
     expect((await a.verify()).ok).toBe(true);
