@@ -12,6 +12,12 @@ import type { Env, Services } from '../services.ts';
 
 const PERMISSION = 'VIEW_RISK';
 const MAX_RANGE_DAYS = 366;
+/**
+ * Jobs one account may have queued or running at once. Each queued upload keeps up to
+ * BACKTEST_MAX_UPLOAD_BYTES in Postgres until a worker takes it, so without a bound one VIEW_RISK
+ * account could fill the database and the queue (starving everyone else's back-tests).
+ */
+export const BACKTEST_MAX_ACTIVE_PER_USER = 3;
 
 const policyRef = z.union([z.string().min(1).max(100), z.record(z.string(), z.unknown())]);
 const BodySchema = z.strictObject({
@@ -51,6 +57,18 @@ function present(r: BacktestRow, withSummary = true) {
 export function riskBacktestRoutes(s: Services) {
   const app = new Hono<Env>();
   const store = createBacktestStore(s.db, s.clock);
+  /** Creates the row unless the account is at its bound; serialised per account, so parallel posts cannot all pass the count. */
+  const createBounded = (d: Parameters<typeof store.create>[0] & { createdBy: string }) =>
+    s.db.tx(async (q) => {
+      await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`risk_backtests:${d.createdBy}`]);
+      const { rows } = await q.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM risk_backtests WHERE created_by = $1 AND status IN ('queued', 'running')`,
+        [d.createdBy],
+      );
+      if ((rows[0]?.n ?? 0) >= BACKTEST_MAX_ACTIVE_PER_USER)
+        throw new AppError('RATE_LIMITED', { detail: `At most ${BACKTEST_MAX_ACTIVE_PER_USER} back-tests of one account may be queued or running; wait for one to finish.`, headers: { 'Retry-After': '30' } });
+      return createBacktestStore(q, s.clock).create(d);
+    });
   const maxBytes = s.config.BACKTEST_MAX_UPLOAD_BYTES;
 
   const resolve = async (ref: string | Record<string, unknown>, field: string): Promise<PolicyDocument> => {
@@ -82,7 +100,7 @@ export function riskBacktestRoutes(s: Services) {
         for (let i = b.input.text.indexOf('\n'); i !== -1; i = b.input.text.indexOf('\n', i + 1)) lines++;
         if (!b.input.text.endsWith('\n')) lines++;
         total = lines;
-        id = await store.create({ policy, compare, input: { type: 'jsonl', bytes, lines }, text: b.input.text, total, createdBy: admin.identityId });
+        id = await createBounded({ policy, compare, input: { type: 'jsonl', bytes, lines }, text: b.input.text, total, createdBy: admin.identityId });
       } else {
         const from = Date.parse(b.input.from);
         const to = Date.parse(b.input.to);
@@ -90,7 +108,7 @@ export function riskBacktestRoutes(s: Services) {
         if (to - from > MAX_RANGE_DAYS * 86_400_000) throw new AppError('VALIDATION_FAILED', { detail: `input: at most ${MAX_RANGE_DAYS} days` });
         const { rows } = await s.db.query<{ n: number | string }>('SELECT count(*) AS n FROM login_events WHERE created_at >= $1 AND created_at < $2', [new Date(from), new Date(to)]);
         total = Number(rows[0]?.n ?? 0);
-        id = await store.create({
+        id = await createBounded({
           policy, compare, input: { type: 'events', from: new Date(from).toISOString(), to: new Date(to).toISOString() }, text: null, total, createdBy: admin.identityId,
         });
       }
@@ -136,12 +154,12 @@ const BACKTEST_ERRORS: ErrorCode[] = ['UNAUTHENTICATED', 'PERMISSION_DENIED', 'S
 export const riskBacktestDocs = routeDocs('/api/risk/backtests', 'Risk', {
   'POST /': {
     summary: 'Back-test a policy on stored login events or an uploaded JSONL file, as a job (VIEW_RISK)',
-    description: 'Replays recorded logins in time order through the real signal code with its own history; the body may exceed 64 KiB up to BACKTEST_MAX_UPLOAD_BYTES (JSONL uploads).',
+    description: 'Replays recorded logins in time order through the real signal code with its own history; the body may exceed 64 KiB up to BACKTEST_MAX_UPLOAD_BYTES (JSONL uploads). One account may have at most 3 jobs queued or running; more answer 429 RATE_LIMITED.',
     auth: 'session',
     body: BodySchema,
     maxBodyBytes: 8 * 1024 * 1024,
     responses: { 202: obj('The queued job: id, status, progress') },
-    errors: [...BACKTEST_ERRORS, 'UNSUPPORTED_MEDIA_TYPE', 'CROSS_SITE_REQUEST', 'NOT_FOUND'],
+    errors: [...BACKTEST_ERRORS, 'UNSUPPORTED_MEDIA_TYPE', 'CROSS_SITE_REQUEST', 'NOT_FOUND', 'RATE_LIMITED'],
   },
   'GET /': {
     summary: 'Recent back-test jobs (VIEW_RISK)',
