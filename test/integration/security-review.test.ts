@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../helpers/db.ts';
-import { signInAdmin, startTestServer, type Client, type TestServer } from '../helpers/server.ts';
+import { ADMIN, device, signIn, signInAdmin, startTestServer, type Client, type TestServer } from '../helpers/server.ts';
 
 /** Findings of the outside security review, each pinned by the attack that showed it. */
 describe('security review', () => {
@@ -29,5 +29,23 @@ describe('security review', () => {
     for (const r of refused) expect(r.body.code).toBe('RATE_LIMITED');
     const { rows } = await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM risk_backtests WHERE status IN ('queued', 'running')`);
     expect(rows[0].n).toBe(accepted);
+  });
+
+  it('the risk events API never gives out a device id (a bearer secret: X-Device-Id makes a known device and opens its bound flows)', async () => {
+    const secret = device('victim');
+    await signIn(t.url, ADMIN.email, ADMIN.password, { device: secret });
+    const list = await admin.get('/api/risk/events?limit=200');
+    expect(list.status).toBe(200);
+    const mine = list.body.items.filter((e: { deviceId: string | null }) => e.deviceId !== null);
+    expect(mine.length).toBeGreaterThan(0);
+    expect(JSON.stringify(list.body)).not.toContain(secret);
+    for (const e of list.body.items) {
+      const one = await admin.get(`/api/risk/events/${e.id}`);
+      expect(one.status).toBe(200);
+      expect(JSON.stringify(one.body)).not.toContain(secret);
+    }
+    // Still a stable reference: the same device reads the same in every event.
+    const refs = new Set(list.body.items.map((e: { deviceId: string | null }) => e.deviceId).filter(Boolean));
+    expect(refs.size).toBe(2); // the admin's first device and the victim's
   });
 });
