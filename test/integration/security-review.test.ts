@@ -1,4 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { request, type ClientRequest } from 'node:http';
+import { BACKTEST_MAX_UPLOADS_IN_FLIGHT, backtestUploadsInFlight } from '../../src/http/routes/risk-backtests.ts';
 import { uniqueName } from '../helpers/db.ts';
 import { ADMIN, device, signIn, signInAdmin, startTestServer, type Client, type TestServer } from '../helpers/server.ts';
 
@@ -47,5 +49,39 @@ describe('security review', () => {
     // Still a stable reference: the same device reads the same in every event.
     const refs = new Set(list.body.items.map((e: { deviceId: string | null }) => e.deviceId).filter(Boolean));
     expect(refs.size).toBe(2); // the admin's first device and the victim's
+  });
+
+  it('back-test uploads are received a few at a time: one account cannot hold the server\'s memory with parallel 8 MiB bodies', async () => {
+    // Measured before the bound: 48 parallel 8 MiB uploads by one account raised the server's RSS by over 1 GB.
+    await t.db.query(`UPDATE risk_backtests SET status = 'failed', input_text = NULL`);
+    const cookie = [...admin.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const body = JSON.stringify({ policy: 'default', input: { type: 'jsonl', text: 'x'.repeat(4 * 1024 * 1024) } });
+    // Uploads in progress: headers and the first part of the body sent, the rest held back.
+    const slow: Array<{ req: ClientRequest; answer: Promise<number> }> = [];
+    const open = () => {
+      let req!: ClientRequest;
+      const answer = new Promise<number>((resolve, reject) => {
+        req = request(t.url + '/api/risk/backtests', { method: 'POST', agent: false, headers: { ...admin.headers, cookie, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+      });
+      req.write(body.slice(0, 1024 * 1024));
+      return { req, answer };
+    };
+    for (let i = 0; i < BACKTEST_MAX_UPLOADS_IN_FLIGHT; i++) slow.push(open());
+    // Wait until the server holds them all (they are past authentication and reading their bodies).
+    await vi.waitFor(() => expect(backtestUploadsInFlight()).toBe(BACKTEST_MAX_UPLOADS_IN_FLIGHT), { timeout: 10_000 });
+    const over = await admin.post('/api/risk/backtests', { policy: 'default', input: { type: 'jsonl', text: '{}\n' } });
+    expect(over.status).toBe(429);
+    expect(over.body.code).toBe('RATE_LIMITED');
+    expect(over.headers.get('retry-after')).not.toBeNull();
+    for (const s of slow) s.req.end(body.slice(1024 * 1024));
+    expect(await Promise.all(slow.map((s) => s.answer))).toEqual(slow.map(() => 202));
+    await vi.waitFor(() => expect(backtestUploadsInFlight()).toBe(0));
+    // Once they are in, the next upload is received again.
+    await t.db.query(`UPDATE risk_backtests SET status = 'failed', input_text = NULL`);
+    expect((await admin.post('/api/risk/backtests', { policy: 'default', input: { type: 'jsonl', text: '{}\n' } })).status).toBe(202);
   });
 });

@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { AppError, type ErrorCode } from '../../errors.ts';
@@ -9,6 +9,7 @@ import { BACKTEST_JOB, createBacktestStore, type BacktestRow } from '../../backt
 import { parsePolicy, policyFromDb, PolicySourceError } from '../../backtest/policy-source.ts';
 import { DEFAULT_POLICY, RiskPolicyError, type PolicyDocument } from '../../risk/policy.ts';
 import type { Env, Services } from '../services.ts';
+import type { Principal } from '../../rbac/rbac.ts';
 
 const PERMISSION = 'VIEW_RISK';
 const MAX_RANGE_DAYS = 366;
@@ -18,6 +19,16 @@ const MAX_RANGE_DAYS = 366;
  * account could fill the database and the queue (starving everyone else's back-tests).
  */
 export const BACKTEST_MAX_ACTIVE_PER_USER = 3;
+/**
+ * Back-test requests this process receives at once. An upload is held whole while it is parsed
+ * and stored (about 20 MB of memory for an 8 MiB body), so without a bound parallel uploads of
+ * one account could exhaust the heap and take sign-in down with it; the excess is refused before
+ * its body is read.
+ */
+export const BACKTEST_MAX_UPLOADS_IN_FLIGHT = 2;
+let uploadsInFlight = 0;
+/** Back-test requests being received now, in this process (tests wait on it). */
+export const backtestUploadsInFlight = () => uploadsInFlight;
 
 const policyRef = z.union([z.string().min(1).max(100), z.record(z.string(), z.unknown())]);
 const BodySchema = z.strictObject({
@@ -88,43 +99,55 @@ export function riskBacktestRoutes(s: Services) {
     bodyLimit({ maxSize: maxBytes + 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } }),
     async (c) => {
       const admin = await requirePermission(c, s, PERMISSION);
-      const b = await readJson(c, BodySchema);
-      const policy = await resolve(b.policy, 'policy');
-      const compare = b.compare === undefined ? null : await resolve(b.compare, 'compare');
-      let total: number | null;
-      let id: string;
-      if (b.input.type === 'jsonl') {
-        const bytes = Buffer.byteLength(b.input.text);
-        if (bytes > maxBytes) throw new AppError('PAYLOAD_TOO_LARGE', { detail: `input.text: at most ${maxBytes} bytes` });
-        let lines = 0;
-        for (let i = b.input.text.indexOf('\n'); i !== -1; i = b.input.text.indexOf('\n', i + 1)) lines++;
-        if (!b.input.text.endsWith('\n')) lines++;
-        total = lines;
-        id = await createBounded({ policy, compare, input: { type: 'jsonl', bytes, lines }, text: b.input.text, total, createdBy: admin.identityId });
-      } else {
-        const from = Date.parse(b.input.from);
-        const to = Date.parse(b.input.to);
-        if (!(to > from)) throw new AppError('VALIDATION_FAILED', { detail: 'input: from must be before to' });
-        if (to - from > MAX_RANGE_DAYS * 86_400_000) throw new AppError('VALIDATION_FAILED', { detail: `input: at most ${MAX_RANGE_DAYS} days` });
-        const { rows } = await s.db.query<{ n: number | string }>('SELECT count(*) AS n FROM login_events WHERE created_at >= $1 AND created_at < $2', [new Date(from), new Date(to)]);
-        total = Number(rows[0]?.n ?? 0);
-        id = await createBounded({
-          policy, compare, input: { type: 'events', from: new Date(from).toISOString(), to: new Date(to).toISOString() }, text: null, total, createdBy: admin.identityId,
-        });
-      }
-      // The row as created: a fast worker may already be running it by the time we answer.
-      const row = await store.get(id);
+      if (uploadsInFlight >= BACKTEST_MAX_UPLOADS_IN_FLIGHT)
+        throw new AppError('RATE_LIMITED', { detail: 'Other back-test requests are being received; try again shortly.', headers: { 'Retry-After': '5' } });
+      uploadsInFlight++;
       try {
-        await s.jobs.enqueue(s.config.BACKTEST_QUEUE, BACKTEST_JOB, { id }, { jobId: `backtest-${id}`, attempts: 1 });
-      } catch (err) {
-        await store.fail(id, 'could not be queued');
-        throw new AppError('SERVICE_UNAVAILABLE', { cause: err });
+        return await receive(c, admin);
+      } finally {
+        uploadsInFlight--;
       }
-      await s.audit.append({ type: 'backtest.requested', actor: admin.identityId, subject: id, reason: 'ADMIN', data: { policy: policy.version, compare: compare?.version ?? null, input: b.input.type } });
-      c.header('Location', `/api/risk/backtests/${id}`);
-      return c.json(present(row!), 202);
     },
   );
+
+  /** Reads, checks and stores one back-test request, then queues its job. */
+  async function receive(c: Context<Env>, admin: Principal) {
+    const b = await readJson(c, BodySchema);
+    const policy = await resolve(b.policy, 'policy');
+    const compare = b.compare === undefined ? null : await resolve(b.compare, 'compare');
+    let total: number | null;
+    let id: string;
+    if (b.input.type === 'jsonl') {
+      const bytes = Buffer.byteLength(b.input.text);
+      if (bytes > maxBytes) throw new AppError('PAYLOAD_TOO_LARGE', { detail: `input.text: at most ${maxBytes} bytes` });
+      let lines = 0;
+      for (let i = b.input.text.indexOf('\n'); i !== -1; i = b.input.text.indexOf('\n', i + 1)) lines++;
+      if (!b.input.text.endsWith('\n')) lines++;
+      total = lines;
+      id = await createBounded({ policy, compare, input: { type: 'jsonl', bytes, lines }, text: b.input.text, total, createdBy: admin.identityId });
+    } else {
+      const from = Date.parse(b.input.from);
+      const to = Date.parse(b.input.to);
+      if (!(to > from)) throw new AppError('VALIDATION_FAILED', { detail: 'input: from must be before to' });
+      if (to - from > MAX_RANGE_DAYS * 86_400_000) throw new AppError('VALIDATION_FAILED', { detail: `input: at most ${MAX_RANGE_DAYS} days` });
+      const { rows } = await s.db.query<{ n: number | string }>('SELECT count(*) AS n FROM login_events WHERE created_at >= $1 AND created_at < $2', [new Date(from), new Date(to)]);
+      total = Number(rows[0]?.n ?? 0);
+      id = await createBounded({
+        policy, compare, input: { type: 'events', from: new Date(from).toISOString(), to: new Date(to).toISOString() }, text: null, total, createdBy: admin.identityId,
+      });
+    }
+    // The row as created: a fast worker may already be running it by the time we answer.
+    const row = await store.get(id);
+    try {
+      await s.jobs.enqueue(s.config.BACKTEST_QUEUE, BACKTEST_JOB, { id }, { jobId: `backtest-${id}`, attempts: 1 });
+    } catch (err) {
+      await store.fail(id, 'could not be queued');
+      throw new AppError('SERVICE_UNAVAILABLE', { cause: err });
+    }
+    await s.audit.append({ type: 'backtest.requested', actor: admin.identityId, subject: id, reason: 'ADMIN', data: { policy: policy.version, compare: compare?.version ?? null, input: b.input.type } });
+    c.header('Location', `/api/risk/backtests/${id}`);
+    return c.json(present(row!), 202);
+  }
 
   app.get('/', async (c) => {
     await requirePermission(c, s, PERMISSION);
