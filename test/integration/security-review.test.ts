@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { request, type ClientRequest } from 'node:http';
 import { BACKTEST_MAX_UPLOADS_IN_FLIGHT, backtestUploadsInFlight } from '../../src/http/routes/risk-backtests.ts';
 import { uniqueName } from '../helpers/db.ts';
-import { ADMIN, device, signIn, signInAdmin, startTestServer, type Client, type TestServer } from '../helpers/server.ts';
+import { ADMIN, Client, device, signIn, signInAdmin, startTestServer, type TestServer } from '../helpers/server.ts';
 
 /** Findings of the outside security review, each pinned by the attack that showed it. */
 describe('security review', () => {
@@ -83,5 +83,27 @@ describe('security review', () => {
     // Once they are in, the next upload is received again.
     await t.db.query(`UPDATE risk_backtests SET status = 'failed', input_text = NULL`);
     expect((await admin.post('/api/risk/backtests', { policy: 'default', input: { type: 'jsonl', text: '{}\n' } })).status).toBe(202);
+  });
+
+  it('a disabled user is let in by nothing: not the session cookie, not a bearer token (a cached one within the cache\'s 30 s)', async () => {
+    const email = `disabled-${Date.now()}@example.test`;
+    const password = 'disabled-has-a-long-password';
+    expect((await admin.post('/api/users', { email, password, roles: [] })).status).toBe(201);
+    const cookieUser = await signIn(t.url, email, password);
+    const bearerUser = await signIn(t.url, email, password, { returnTokens: true });
+    const cachedUser = await signIn(t.url, email, password, { returnTokens: true });
+    const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+    expect((await cookieUser.c.get('/auth/me')).status).toBe(200);
+    // Verified once: now in the bearer cache.
+    expect((await cachedUser.c.get('/auth/me', bearer(cachedUser.token))).status).toBe(200);
+
+    // Disabled by an operator (status is not changed through the API).
+    await t.db.query(`UPDATE identities SET status = 'disabled' WHERE email = $1`, [email]);
+    expect((await cookieUser.c.get('/auth/me')).status).toBe(401);
+    expect((await cookieUser.c.get('/auth/check')).body).toEqual({ authenticated: false });
+    expect((await bearerUser.c.get('/auth/me', bearer(bearerUser.token))).status).toBe(401);
+    expect((await new Client(t.url).get('/auth/verify', bearer(bearerUser.token))).status).toBe(401);
+    t.clock.advance(31_000);
+    expect((await cachedUser.c.get('/auth/me', bearer(cachedUser.token))).status).toBe(401);
   });
 });
