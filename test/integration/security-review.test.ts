@@ -106,4 +106,24 @@ describe('security review', () => {
     t.clock.advance(31_000);
     expect((await cachedUser.c.get('/auth/me', bearer(cachedUser.token))).status).toBe(401);
   });
+
+  it('50 parallel refreshes of one token over HTTP: one rotation; the reuse ends the family and the session, cached bearer tokens included', async () => {
+    const email = `racer-${Date.now()}@example.test`;
+    const password = 'racer-has-a-long-password';
+    expect((await admin.post('/api/users', { email, password, roles: [] })).status).toBe(201);
+    const u = await signIn(t.url, email, password, { returnTokens: true });
+    const bearer = { authorization: `Bearer ${u.token}` };
+    expect((await u.c.get('/auth/me', bearer)).status).toBe(200); // now cached
+    const refresh = (token: string) =>
+      fetch(`${t.url}/auth/token`, { method: 'POST', headers: { ...u.c.headers, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token }).toString() })
+        .then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, string> }));
+    const answers = await Promise.all(Array.from({ length: 50 }, () => refresh(u.body.tokens.refresh_token)));
+    const won = answers.filter((a) => a.status === 200);
+    expect(won.length).toBe(1);
+    for (const a of answers.filter((x) => x.status !== 200)) expect(a).toMatchObject({ status: 400, body: { error: 'invalid_grant' } });
+    expect((await refresh(won[0].body.refresh_token)).status).toBe(400);
+    expect((await u.c.get('/auth/me', bearer)).status).toBe(401);
+    expect((await u.c.get('/auth/me', { authorization: `Bearer ${won[0].body.access_token}` })).status).toBe(401);
+    expect((await u.c.get('/auth/me')).status).toBe(401);
+  });
 });
