@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { request, type ClientRequest } from 'node:http';
 import { BACKTEST_MAX_UPLOADS_IN_FLIGHT, backtestUploadsInFlight } from '../../src/http/routes/risk-backtests.ts';
 import { uniqueName } from '../helpers/db.ts';
-import { ADMIN, Client, device, IP, signIn, signInAdmin, startTestServer, type TestServer } from '../helpers/server.ts';
+import { ADMIN, Client, device, enrolTotp, IP, oathtool, signIn, signInAdmin, startTestServer, type TestServer } from '../helpers/server.ts';
 
 /** Findings of the outside security review, each pinned by the attack that showed it. */
 describe('security review', () => {
@@ -125,5 +125,39 @@ describe('security review', () => {
     expect((await u.c.get('/auth/me', bearer)).status).toBe(401);
     expect((await u.c.get('/auth/me', { authorization: `Bearer ${won[0].body.access_token}` })).status).toBe(401);
     expect((await u.c.get('/auth/me')).status).toBe(401);
+  });
+
+  it('a login finishing its second factor after the account was disabled or locked gets no session', async () => {
+    const make = async (tag: string) => {
+      const email = `late-${tag}-${Date.now()}@example.test`;
+      const password = `late-${tag}-has-a-long-password`;
+      expect((await admin.post('/api/users', { email, password, roles: [] })).status).toBe(201);
+      const home = await signIn(t.url, email, password, { ip: IP.mountainView });
+      const secret = await enrolTotp(home.c, t);
+      // From a hosting network on a new device: the password is not enough, the flow asks for TOTP.
+      const c = new Client(t.url, { 'x-forwarded-for': IP.falkenstein, 'x-device-id': device(`late-${tag}`) });
+      const r = await c.passwordLogin(email, password);
+      expect(r.body.step, JSON.stringify(r.body)).toBe('choose_method');
+      expect((await c.post(`/auth/login/${r.flowId}`, { type: 'choose', method: 'totp' })).body.step).toBe('totp');
+      return { email, secret, c, flowId: r.flowId };
+    };
+    const disabled = await make('disabled');
+    const locked = await make('locked');
+    await t.db.query(`UPDATE identities SET status = 'disabled' WHERE email = $1`, [disabled.email]);
+    const lockedId = (await t.db.query<{ id: string }>('SELECT id FROM identities WHERE email = $1', [locked.email])).rows[0].id;
+    expect((await admin.post(`/api/users/${lockedId}/lock`)).status).toBe(200);
+    t.clock.advance(30_000); // a TOTP period the enrolment did not use
+    for (const u of [disabled, locked]) {
+      const done = await u.c.post(`/auth/login/${u.flowId}`, { type: 'totp', code: oathtool(u.secret, t.clock.now()) });
+      expect(done.status, JSON.stringify(done.body)).not.toBe(200);
+      // The locked account's code is not even checked (the second-factor guard); the disabled one's is, and the completion refuses.
+      if (u === disabled) expect(done.body.code).toBe('ACCOUNT_LOCKED');
+      expect(done.headers.getSetCookie().some((x) => /threshold_session=[^;]/.test(x))).toBe(false);
+    }
+    const { rows } = await t.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM sessions s JOIN identities i ON i.id = s.identity_id WHERE i.email = ANY($1) AND s.revoked_at IS NULL`,
+      [[disabled.email, locked.email]],
+    );
+    expect(rows[0].n).toBe(1); // the disabled user's home session row (unusable while disabled); none from the late logins
   });
 });
