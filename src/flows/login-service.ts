@@ -13,7 +13,7 @@ import type { TokenService } from '../tokens/access-token.ts';
 import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
 import { loginMachine, LOGIN_FLOW_VERSION, type LoginContext, type LoginOutput, type PasskeyResult } from '../../machines/login.machine.ts';
 import { publishAmr, type FlowEffect, type LoginDenialReason, type RiskOutcome } from '../../machines/types.ts';
-import { isAppError } from '../errors.ts';
+import { AppError, isAppError } from '../errors.ts';
 import { RISK_JOB, riskJobId } from '../../workers/queues.ts';
 import type { RiskRecorder } from '../risk/recorder.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
@@ -151,6 +151,14 @@ export function createLoginService(deps: {
     {
       name: 'decideSession',
       async run(f) {
+        // The account may have been disabled or locked since its password was checked (a second
+        // factor or the risk assessment takes time; an administrator's lock ends sessions, and a
+        // login finishing afterwards must not start a new one).
+        const { rows } = await db.query<{ usable: boolean }>(
+          `SELECT status = 'active' AND (locked_at IS NULL OR (locked_until IS NOT NULL AND locked_until <= $2)) AS usable FROM identities WHERE id = $1`,
+          [f.identityId, new Date(clock.now())],
+        );
+        if (rows[0]?.usable !== true) throw new AppError('ACCOUNT_LOCKED');
         f.created = await deps.sessions.create({
           identityId: f.identityId,
           amr: f.amr,
@@ -219,6 +227,14 @@ export function createLoginService(deps: {
     return runtime.overrideOutcome(f.flow, 'denied', { outcome: 'denied', reason });
   }
 
+  /** The account was disabled or locked while the login was under way: it ends locked, as any locked login. */
+  async function refuseUnusable(f: Finishing): Promise<FlowRow> {
+    const reason = 'ACCOUNT_LOCKED';
+    await effects.loginEvent(f.flow, 'locked', f.identityId, f.ctx.risk, { reason, factors: f.out.factors });
+    await deps.audit.append({ type: 'login.locked', subject: f.identityId, reason, data: { flow: f.flow.id, device: deviceRef(f.flow.device_id) } });
+    return runtime.overrideOutcome(f.flow, 'locked', { outcome: 'locked', reason });
+  }
+
   /**
    * Runs the completion steps for the one request that finished the flow. Answers the flow as it
    * now stands (denied when the session was refused) and, when a session exists, its token.
@@ -244,6 +260,7 @@ export function createLoginService(deps: {
         await step.run(f);
       } catch (e) {
         if (step.name === 'decideSession' && isAppError(e) && e.code === 'SESSION_LIMIT_REACHED') return { flow: await refuse(f) };
+        if (step.name === 'decideSession' && isAppError(e) && e.code === 'ACCOUNT_LOCKED') return { flow: await refuseUnusable(f) };
         // The client never gets this session's token: do not leave it live, nor let risk history
         // trust the device for a login that did not complete (tokens die with their session).
         // What the transition itself did is still on the record.

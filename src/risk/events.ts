@@ -1,6 +1,7 @@
 import { AppError } from '../errors.ts';
 import type { Queryable } from '../db/db.ts';
 import { explain, userMessage, type Explanation } from './explain.ts';
+import { deviceRef } from '../flows/binding.ts';
 import { labelsOf, type StoredLabel } from './labels.ts';
 
 export interface EventFilters {
@@ -24,6 +25,7 @@ export interface RiskEventSummary {
   at: string;
   userId: string | null;
   ip: string | null;
+  /** A stable reference to the device (deviceRef), never the device id: that is a bearer secret. */
   deviceId: string | null;
   country: string | null;
   outcome: string;
@@ -95,7 +97,7 @@ function summary(r: Row): RiskEventSummary {
     at: new Date(r.created_at).toISOString(),
     userId: r.identity_id,
     ip: r.ip,
-    deviceId: r.device_id,
+    deviceId: deviceRef(r.device_id),
     country: r.country,
     outcome: r.outcome,
     decision: r.decision,

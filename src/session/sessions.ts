@@ -104,6 +104,11 @@ export const SESSION_COLUMNS = [
 ] as const;
 
 const COLS = SESSION_COLUMNS.join(', ');
+/**
+ * Stops a disabled account's sessions (and the access tokens bound to them) from being used:
+ * disabling is a status change on the identity, which writes no session row.
+ */
+const OF_ACTIVE_IDENTITY = `identity_id IN (SELECT id FROM identities WHERE status = 'active')`;
 
 const toRecord = (r: Row, state: SessionState = r.state): SessionRecord => ({
   id: r.id,
@@ -200,7 +205,7 @@ export function createSessionService(deps: {
     async authenticate(token, mode = 'activity') {
       if (typeof token !== 'string' || token.length < 20 || token.length > 100) return null;
       const now = clock.now();
-      const { rows } = await db.query<Row>(`SELECT ${COLS} FROM sessions WHERE token_hash = $1`, [sha256(token)]);
+      const { rows } = await db.query<Row>(`SELECT ${COLS} FROM sessions WHERE token_hash = $1 AND ${OF_ACTIVE_IDENTITY}`, [sha256(token)]);
       const r = rows[0];
       if (!r || r.revoked_at !== null) return null;
       const next = judge(r, mode === 'activity' ? { type: 'ACTIVITY', at: now } : { type: 'CHECK', at: now });
@@ -229,7 +234,7 @@ export function createSessionService(deps: {
     },
     async byId(id) {
       if (!/^[0-9a-f-]{36}$/.test(id)) return null;
-      const { rows } = await db.query<Row>(`SELECT ${COLS} FROM sessions WHERE id = $1`, [id]);
+      const { rows } = await db.query<Row>(`SELECT ${COLS} FROM sessions WHERE id = $1 AND ${OF_ACTIVE_IDENTITY}`, [id]);
       const r = rows[0];
       if (!r || r.revoked_at !== null) return null;
       const next = judge(r, { type: 'CHECK', at: clock.now() });
@@ -237,7 +242,7 @@ export function createSessionService(deps: {
     },
     async touch(id) {
       if (!/^[0-9a-f-]{36}$/.test(id)) return null;
-      const { rows } = await db.query<Row>(`SELECT ${COLS} FROM sessions WHERE id = $1`, [id]);
+      const { rows } = await db.query<Row>(`SELECT ${COLS} FROM sessions WHERE id = $1 AND ${OF_ACTIVE_IDENTITY}`, [id]);
       const r = rows[0];
       if (!r || r.revoked_at !== null) return null;
       const next = judge(r, { type: 'ACTIVITY', at: clock.now() });

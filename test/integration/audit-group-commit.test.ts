@@ -65,6 +65,44 @@ describe('audit group commit (issue 9: appends that do not serialise the world)'
     expect(c.tx).toBeLessThan(25);
   });
 
+  it('appends inside callers\' transactions (some rolled back) racing group batches from two processes: one chain, no fork', async () => {
+    const t = await fresh();
+    const clock = new ManualClock();
+    const a = createAudit(t.db, clock);
+    const other = createPgDb(t.url);
+    drops.unshift(() => other.close());
+    const b = createAudit(other, clock);
+    const work: Promise<unknown>[] = [];
+    for (let i = 0; i < 60; i++) {
+      const audit = i % 2 ? b : a;
+      const db = i % 2 ? other : t.db;
+      if (i % 3 === 0) {
+        // Inside the caller's transaction, with more work after the append; every fourth rolls back.
+        work.push(
+          db
+            .tx(async (q) => {
+              await audit.appendMany([{ type: 'login.succeeded', subject: `tx-${i}`, data: { i } }, { type: 'session.created', subject: `tx-${i}`, data: { i } }], q);
+              await q.query('SELECT pg_sleep(0.005)');
+              if (i % 4 === 0) throw new Error('rolled back');
+            })
+            .catch((e: Error) => expect(e.message).toBe('rolled back')),
+        );
+      } else {
+        work.push(audit.append({ type: 'login.failed', subject: `g-${i}`, data: { i } }));
+      }
+    }
+    await Promise.all(work);
+    const committedTx = Array.from({ length: 60 }, (_, i) => i).filter((i) => i % 3 === 0 && i % 4 !== 0).length;
+    const grouped = Array.from({ length: 60 }, (_, i) => i).filter((i) => i % 3 !== 0).length;
+    const { rows } = await t.db.query<{ n: number; heads: number }>(
+      'SELECT count(*)::int AS n, (SELECT count(*)::int FROM audit_events x WHERE NOT EXISTS (SELECT 1 FROM audit_events y WHERE y.prev_hash = x.hash)) AS heads FROM audit_events',
+    );
+    expect(rows[0]).toEqual({ n: committedTx * 2 + grouped, heads: 1 });
+    const prevs = await t.db.query<{ dup: number }>('SELECT count(*)::int AS dup FROM (SELECT prev_hash FROM audit_events GROUP BY prev_hash HAVING count(*) > 1) d');
+    expect(prevs.rows[0].dup).toBe(0);
+    expect(await a.verify()).toEqual({ ok: true, checked: rows[0].n });
+  });
+
   it('appendMany chains its events in order, in one transaction of three statements', async () => {
     const t = await fresh();
     const { db, c } = counting(t.db);

@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { AppError, type ErrorCode } from '../../errors.ts';
@@ -9,9 +9,26 @@ import { BACKTEST_JOB, createBacktestStore, type BacktestRow } from '../../backt
 import { parsePolicy, policyFromDb, PolicySourceError } from '../../backtest/policy-source.ts';
 import { DEFAULT_POLICY, RiskPolicyError, type PolicyDocument } from '../../risk/policy.ts';
 import type { Env, Services } from '../services.ts';
+import type { Principal } from '../../rbac/rbac.ts';
 
 const PERMISSION = 'VIEW_RISK';
 const MAX_RANGE_DAYS = 366;
+/**
+ * Jobs one account may have queued or running at once. Each queued upload keeps up to
+ * BACKTEST_MAX_UPLOAD_BYTES in Postgres until a worker takes it, so without a bound one VIEW_RISK
+ * account could fill the database and the queue (starving everyone else's back-tests).
+ */
+export const BACKTEST_MAX_ACTIVE_PER_USER = 3;
+/**
+ * Back-test requests this process receives at once. An upload is held whole while it is parsed
+ * and stored (about 20 MB of memory for an 8 MiB body), so without a bound parallel uploads of
+ * one account could exhaust the heap and take sign-in down with it; the excess is refused before
+ * its body is read.
+ */
+export const BACKTEST_MAX_UPLOADS_IN_FLIGHT = 2;
+let uploadsInFlight = 0;
+/** Back-test requests being received now, in this process (tests wait on it). */
+export const backtestUploadsInFlight = () => uploadsInFlight;
 
 const policyRef = z.union([z.string().min(1).max(100), z.record(z.string(), z.unknown())]);
 const BodySchema = z.strictObject({
@@ -51,6 +68,18 @@ function present(r: BacktestRow, withSummary = true) {
 export function riskBacktestRoutes(s: Services) {
   const app = new Hono<Env>();
   const store = createBacktestStore(s.db, s.clock);
+  /** Creates the row unless the account is at its bound; serialised per account, so parallel posts cannot all pass the count. */
+  const createBounded = (d: Parameters<typeof store.create>[0] & { createdBy: string }) =>
+    s.db.tx(async (q) => {
+      await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`risk_backtests:${d.createdBy}`]);
+      const { rows } = await q.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM risk_backtests WHERE created_by = $1 AND status IN ('queued', 'running')`,
+        [d.createdBy],
+      );
+      if ((rows[0]?.n ?? 0) >= BACKTEST_MAX_ACTIVE_PER_USER)
+        throw new AppError('RATE_LIMITED', { detail: `At most ${BACKTEST_MAX_ACTIVE_PER_USER} back-tests of one account may be queued or running; wait for one to finish.`, headers: { 'Retry-After': '30' } });
+      return createBacktestStore(q, s.clock).create(d);
+    });
   const maxBytes = s.config.BACKTEST_MAX_UPLOAD_BYTES;
 
   const resolve = async (ref: string | Record<string, unknown>, field: string): Promise<PolicyDocument> => {
@@ -70,43 +99,55 @@ export function riskBacktestRoutes(s: Services) {
     bodyLimit({ maxSize: maxBytes + 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } }),
     async (c) => {
       const admin = await requirePermission(c, s, PERMISSION);
-      const b = await readJson(c, BodySchema);
-      const policy = await resolve(b.policy, 'policy');
-      const compare = b.compare === undefined ? null : await resolve(b.compare, 'compare');
-      let total: number | null;
-      let id: string;
-      if (b.input.type === 'jsonl') {
-        const bytes = Buffer.byteLength(b.input.text);
-        if (bytes > maxBytes) throw new AppError('PAYLOAD_TOO_LARGE', { detail: `input.text: at most ${maxBytes} bytes` });
-        let lines = 0;
-        for (let i = b.input.text.indexOf('\n'); i !== -1; i = b.input.text.indexOf('\n', i + 1)) lines++;
-        if (!b.input.text.endsWith('\n')) lines++;
-        total = lines;
-        id = await store.create({ policy, compare, input: { type: 'jsonl', bytes, lines }, text: b.input.text, total, createdBy: admin.identityId });
-      } else {
-        const from = Date.parse(b.input.from);
-        const to = Date.parse(b.input.to);
-        if (!(to > from)) throw new AppError('VALIDATION_FAILED', { detail: 'input: from must be before to' });
-        if (to - from > MAX_RANGE_DAYS * 86_400_000) throw new AppError('VALIDATION_FAILED', { detail: `input: at most ${MAX_RANGE_DAYS} days` });
-        const { rows } = await s.db.query<{ n: number | string }>('SELECT count(*) AS n FROM login_events WHERE created_at >= $1 AND created_at < $2', [new Date(from), new Date(to)]);
-        total = Number(rows[0]?.n ?? 0);
-        id = await store.create({
-          policy, compare, input: { type: 'events', from: new Date(from).toISOString(), to: new Date(to).toISOString() }, text: null, total, createdBy: admin.identityId,
-        });
-      }
-      // The row as created: a fast worker may already be running it by the time we answer.
-      const row = await store.get(id);
+      if (uploadsInFlight >= BACKTEST_MAX_UPLOADS_IN_FLIGHT)
+        throw new AppError('RATE_LIMITED', { detail: 'Other back-test requests are being received; try again shortly.', headers: { 'Retry-After': '5' } });
+      uploadsInFlight++;
       try {
-        await s.jobs.enqueue(s.config.BACKTEST_QUEUE, BACKTEST_JOB, { id }, { jobId: `backtest-${id}`, attempts: 1 });
-      } catch (err) {
-        await store.fail(id, 'could not be queued');
-        throw new AppError('SERVICE_UNAVAILABLE', { cause: err });
+        return await receive(c, admin);
+      } finally {
+        uploadsInFlight--;
       }
-      await s.audit.append({ type: 'backtest.requested', actor: admin.identityId, subject: id, reason: 'ADMIN', data: { policy: policy.version, compare: compare?.version ?? null, input: b.input.type } });
-      c.header('Location', `/api/risk/backtests/${id}`);
-      return c.json(present(row!), 202);
     },
   );
+
+  /** Reads, checks and stores one back-test request, then queues its job. */
+  async function receive(c: Context<Env>, admin: Principal) {
+    const b = await readJson(c, BodySchema);
+    const policy = await resolve(b.policy, 'policy');
+    const compare = b.compare === undefined ? null : await resolve(b.compare, 'compare');
+    let total: number | null;
+    let id: string;
+    if (b.input.type === 'jsonl') {
+      const bytes = Buffer.byteLength(b.input.text);
+      if (bytes > maxBytes) throw new AppError('PAYLOAD_TOO_LARGE', { detail: `input.text: at most ${maxBytes} bytes` });
+      let lines = 0;
+      for (let i = b.input.text.indexOf('\n'); i !== -1; i = b.input.text.indexOf('\n', i + 1)) lines++;
+      if (!b.input.text.endsWith('\n')) lines++;
+      total = lines;
+      id = await createBounded({ policy, compare, input: { type: 'jsonl', bytes, lines }, text: b.input.text, total, createdBy: admin.identityId });
+    } else {
+      const from = Date.parse(b.input.from);
+      const to = Date.parse(b.input.to);
+      if (!(to > from)) throw new AppError('VALIDATION_FAILED', { detail: 'input: from must be before to' });
+      if (to - from > MAX_RANGE_DAYS * 86_400_000) throw new AppError('VALIDATION_FAILED', { detail: `input: at most ${MAX_RANGE_DAYS} days` });
+      const { rows } = await s.db.query<{ n: number | string }>('SELECT count(*) AS n FROM login_events WHERE created_at >= $1 AND created_at < $2', [new Date(from), new Date(to)]);
+      total = Number(rows[0]?.n ?? 0);
+      id = await createBounded({
+        policy, compare, input: { type: 'events', from: new Date(from).toISOString(), to: new Date(to).toISOString() }, text: null, total, createdBy: admin.identityId,
+      });
+    }
+    // The row as created: a fast worker may already be running it by the time we answer.
+    const row = await store.get(id);
+    try {
+      await s.jobs.enqueue(s.config.BACKTEST_QUEUE, BACKTEST_JOB, { id }, { jobId: `backtest-${id}`, attempts: 1 });
+    } catch (err) {
+      await store.fail(id, 'could not be queued');
+      throw new AppError('SERVICE_UNAVAILABLE', { cause: err });
+    }
+    await s.audit.append({ type: 'backtest.requested', actor: admin.identityId, subject: id, reason: 'ADMIN', data: { policy: policy.version, compare: compare?.version ?? null, input: b.input.type } });
+    c.header('Location', `/api/risk/backtests/${id}`);
+    return c.json(present(row!), 202);
+  }
 
   app.get('/', async (c) => {
     await requirePermission(c, s, PERMISSION);
@@ -136,12 +177,12 @@ const BACKTEST_ERRORS: ErrorCode[] = ['UNAUTHENTICATED', 'PERMISSION_DENIED', 'S
 export const riskBacktestDocs = routeDocs('/api/risk/backtests', 'Risk', {
   'POST /': {
     summary: 'Back-test a policy on stored login events or an uploaded JSONL file, as a job (VIEW_RISK)',
-    description: 'Replays recorded logins in time order through the real signal code with its own history; the body may exceed 64 KiB up to BACKTEST_MAX_UPLOAD_BYTES (JSONL uploads).',
+    description: 'Replays recorded logins in time order through the real signal code with its own history; the body may exceed 64 KiB up to BACKTEST_MAX_UPLOAD_BYTES (JSONL uploads). One account may have at most 3 jobs queued or running; more answer 429 RATE_LIMITED.',
     auth: 'session',
     body: BodySchema,
     maxBodyBytes: 8 * 1024 * 1024,
     responses: { 202: obj('The queued job: id, status, progress') },
-    errors: [...BACKTEST_ERRORS, 'UNSUPPORTED_MEDIA_TYPE', 'CROSS_SITE_REQUEST', 'NOT_FOUND'],
+    errors: [...BACKTEST_ERRORS, 'UNSUPPORTED_MEDIA_TYPE', 'CROSS_SITE_REQUEST', 'NOT_FOUND', 'RATE_LIMITED'],
   },
   'GET /': {
     summary: 'Recent back-test jobs (VIEW_RISK)',
