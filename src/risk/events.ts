@@ -95,7 +95,8 @@ function summary(r: Row): RiskEventSummary {
     at: new Date(r.created_at).toISOString(),
     userId: r.identity_id,
     ip: r.ip,
-    deviceId: r.device_id,
+    // The device id is the device cookie's value, a bearer secret: analysts see its last six characters, as users do.
+    deviceId: r.device_id ? `…${r.device_id.slice(-6)}` : null,
     country: r.country,
     outcome: r.outcome,
     decision: r.decision,
