@@ -8,6 +8,7 @@ COPY src ./src
 COPY machines ./machines
 COPY workers ./workers
 COPY scripts ./scripts
+COPY contracts ./contracts
 RUN npm run build
 
 FROM node:20-bookworm-slim

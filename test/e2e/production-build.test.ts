@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { promisify } from 'node:util';
 import { createTestDb, TEST_REDIS_URL, uniqueName } from '../helpers/db.ts';
@@ -78,6 +80,23 @@ describe('production runs compiled JavaScript', () => {
     expect(r.status).toBe(200);
     expect(body.step).toBe('done');
   }, 90_000);
+
+  it('the compiled scorer describes public addresses (its data files are in dist/): a back-test of two logins', async () => {
+    // Loopback logins never reach the AS classes; a public address does, through src/risk/asn-classes.json.
+    const dir = mkdtempSync(join(tmpdir(), 'threshold-build-'));
+    const input = join(dir, 'two.jsonl');
+    const line = (ip: string, ts: string) => JSON.stringify({ ts, user: 'u1@example.test', ip, deviceId: 'device-build-test-0002', userAgent: 'Mozilla/5.0 Firefox/128.0', passwordCorrect: true });
+    writeFileSync(input, `${line('8.8.8.8', '2026-11-01T10:00:00Z')}\n${line('81.2.69.142', '2026-11-01T12:00:00Z')}\n`);
+    try {
+      const { stdout } = await run(process.execPath, [join(ROOT, 'scripts/run.mjs'), 'scripts/backtest.ts', '--input', input, '--policy', 'default'], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', NODE_ENV: 'production' },
+      });
+      expect(stdout).toMatch(/policy default-\d+: 2 scored attempts/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('refuses to run TypeScript in production when the compiled entry is missing', async () => {
     const p = launch('scripts/no-such-entry.ts', {});

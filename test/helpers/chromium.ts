@@ -47,8 +47,18 @@ export class Chromium {
         ...(secureOrigins.length ? [`--unsafely-treat-insecure-origin-as-secure=${secureOrigins.join(',')}`] : []), 'about:blank'],
       { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] },
     );
+    // A missing binary is an 'error' event, not an exit: say what to install instead of crashing the run.
+    const failed = new Promise<never>((_, reject) =>
+      proc.once('error', (e: NodeJS.ErrnoException) => {
+        rmSync(dir, { recursive: true, force: true });
+        reject(new Error(e.code === 'ENOENT'
+          ? `Chromium is not installed (no ${CHROMIUM_BIN}): apt-get install chromium, or set CHROMIUM_BIN to its path`
+          : `Chromium could not start (${CHROMIUM_BIN}): ${e.message}`));
+      }));
+    // Writing to a browser that never started fails with EPIPE; the 'error' above says why.
+    (proc.stdio[3] as Writable).on('error', () => {});
     const b = new Chromium(proc, dir);
-    await b.send('Browser.getVersion');
+    await Promise.race([b.send('Browser.getVersion'), failed]);
     return b;
   }
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, Client, device, IP, oathtool, startTestServer, type TestServer } from '../helpers/server.ts';
 import { DEFAULT_POLICY } from '../../src/risk/policy.ts';
+import { deviceRef } from '../../src/flows/binding.ts';
 
 /*
  * The security team's risk API on a real server: Postgres, Redis and a BullMQ risk worker.
@@ -543,5 +544,21 @@ describe('risk API (/api/risk)', () => {
 
     expect(await counts()).toEqual(before);
     expect(await audit()).toBe(head);
+  });
+
+  it('never shows a device id: the list and the detail name a device by its digest (as the audit does)', async () => {
+    // The device id is the browser's device cookie: whoever reads it could present it as that device.
+    const dev = device('peek');
+    const c = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': dev });
+    await c.passwordLogin('bob@example.test', pw);
+    const list = await admin.get('/api/risk/events?user=bob%40example.test&limit=200');
+    expect(list.status).toBe(200);
+    const mine = list.body.items.filter((e: any) => e.deviceId === deviceRef(dev));
+    expect(mine.length).toBeGreaterThan(0);
+    expect(JSON.stringify(list.body)).not.toContain(dev);
+    const detail = await admin.get(`/api/risk/events/${mine[0].id}`);
+    expect(detail.status).toBe(200);
+    expect(detail.body.deviceId).toBe(deviceRef(dev));
+    expect(JSON.stringify(detail.body)).not.toContain(dev);
   });
 });
