@@ -139,3 +139,23 @@ describe('answers that say why (LOGIN_DENIED reason, plain words, JSON state)', 
     expect(nested.state).toEqual({ stepUp: 'checking' });
   });
 });
+
+describe('a user with no second factor when the risk check cannot run (no worker)', () => {
+  let t: TestServer;
+  const pw = 'nora-has-a-long-password';
+  beforeAll(async () => {
+    t = await startTestServer({ RISK_TIMEOUT_MS: '300' });
+    await t.services.users.create({ email: 'nora@example.test', password: pw, roles: ['PATHOLOGIST'] });
+    await t.stopWorker();
+  });
+  afterAll(async () => t?.close());
+
+  it('is refused fail-closed and told the check could not run, not that the sign-in looks unusual', async () => {
+    const c = new Client(t.url, { 'x-forwarded-for': IP.london, 'x-device-id': device('nora') });
+    const r = await c.passwordLogin('nora@example.test', pw);
+    expect([r.status, r.body.code, r.body.reason]).toEqual([403, 'LOGIN_DENIED', 'MFA_REQUIRED_NO_FACTOR']);
+    expect(r.body.detail).toMatch(/could not be checked/);
+    expect(r.body.detail).not.toMatch(/looks unusual/);
+    expect(r.body.flow.risk.reasons).toContain('RISK_UNAVAILABLE');
+  });
+});

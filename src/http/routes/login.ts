@@ -76,6 +76,9 @@ const DENIAL_DETAIL: Record<LoginDenialReason, string> = {
   SESSION_LIMIT_REACHED: ERRORS.SESSION_LIMIT_REACHED.title,
 };
 
+const RISK_UNAVAILABLE_NO_FACTOR_DETAIL =
+  'This sign-in could not be checked right now, and your account has no second factor to confirm it instead. Try again in a few minutes, or ask an administrator to help you sign in and then add a second factor.';
+
 const LOCKED_DETAIL = 'Too many failed attempts. Wait a while before trying again, or ask an administrator to unlock the account.';
 
 /**
@@ -87,7 +90,10 @@ export function outcomeError(row: FlowRow): AppError | null {
   const output = snap.output as { outcome?: string; reason?: string | null } | undefined;
   if (snap.status === 'done' && output?.outcome === 'denied') {
     const reason = (output.reason ?? 'RISK_DENIED') as LoginDenialReason;
-    return new AppError('LOGIN_DENIED', { detail: DENIAL_DETAIL[reason], extra: { reason, flowRow: row } });
+    // When the risk check itself could not run, say so rather than "looks unusual".
+    const unchecked = reason === 'MFA_REQUIRED_NO_FACTOR' && ((snap.context as { risk?: { reasons?: string[] } | null }).risk?.reasons ?? []).includes('RISK_UNAVAILABLE');
+    const detail = unchecked ? RISK_UNAVAILABLE_NO_FACTOR_DETAIL : DENIAL_DETAIL[reason];
+    return new AppError('LOGIN_DENIED', { detail, extra: { reason, flowRow: row } });
   }
   const step = presentFlow(row).step;
   // Said the same way for every identifier, known or not, and never "until when": telling a
