@@ -152,13 +152,8 @@ export function createLoginService(deps: {
       name: 'decideSession',
       async run(f) {
         // The account may have been disabled or locked since its password was checked (a second
-        // factor or the risk assessment takes time; an administrator's lock ends sessions, and a
-        // login finishing afterwards must not start a new one).
-        const { rows } = await db.query<{ usable: boolean }>(
-          `SELECT status = 'active' AND (locked_at IS NULL OR (locked_until IS NOT NULL AND locked_until <= $2)) AS usable FROM identities WHERE id = $1`,
-          [f.identityId, new Date(clock.now())],
-        );
-        if (rows[0]?.usable !== true) throw new AppError('ACCOUNT_LOCKED');
+        // factor or the risk assessment takes time): sessions.create refuses such an account
+        // (ACCOUNT_LOCKED) in the same statement that would insert the session.
         f.created = await deps.sessions.create({
           identityId: f.identityId,
           amr: f.amr,

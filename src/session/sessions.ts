@@ -187,15 +187,22 @@ export function createSessionService(deps: {
             }
           }
         }
+        // Only for an account that can sign in now (active, not locked): a login that was slow to
+        // finish (second factor, risk) must not start a session for an account disabled or locked
+        // meanwhile. Checked in the insert itself, so nothing can change in between.
         const { rows } = await q.query<Row>(
           `INSERT INTO sessions (id, identity_id, token_hash, amr, acr, auth_time, factor_times, device_id, ip, country,
                                  created_at, last_seen_at, idle_expires_at, absolute_expires_at)
-           VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8, $9, $10, $11, $11, $12, $13) RETURNING ${COLS}`,
+           SELECT $1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8, $9, $10, $11, $11, $12, $13
+             FROM identities
+            WHERE id = $2 AND status = 'active' AND (locked_at IS NULL OR (locked_until IS NOT NULL AND locked_until <= $11))
+           RETURNING ${COLS}`,
           [
             id, s.identityId, sha256(token), JSON.stringify(s.amr), s.acr, new Date(s.authTime * 1000),
             JSON.stringify(s.factorTimes), s.deviceId, s.ip, s.country, new Date(now), new Date(idle), new Date(absolute),
           ],
         );
+        if (!rows[0]) throw new AppError('ACCOUNT_LOCKED');
         return { token, session: toRecord(rows[0]), evicted };
       });
       await announce(result.evicted, absolute);

@@ -72,7 +72,9 @@ export class Chromium {
     }
     for (const l of this.listeners) l(m);
     this.waiters = this.waiters.filter((w) => {
-      if (w.method !== m.method || (w.sessionId && w.sessionId !== m.sessionId) || !w.match(m.params)) return true;
+      // `Domain.*` waits for any event of that domain.
+      const method = w.method.endsWith('.*') ? m.method?.startsWith(w.method.slice(0, -1)) : w.method === m.method;
+      if (!method || (w.sessionId && w.sessionId !== m.sessionId) || !w.match(m.params)) return true;
       w.resolve(m.params);
       return false;
     });
@@ -171,10 +173,14 @@ export class Page {
   async request(method: string, suffix: string, timeoutMs = 10_000): Promise<SeenRequest> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const hit = [...this.requests.values()].find((x) => x.method === method && x.url.endsWith(suffix) && x.status !== undefined);
+      // Chromium may report the headers it really sent (requestWillBeSentExtraInfo) after the
+      // response: wait for both, or a loaded machine reads a request with no headers yet.
+      const hit = [...this.requests.values()].find(
+        (x) => x.method === method && x.url.endsWith(suffix) && x.status !== undefined && Object.keys(x.headers).length > 0,
+      );
       if (hit) return hit;
       if (Date.now() > deadline) throw new Error(`no ${method} ${suffix} seen`);
-      await this.browser.waitFor('Network.loadingFinished', this.sessionId, () => true, Math.max(1, deadline - Date.now())).catch(() => {});
+      await this.browser.waitFor('Network.*', this.sessionId, () => true, Math.max(1, deadline - Date.now())).catch(() => {});
     }
   }
 }
