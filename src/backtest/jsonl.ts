@@ -2,18 +2,12 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { isIP } from 'node:net';
+import type { LoginRecord } from './record.ts';
 
 /** One login attempt read for replay (the evaluation JSONL format, with its line number). */
-export interface Attempt {
+export interface Attempt extends Omit<LoginRecord, 'ts'> {
   line: number;
   at: number;
-  user: string;
-  ip: string;
-  deviceId: string | null;
-  userAgent: string | null;
-  passwordCorrect: boolean;
-  label?: 'benign' | 'attack';
-  kind?: string;
   /**
    * Whether a step-up on this attempt was passed (recorded logins know it; a labelled set
    * assumes the owner passes and the attacker does not). Decides what history keeps.
