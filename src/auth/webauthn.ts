@@ -1,10 +1,4 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-} from '@simplewebauthn/server';
 import type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
@@ -17,6 +11,12 @@ import type { Db } from '../db/db.ts';
 import { isUniqueViolation } from '../db/db.ts';
 import { AppError } from '../errors.ts';
 import { createWebAuthnStore } from './webauthn-store.ts';
+
+/**
+ * @simplewebauthn/server and its crypto dependencies cost ~28 MB of a process: loaded on the
+ * first WebAuthn ceremony, not at start (the module system keeps the one copy).
+ */
+const simplewebauthn = () => import('@simplewebauthn/server');
 import type { CredentialRecord, DeviceType, UserVerification } from './webauthn-store.ts';
 
 export type { DeviceType, UserVerification } from './webauthn-store.ts';
@@ -147,7 +147,7 @@ export function createWebAuthnService(deps: {
   return {
     async registrationOptions({ identityId, email, displayName, flowKey, passkey }) {
       const existing = await store.credentialsOf(identityId);
-      const options = await generateRegistrationOptions({
+      const options = await (await simplewebauthn()).generateRegistrationOptions({
         rpName,
         rpID,
         userName: email,
@@ -186,7 +186,7 @@ export function createWebAuthnService(deps: {
 
       let info;
       try {
-        const v = await verifyRegistrationResponse({
+        const v = await (await simplewebauthn()).verifyRegistrationResponse({
           response,
           expectedChallenge: ch.challenge,
           expectedOrigin: origins,
@@ -249,7 +249,7 @@ export function createWebAuthnService(deps: {
       const creds = identityId ? await store.credentialsOf(identityId) : [];
       // An empty allow-list would turn a second-factor prompt into "any passkey on this device".
       if (identityId && creds.length === 0) throw new AppError('MFA_FACTOR_NOT_FOUND');
-      const options = await generateAuthenticationOptions({
+      const options = await (await simplewebauthn()).generateAuthenticationOptions({
         rpID,
         challenge: new Uint8Array(randomBytes(32)),
         timeout: ttl * 1000,
@@ -304,7 +304,7 @@ export function createWebAuthnService(deps: {
 
       let info;
       try {
-        const v = await verifyAuthenticationResponse({
+        const v = await (await simplewebauthn()).verifyAuthenticationResponse({
           response,
           expectedChallenge: ch.challenge,
           expectedOrigin: origins,

@@ -4,7 +4,6 @@ import type { Config } from '../config/config.ts';
 import { acquireDataLock, type LockOwner } from './data-lock.ts';
 import type { Db } from './db.ts';
 import { createPgDb } from './pg.ts';
-import { createPgliteDb } from './pglite.ts';
 
 /**
  * The configured database: PostgreSQL at DATABASE_URL (shared by any number of processes), or
@@ -20,6 +19,8 @@ export async function openDb(
   const lock = await acquireDataLock(config.DATA_DIR, { command: opts.command, onStale: opts.onStaleLock });
   let db: Db;
   try {
+    // Loaded only for the embedded default: a production process never pays for PGlite.
+    const { createPgliteDb } = await import('./pglite.ts');
     db = await createPgliteDb(join(config.DATA_DIR, 'pglite'));
   } catch (e) {
     await lock.release();
