@@ -142,6 +142,8 @@ export function createSessionService(deps: {
   onRestored?: (id: string) => Promise<void>;
 }): SessionService {
   const { db, clock } = deps;
+  /** How stale the stored last-seen time may be before a request writes it again. */
+  const slideGranularityMs = Math.min(60_000, (deps.idleSeconds * 1000) / 20);
   const ctxOf = (r: Row): SessionContext => ({
     idleMs: deps.idleSeconds * 1000,
     warningMs: (deps.warningSeconds ?? 300) * 1000,
@@ -223,6 +225,10 @@ export function createSessionService(deps: {
       }
       if (next.state === 'locked') return null;
       if (mode === 'check' && next.state === r.state) return toRecord(r, next.state);
+      // Activity slides the idle window, written at most once per SLIDE granularity (unless the
+      // state changes): a busy page is not an UPDATE per request. The stored window may lag the
+      // last request by less than the granularity, so a session can only end that much sooner.
+      if (mode === 'activity' && next.state === r.state && now - r.last_seen_at.getTime() < slideGranularityMs) return toRecord(r, next.state);
       const u = await db.query<Row>(
         `UPDATE sessions SET state = $2, last_seen_at = $3, idle_expires_at = GREATEST(idle_expires_at, $4)
           WHERE id = $1 AND revoked_at IS NULL AND state <> 'locked' RETURNING ${COLS}`,

@@ -161,3 +161,37 @@ describe('concurrent-session cap under concurrent logins', () => {
     }, 60_000);
   }
 });
+
+describe('the idle slide of cookie sessions is batched (issue 9)', () => {
+  it('a burst of requests writes the session once; a request after the granularity (60 s) writes again', async () => {
+    const { createTestDb } = await import('../helpers/db.ts');
+    const { createSessionService } = await import('../../src/session/sessions.ts');
+    const { ManualClock } = await import('../../src/clock.ts');
+    const tdb = await createTestDb();
+    try {
+      const writes: string[] = [];
+      const db = {
+        ...tdb.db,
+        query: ((sql: string, params?: unknown[]) => {
+          if (/^\s*UPDATE sessions/.test(sql)) writes.push(sql);
+          return tdb.db.query(sql, params as never);
+        }) as typeof tdb.db.query,
+      };
+      const clock = new ManualClock();
+      const sessions = createSessionService({ db, clock, idleSeconds: 1800, absoluteSeconds: 43200 });
+      const { rows } = await tdb.db.query<{ id: string }>("INSERT INTO identities (id, email, created_at) VALUES (gen_random_uuid(), 'slide@example.test', now()) RETURNING id");
+      const { token } = await sessions.create({ identityId: rows[0].id, amr: ['pwd'], acr: 'a', authTime: Math.floor(clock.now() / 1000), factorTimes: {}, deviceId: null, ip: null, country: null });
+      for (let i = 0; i < 10; i++) {
+        clock.advance(5_000);
+        expect(await sessions.authenticate(token, 'activity')).not.toBeNull();
+      }
+      expect(writes).toHaveLength(0); // 50 s of requests: nothing to write yet
+      clock.advance(11_000);
+      const s = await sessions.authenticate(token, 'activity');
+      expect(writes).toHaveLength(1);
+      expect(s!.idleExpiresAt).toBe(clock.now() + 1800_000);
+    } finally {
+      await tdb.drop();
+    }
+  });
+});
