@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { CATALOG, explain, userMessage } from '../../src/risk/explain.ts';
 import { MemoryRiskHistory, type HistoryFacts } from '../../src/risk/history.ts';
-import type { NetworkView } from '../../src/risk/network.ts';
 import { DEFAULT_POLICY, evaluate, NO_SIGNAL, SIGNAL_NAMES, type PolicyDocument } from '../../src/risk/policy.ts';
 import { REASONS } from '../../src/risk/reasons.ts';
 import { decide, signalConfig, toRecorded, type ScoreSettings } from '../../src/risk/score.ts';
 import { decideUnder, shadowFor, type ShadowSubject } from '../../src/risk/shadow.ts';
 import { historyQuery, type RiskInput, type Signals } from '../../src/risk/signals.ts';
+import { riskFacts, riskInput, riskNet, T } from '../helpers/risk-fixtures.ts';
 
 const signals = (over: Partial<Signals> = {}, details: Partial<Signals['details']> = {}): Signals => ({
   NEW_DEVICE: false,
@@ -121,38 +121,10 @@ describe('explain', () => {
 // ---------------------------------------------------------------------------------------------
 // Shadow: the engine's decide() on the recorded observations.
 
-const T = Date.UTC(2026, 3, 1, 12);
-const facts = (f: Partial<HistoryFacts> = {}): HistoryFacts => ({
-  hasHistory: true,
-  deviceKnown: false,
-  networkKnown: true,
-  asnKnown: true,
-  uaFamilyKnown: false,
-  countries: ['GB'],
-  lastLocated: { at: T - 20 * 60_000, lat: 51.51, lon: -0.09, radiusKm: null, networkType: 'residential' },
-  accountFailures: 0,
-  ipFailures: 0,
-  ipAccounts: 0,
-  subnetAccounts: 0,
-  deviceAccounts: 0,
-  ipFailedAccounts: 0,
-  subnetFailedAccounts: 0,
-  ...f,
-});
-const net = (v: Partial<NetworkView> = {}): NetworkView => ({
-  ip: '198.51.100.1',
-  prefix: '198.51.100.0/24',
-  asn: 64500,
-  org: 'Example',
-  type: 'residential',
-  key: '198.51.100.0/24',
-  tor: false,
-  deniedCidr: null,
-  allowedCidr: null,
-  geo: { country: 'GB', lat: 51.51, lon: -0.09 },
-  ...v,
-});
-const input = (i: Partial<RiskInput> = {}): RiskInput => ({ identityId: 'u1', deviceId: 'd9', ip: '198.51.100.1', at: T, ...i });
+// This file's account also knows the network (and its AS), and signs in on device d9.
+const facts = (f: Partial<HistoryFacts> = {}): HistoryFacts => riskFacts({ networkKnown: true, asnKnown: true, ...f });
+const net = riskNet;
+const input = (i: Partial<RiskInput> = {}): RiskInput => riskInput({ deviceId: 'd9', ...i });
 const LIVE: PolicyDocument = { ...DEFAULT_POLICY, version: 'live' };
 const withVelocity = (version: string, v: NonNullable<PolicyDocument['velocity']>): PolicyDocument => ({ ...LIVE, version, velocity: { ...LIVE.velocity, ...v } });
 const shadowOf = (

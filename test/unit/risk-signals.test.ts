@@ -1,41 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { HistoryFacts } from '../../src/risk/history.ts';
-import type { NetworkView } from '../../src/risk/network.ts';
-import { computeSignals, DEFAULT_SIGNAL_CONFIG, type RiskInput } from '../../src/risk/signals.ts';
+import { computeSignals, DEFAULT_SIGNAL_CONFIG } from '../../src/risk/signals.ts';
+import { riskFacts, riskInput, riskNet } from '../helpers/risk-fixtures.ts';
 
 /** computeSignals is pure: (attempt, history facts, network view, config) → Signals. */
-const T = Date.UTC(2026, 3, 1, 12);
-const facts = (f: Partial<HistoryFacts> = {}): HistoryFacts => ({
-  hasHistory: true,
-  deviceKnown: false,
-  networkKnown: false,
-  asnKnown: false,
-  uaFamilyKnown: false,
-  countries: ['GB'],
-  lastLocated: { at: T - 20 * 60_000, lat: 51.51, lon: -0.09, radiusKm: null, networkType: 'residential' }, // London, 20 min ago
-  accountFailures: 0,
-  ipFailures: 0,
-  ipAccounts: 0,
-  subnetAccounts: 0,
-  deviceAccounts: 0,
-  ipFailedAccounts: 0,
-  subnetFailedAccounts: 0,
-  ...f,
-});
-const net = (v: Partial<NetworkView> = {}): NetworkView => ({
-  ip: '198.51.100.1',
-  prefix: '198.51.100.0/24',
-  asn: 64500,
-  org: 'Example',
-  type: 'residential',
-  key: '198.51.100.0/24',
-  tor: false,
-  deniedCidr: null,
-  allowedCidr: null,
-  geo: { country: 'GB', lat: 51.51, lon: -0.09 },
-  ...v,
-});
-const input = (i: Partial<RiskInput> = {}): RiskInput => ({ identityId: 'u1', deviceId: 'd1', ip: '198.51.100.1', at: T, ...i });
+const facts = riskFacts;
+const net = riskNet;
+const input = riskInput;
 const EDINBURGH = { country: 'GB', lat: 55.95, lon: -3.19 }; // ~534 km from London
 const MADRID = { country: 'ES', lat: 40.42, lon: -3.7 }; // ~1 260 km
 
