@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { haversineKm, type Geo } from '../risk/geo.ts';
 import type { Rng } from './prng.ts';
+import { parseIp } from '../risk/cidr.ts';
 
 /** One real, routable IPv4 address with where the shipped GeoIP data places it. */
 export interface Addr {
@@ -19,24 +20,17 @@ interface Range {
   end: number;
 }
 
-export function ipv4ToInt(ip: string): number {
-  const p = ip.split('.');
-  return ((Number(p[0]) << 24) >>> 0) + (Number(p[1]) << 16) + (Number(p[2]) << 8) + Number(p[3]);
-}
-
 export function intToIpv4(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 
-function asnCsvPath(): string {
-  return join(dirname(createRequire(import.meta.url).resolve('@ip-location-db/asn/package.json')), 'asn-ipv4.csv');
-}
-
-/** The announced IPv4 ranges of the given ASNs, from the shipped RouteViews/DB-IP ASN table. */
-export async function loadAsnRanges(asns: Iterable<number>, path = asnCsvPath()): Promise<Map<number, Range[]>> {
-  const wanted = new Set(asns);
-  const out = new Map<number, Range[]>();
-  const rl = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
+/**
+ * The announced ranges of the wanted ASNs in the shipped RouteViews/DB-IP table (`asn-ipv4.csv`
+ * or `asn-ipv6.csv`: start,end,asn,org), as numbers: one reader for both families.
+ */
+async function* asnCsvRanges(file: 'asn-ipv4.csv' | 'asn-ipv6.csv', wanted: ReadonlySet<number>, path?: string): AsyncGenerator<{ asn: number; lo: bigint; hi: bigint }> {
+  const csv = path ?? join(dirname(createRequire(import.meta.url).resolve('@ip-location-db/asn/package.json')), file);
+  const rl = createInterface({ input: createReadStream(csv, 'utf8'), crlfDelay: Infinity });
   for await (const line of rl) {
     const c1 = line.indexOf(',');
     const c2 = line.indexOf(',', c1 + 1);
@@ -44,11 +38,19 @@ export async function loadAsnRanges(asns: Iterable<number>, path = asnCsvPath())
     if (c1 < 0 || c2 < 0 || c3 < 0) continue;
     const asn = Number(line.slice(c2 + 1, c3));
     if (!wanted.has(asn)) continue;
-    const start = ipv4ToInt(line.slice(0, c1));
-    const end = ipv4ToInt(line.slice(c1 + 1, c2));
-    let list = out.get(asn);
-    if (!list) out.set(asn, (list = []));
-    list.push({ start, end });
+    const lo = parseIp(line.slice(0, c1));
+    const hi = parseIp(line.slice(c1 + 1, c2));
+    if (lo && hi) yield { asn, lo: lo.value, hi: hi.value };
+  }
+}
+
+/** The announced IPv4 ranges of the given ASNs, from the shipped RouteViews/DB-IP ASN table. */
+export async function loadAsnRanges(asns: Iterable<number>, path?: string): Promise<Map<number, Range[]>> {
+  const out = new Map<number, Range[]>();
+  for await (const r of asnCsvRanges('asn-ipv4.csv', new Set(asns), path)) {
+    let list = out.get(r.asn);
+    if (!list) out.set(r.asn, (list = []));
+    list.push({ start: Number(r.lo), end: Number(r.hi) });
   }
   return out;
 }
@@ -122,15 +124,6 @@ export function near(pool: readonly Addr[], point: { lat: number; lon: number },
 
 // ---- IPv6 -------------------------------------------------------------------------------------
 
-function parseV6(ip: string): bigint {
-  const [head, tail] = ip.split('::');
-  const groups = (s: string | undefined) => (s ? s.split(':').filter((g) => g !== '') : []);
-  const h = groups(head);
-  const t = groups(tail);
-  const all = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return all.reduce((acc, g) => (acc << 16n) | BigInt(`0x${g}`), 0n);
-}
-
 /** Canonical (RFC 5952) text of a 128-bit value, by the URL parser's own IPv6 serializer. */
 export function formatV6(v: bigint): string {
   const groups: string[] = [];
@@ -155,22 +148,11 @@ export function v6In(net: V6Net, rng: Rng): string {
 
 /** Real /64s inside the given networks' announced IPv6 ranges, placed by GeoIP. */
 export async function sampleV6(rng: Rng, geo: Geo, asns: number[], perAsn: number): Promise<Map<number, V6Net[]>> {
-  const wanted = new Set(asns);
   const ranges = new Map<number, Array<{ lo: bigint; hi: bigint }>>();
-  const path = join(dirname(createRequire(import.meta.url).resolve('@ip-location-db/asn/package.json')), 'asn-ipv6.csv');
-  const rl = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
-  for await (const line of rl) {
-    const c1 = line.indexOf(',');
-    const c2 = line.indexOf(',', c1 + 1);
-    const c3 = line.indexOf(',', c2 + 1);
-    if (c1 < 0 || c2 < 0 || c3 < 0) continue;
-    const asn = Number(line.slice(c2 + 1, c3));
-    if (!wanted.has(asn)) continue;
-    const lo = parseV6(line.slice(0, c1)) >> 64n;
-    const hi = parseV6(line.slice(c1 + 1, c2)) >> 64n;
-    let l = ranges.get(asn);
-    if (!l) ranges.set(asn, (l = []));
-    l.push({ lo, hi });
+  for await (const r of asnCsvRanges('asn-ipv6.csv', new Set(asns))) {
+    let l = ranges.get(r.asn);
+    if (!l) ranges.set(r.asn, (l = []));
+    l.push({ lo: r.lo >> 64n, hi: r.hi >> 64n });
   }
   const out = new Map<number, V6Net[]>();
   for (const asn of asns) {
