@@ -8,11 +8,11 @@ const MAX_ISSUES = 5;
 const MAX_DETAIL = 1000;
 
 /**
- * Parse a JSON body (or an empty one as {}) against a schema; errors name the fields. Every
- * string and member name is checked by the one input rule (input.ts) before the schema sees it,
- * and a member named twice in one object is refused rather than resolved silently.
+ * The request's JSON body (an empty one as {}), checked by the one input rule (input.ts): every
+ * string and member name storable, and no member named twice in one object. Every route that
+ * reads a JSON body goes through here, so no route can skip the rule with a reader of its own.
  */
-export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
+export async function readJsonValue(c: Context): Promise<unknown> {
   const text = await c.req.text();
   let raw: unknown = {};
   if (text.trim() !== '') {
@@ -26,6 +26,12 @@ export async function readJson<T extends z.ZodType>(c: Context, schema: T): Prom
     assertUniqueMembers(text);
   }
   assertStorable(raw);
+  return raw;
+}
+
+/** Parse a JSON body (readJsonValue) against a schema; errors name the fields. */
+export async function readJson<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
+  const raw = await readJsonValue(c);
   const r = schema.safeParse(raw);
   if (!r.success) {
     const issues = r.error.issues.slice(0, MAX_ISSUES).map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);

@@ -546,6 +546,27 @@ describe('risk API (/api/risk)', () => {
     expect(await audit()).toBe(head);
   });
 
+  it('bodies go through the shared input rule: NUL, lone surrogates and repeated members are 400, never 500', async () => {
+    const events = await admin.get('/api/risk/events?limit=1');
+    const id = events.body.items[0]?.id as string;
+    const cases: [string, unknown][] = [
+      ['/api/risk/simulate', { identifier: 'a\u0000b@example.test', ip: IP.sydney }],
+      ['/api/risk/simulate', { identifier: 'bob@example.test', ip: IP.sydney, userAgent: 'x\ud800y' }],
+      [`/api/risk/events/${id}/labels`, { label: 'fraud', note: 'n\u0000' }],
+      ['/api/risk/policies', { ...DEFAULT_POLICY, version: 'nul-1', description: 'bad\u0000' }],
+    ];
+    for (const [path, b] of cases) {
+      const r = await admin.post(path, b);
+      expect([path, r.status, r.body.code]).toEqual([path, 400, 'VALIDATION_FAILED']);
+    }
+    const raw = await fetch(`${t.url}/api/risk/simulate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', cookie: [...admin.cookies].map(([k, v]) => `${k}=${v}`).join('; '), 'x-forwarded-for': IP.london, 'x-device-id': admin.headers['x-device-id'] },
+      body: '{"identifier":"bob@example.test","identifier":"eve@example.test","ip":"1.1.1.1"}',
+    });
+    expect(raw.status).toBe(400);
+  });
+
   it('never shows a device id: the list and the detail name a device by its digest (as the audit does)', async () => {
     // The device id is the browser's device cookie: whoever reads it could present it as that device.
     const dev = device('peek');

@@ -3,6 +3,7 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import { AppError, type ErrorCode } from '../../errors.ts';
 import { routeDocs } from '../openapi/doc.ts';
+import { readJsonValue } from '../body.ts';
 import { requireFreshMfa, requirePermission } from '../middleware/auth.ts';
 import { parseIp } from '../../risk/cidr.ts';
 import { PolicyDocumentSchema } from '../../risk/policy.ts';
@@ -79,19 +80,9 @@ function check<T extends z.ZodType>(schema: T, raw: unknown): z.infer<T> {
   throw new AppError('VALIDATION_FAILED', { detail: errors.map((e) => `${e.field}: ${e.message}`).join('; '), extra: { errors } });
 }
 
-/** JSON body, or VALIDATION_FAILED / UNSUPPORTED_MEDIA_TYPE (same rules as readJson, with `errors`). */
+/** JSON body through the shared reader and input rule (body.ts), then `check` (with `errors`). */
 async function body<T extends z.ZodType>(c: Context<Env>, schema: T): Promise<z.infer<T>> {
-  const text = await c.req.text();
-  let raw: unknown = {};
-  if (text.trim() !== '') {
-    if (!/^application\/(.+\+)?json\b/i.test(c.req.header('content-type') ?? '')) throw new AppError('UNSUPPORTED_MEDIA_TYPE');
-    try {
-      raw = JSON.parse(text);
-    } catch {
-      throw new AppError('VALIDATION_FAILED', { detail: 'The body is not valid JSON.', extra: { errors: [{ field: 'body', message: 'not valid JSON' }] } });
-    }
-  }
-  return check(schema, raw);
+  return check(schema, await readJsonValue(c));
 }
 
 const MAX_REPORT_DAYS = 92;
