@@ -33,6 +33,20 @@ describe('security review', () => {
     expect(rows[0].n).toBe(accepted);
   });
 
+  it("jobs a dead worker left running (or a restart left queued) do not hold the account's places for ever", async () => {
+    await t.db.query(`UPDATE risk_backtests SET status = 'failed', input_text = NULL`);
+    const { rows: me } = await t.db.query<{ id: string }>('SELECT id FROM identities WHERE email = $1', [ADMIN.email]);
+    const old = new Date(t.clock.now() - 2 * 3_600_000);
+    for (const status of ['running', 'running', 'queued'])
+      await t.db.query(
+        `INSERT INTO risk_backtests (id, status, policy, input, processed, created_by, created_at, heartbeat_at)
+         VALUES (gen_random_uuid(), $1, '{}'::jsonb, '{"type":"jsonl","bytes":1,"lines":1}'::jsonb, 0, $2, $3, $3)`,
+        [status, me[0].id, old],
+      );
+    const r = await admin.post('/api/risk/backtests', { policy: 'default', input: { type: 'jsonl', text: '{}\n' } });
+    expect(r.status).toBe(202);
+  });
+
   it('the risk events API never gives out a device id (a bearer secret: X-Device-Id makes a known device and opens its bound flows)', async () => {
     const secret = device('victim');
     await signIn(t.url, ADMIN.email, ADMIN.password, { device: secret });

@@ -5,7 +5,7 @@ import { AppError, type ErrorCode } from '../../errors.ts';
 import { routeDocs } from '../openapi/doc.ts';
 import { readJson } from '../body.ts';
 import { requirePermission } from '../middleware/auth.ts';
-import { BACKTEST_JOB, createBacktestStore, type BacktestRow } from '../../backtest/job.ts';
+import { BACKTEST_JOB, createBacktestStore, STALE_MS, type BacktestRow } from '../../backtest/job.ts';
 import { parsePolicy, policyFromDb, PolicySourceError } from '../../backtest/policy-source.ts';
 import { DEFAULT_POLICY, RiskPolicyError, type PolicyDocument } from '../../risk/policy.ts';
 import type { Env, Services } from '../services.ts';
@@ -73,8 +73,12 @@ export function riskBacktestRoutes(s: Services) {
     s.db.tx(async (q) => {
       await q.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`risk_backtests:${d.createdBy}`]);
       const { rows } = await q.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM risk_backtests WHERE created_by = $1 AND status IN ('queued', 'running')`,
-        [d.createdBy],
+        // A job whose worker died (a running row gone silent) or that a restart lost (queued for
+        // an hour) no longer holds one of the account's places.
+        `SELECT count(*)::int AS n FROM risk_backtests
+          WHERE created_by = $1
+            AND ((status = 'queued' AND created_at >= $3) OR (status = 'running' AND heartbeat_at >= $2))`,
+        [d.createdBy, new Date(s.clock.now() - STALE_MS), new Date(s.clock.now() - 3_600_000)],
       );
       if ((rows[0]?.n ?? 0) >= BACKTEST_MAX_ACTIVE_PER_USER)
         throw new AppError('RATE_LIMITED', { detail: `At most ${BACKTEST_MAX_ACTIVE_PER_USER} back-tests of one account may be queued or running; wait for one to finish.`, headers: { 'Retry-After': '30' } });
