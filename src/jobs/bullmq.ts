@@ -86,7 +86,7 @@ export function createBullJobs(redisUrl: string, opts: { prefix?: string } = {})
   // One subscriber connection per process, one channel per queue; waiters keyed by queue and job id.
   let sub: Redis | null = null;
   const subscribed = new Map<string, Promise<unknown>>();
-  const waiting = new Map<string, (m: DoneMessage) => void>();
+  const waiting = new Map<string, Set<(m: DoneMessage) => void>>();
   const listen = (queue: string) => {
     let p = subscribed.get(queue);
     if (!p) {
@@ -101,7 +101,7 @@ export function createBullJobs(redisUrl: string, opts: { prefix?: string } = {})
             return;
           }
           const q = channel.slice(`${opts.prefix ?? 'bull'}:`.length, -':threshold-done'.length);
-          waiting.get(`${q}/${m.id}`)?.(m);
+          for (const settle of waiting.get(`${q}/${m.id}`) ?? []) settle(m);
         });
       }
       p = sub.subscribe(doneChannel(opts.prefix, queue));
@@ -122,9 +122,13 @@ export function createBullJobs(redisUrl: string, opts: { prefix?: string } = {})
       const q = get(queue);
       const jobId = assertJobId(o.jobId);
       const key = `${queue}/${jobId}`;
+      // Several requests may wait on one job id (the same flow scored twice): each has its own waiter.
       let settle!: (m: DoneMessage) => void;
       const done = new Promise<DoneMessage>((resolve) => (settle = resolve));
-      waiting.set(key, settle);
+      let waiters = waiting.get(key);
+      if (!waiters) waiting.set(key, (waiters = new Set()));
+      waiters.add(settle);
+      const startedAt = performance.now();
       const work = (async () => {
         await listen(queue);
         // Sent back to back: the hash read sees a job this id already finished (the same flow
@@ -135,7 +139,10 @@ export function createBullJobs(redisUrl: string, opts: { prefix?: string } = {})
         ]);
         if (earlier) settle(earlier);
         // Missed messages (a subscriber reconnect) are caught by one look shortly before the deadline.
-        const look = setTimeout(() => void outcomeOf(queue, jobId).then((m) => m && settle(m), () => {}), Math.max(0, o.timeoutMs - 150));
+        const look = setTimeout(
+          () => void outcomeOf(queue, jobId).then((m) => m && settle(m), () => {}),
+          Math.max(0, o.timeoutMs - 150 - (performance.now() - startedAt)),
+        );
         try {
           const m = await done;
           if (!m.ok) throw new Error(m.error ?? 'job failed');
@@ -148,7 +155,8 @@ export function createBullJobs(redisUrl: string, opts: { prefix?: string } = {})
       try {
         return await withTimeout(work, o.timeoutMs, () => new JobTimeoutError(queue, o.timeoutMs));
       } finally {
-        waiting.delete(key);
+        waiters.delete(settle);
+        if (waiters.size === 0 && waiting.get(key) === waiters) waiting.delete(key);
       }
     },
     async enqueue(queue, name, payload, o) {

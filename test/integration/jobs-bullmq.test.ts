@@ -55,6 +55,20 @@ describe('BullMQ request/response (real Redis)', () => {
     expect(ran.filter((x) => x === 'job-a').length).toBe(before);
   });
 
+  it('two requests waiting on one job id at once both get its result from the one announcement', async () => {
+    const before = ran.length;
+    const t0 = performance.now();
+    const [a, b] = await Promise.all([
+      jobs.request(queue, 'echo', { n: 9 }, { jobId: 'job-twice', timeoutMs: 5000 }),
+      jobs.request(queue, 'echo', { n: 9 }, { jobId: 'job-twice', timeoutMs: 5000 }),
+    ]);
+    expect(a).toEqual({ echo: { n: 9 }, at: 'job-twice' });
+    expect(b).toEqual(a);
+    expect(ran.length - before).toBe(1);
+    // By the announcement, not by the look just before the deadline (4 850 ms).
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
   it('without announcements (a lost message), the look before the deadline still finds the result', async () => {
     await announcer!.close();
     announcer = null;
