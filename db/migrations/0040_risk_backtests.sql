@@ -22,10 +22,4 @@ CREATE TABLE risk_backtests (
   finished_at  timestamptz
 );
 CREATE INDEX risk_backtests_created ON risk_backtests (created_at DESC);
-
--- Reading risk data and simulating decisions (the same permission the risk API defines; both
--- inserts are no-ops when the other already ran).
-INSERT INTO permissions (name, description, requirement) VALUES
-  ('VIEW_RISK', 'Read risk events, policies and shadow reports; simulate decisions', NULL)
-ON CONFLICT (name) DO NOTHING;
-INSERT INTO role_permissions (role, permission) VALUES ('ADMIN', 'VIEW_RISK') ON CONFLICT DO NOTHING;
+-- VIEW_RISK (and its ADMIN grant) is seeded by 0032_risk_permissions.sql.
