@@ -214,12 +214,24 @@ export class RiskPolicyError extends Error {
  * schema throws instead of falling back: silently scoring under another policy than the one a
  * security team activated would hide a weakened rule set (the caller fails closed).
  */
+/** The last active policy parsed, per database, by version: versions are immutable (src/risk/policy-store.ts). */
+const parsedActive = new WeakMap<Queryable, PolicyDocument>();
+
+/**
+ * The active policy, read on every call so an activation takes effect at the next login. The
+ * document is sent and validated only when the active version changed: scoring a login costs one
+ * small query, not a document transfer and a schema parse.
+ */
 export async function loadActivePolicy(db: Queryable): Promise<PolicyDocument> {
+  const held = parsedActive.get(db);
   const { rows } = await db.query<{ version: string; document: unknown }>(
-    'SELECT version, document FROM risk_policies WHERE active ORDER BY created_at DESC, version DESC LIMIT 1',
+    `SELECT version, CASE WHEN version = $1 THEN NULL ELSE document END AS document
+       FROM risk_policies WHERE active ORDER BY created_at DESC, version DESC LIMIT 1`,
+    [held?.version ?? null],
   );
   const row = rows[0];
   if (!row) return DEFAULT_POLICY;
+  if (held && row.version === held.version) return held;
   const raw = typeof row.document === 'string' ? JSON.parse(row.document) : row.document;
   const parsed = PolicyDocumentSchema.safeParse(raw);
   if (!parsed.success) {
@@ -231,5 +243,6 @@ export async function loadActivePolicy(db: Queryable): Promise<PolicyDocument> {
   if (parsed.data.version !== row.version) {
     throw new RiskPolicyError(`active risk policy ${row.version} carries document version ${parsed.data.version}`);
   }
+  parsedActive.set(db, parsed.data);
   return parsed.data;
 }
