@@ -105,8 +105,8 @@ export function createStepUpService(deps: {
       return row;
     },
     async submit(p: Principal, id: string, event: { type: string }, client: { deviceId: string | null }): Promise<{ flow: FlowRow; completion?: StepUpCompletion }> {
-      await ownFlow(p, id, client);
-      const { flow, effects, finished } = await runtime.advance<MfaEffect>(id, event);
+      const row = await ownFlow(p, id, client);
+      const { flow, effects, finished } = await runtime.advance<MfaEffect>(id, event, row);
       await applyEffects(flow, effects);
       if (!finished) return { flow };
       const out = flow.snapshot.output as MfaOutput;
