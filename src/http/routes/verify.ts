@@ -95,6 +95,9 @@ async function fromCache(s: VerifyServices, cred: Credential, opts: Required<Ver
 async function verifyFresh(c: Context<Env>, s: VerifyServices, cred: Credential): Promise<VerifiedCredential | null> {
   const p = await authenticate(c, s);
   if (!p) return null;
+  // A bearer token authenticate() just verified is already cached, with its revocation checked.
+  const entered = cred.kind === 'bearer' ? s.verifyCache.get(cred.key) : undefined;
+  if (entered) return entered;
   const [revoked, session, user] = await Promise.all([
     s.revocations.isRevoked(p.sessionId),
     s.sessions.byId(p.sessionId),
