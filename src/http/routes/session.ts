@@ -59,11 +59,10 @@ export function sessionRoutes(s: Services) {
 
   app.get('/me', async (c) => {
     const p = await requirePrincipal(c, s, 'check');
-    const [user, session, roles, perms] = await Promise.all([
+    const [user, session, { roles, permissions: perms }] = await Promise.all([
       s.users.get(p.identityId),
       s.sessions.byId(p.sessionId),
-      s.rbac.rolesOf(p.identityId),
-      s.rbac.permissionsOf(p.identityId),
+      s.rbac.accessOf(p.identityId),
     ]);
     if (!user || !session) throw new AppError('UNAUTHENTICATED');
     return c.json({
