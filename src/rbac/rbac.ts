@@ -34,7 +34,9 @@ export interface Rbac {
   authorize(p: Principal, permission: string): Promise<Decision>;
   /**
    * Announce that roles, permissions, requirements or grants changed (after the change
-   * committed): every process's next authorization sees it. Every writer of those tables calls it.
+   * committed): every process's next authorization sees it. Whatever changes them for an existing
+   * identity calls it (no such route exists yet: a new user's roles need no announcement, nothing
+   * can hold them); changes made by hand in SQL are seen within the snapshot's 60 s.
    */
   changed(): Promise<void>;
 }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { withTimeout } from '../jobs/jobs.ts';
 import type { Clock } from '../clock.ts';
 import type { Queryable } from '../db/db.ts';
 import type { Requirement } from './rbac.ts';
@@ -30,13 +31,7 @@ export interface RbacVersionSource {
 export function redisVersionSource(redis: Redis, key = 'threshold:rbac:version', timeoutMs = 100): RbacVersionSource {
   return {
     async current() {
-      let timer: NodeJS.Timeout | undefined;
-      const v = await Promise.race([
-        redis.get(key),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('rbac version: no answer in time')), timeoutMs);
-        }),
-      ]).finally(() => clearTimeout(timer));
+      const v = await withTimeout(redis.get(key), timeoutMs, () => new Error('rbac version: no answer in time'));
       const n = v === null ? 0 : Number(v);
       if (!Number.isSafeInteger(n)) throw new Error('rbac version: not a number');
       return n;
