@@ -100,7 +100,9 @@ export function riskBacktestRoutes(s: Services) {
   app.post(
     '/',
     // The global 64 KiB cap is lifted for this path in app.ts; uploads get their own bound.
-    bodyLimit({ maxSize: maxBytes + 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } }),
+    // The JSONL travels as a JSON string: quotes and newlines are escaped to two characters, so the
+    // body may be up to twice the text; the text itself is held to maxBytes below.
+    bodyLimit({ maxSize: 2 * maxBytes + 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } }),
     async (c) => {
       const admin = await requirePermission(c, s, PERMISSION);
       if (uploadsInFlight >= BACKTEST_MAX_UPLOADS_IN_FLIGHT)
@@ -184,7 +186,7 @@ export const riskBacktestDocs = routeDocs('/api/risk/backtests', 'Risk', {
     description: 'Replays recorded logins in time order through the real signal code with its own history; the body may exceed 64 KiB up to BACKTEST_MAX_UPLOAD_BYTES (JSONL uploads). One account may have at most 3 jobs queued or running; more answer 429 RATE_LIMITED.',
     auth: 'session',
     body: BodySchema,
-    maxBodyBytes: 8 * 1024 * 1024,
+    maxBodyBytes: 2 * 8 * 1024 * 1024 + 64 * 1024, // with the default BACKTEST_MAX_UPLOAD_BYTES (8 MiB of JSONL text)
     responses: { 202: obj('The queued job: id, status, progress') },
     errors: [...BACKTEST_ERRORS, 'UNSUPPORTED_MEDIA_TYPE', 'CROSS_SITE_REQUEST', 'NOT_FOUND', 'RATE_LIMITED'],
   },
