@@ -2,14 +2,8 @@ import type { Queryable } from '../db/db.ts';
 import type { Attempt } from './jsonl.ts';
 import { userAgentFromFamily } from './ua-family.ts';
 
-const ATTACK_LABELS = new Set(['attack', 'fraud', 'fraudulent', 'ato', 'account_takeover', 'compromised']);
-const BENIGN_LABELS = new Set(['benign', 'legit', 'legitimate', 'genuine']);
-
-function mapLabel(v: unknown): 'benign' | 'attack' | undefined {
-  if (typeof v !== 'string') return undefined;
-  const s = v.toLowerCase();
-  return ATTACK_LABELS.has(s) ? 'attack' : BENIGN_LABELS.has(s) ? 'benign' : undefined;
-}
+/** The attempt's current label (src/risk/labels.ts: fraud | legit) as a replay label. */
+const replayLabel = (v: string | null): 'benign' | 'attack' | undefined => (v === 'fraud' ? 'attack' : v === 'legit' ? 'benign' : undefined);
 
 interface Row {
   id: string;
@@ -20,7 +14,6 @@ interface Row {
   outcome: string;
   decision: string | null;
   label: string | null;
-  user_agent?: string | null;
   ua_family?: string | null;
   created_at: Date | string;
   passed: boolean | null;
@@ -36,11 +29,6 @@ interface Row {
  * stepped-up one as passed. A `locked` row is a failure unless it ends a step-up.
  */
 export async function* readLoginEvents(db: Queryable, range: { from: number; to: number }, pageSize = 5000): AsyncGenerator<Attempt> {
-  const cols = await db.query<{ column_name: string }>(
-    `SELECT column_name FROM information_schema.columns WHERE table_name = 'login_events' AND table_schema = current_schema()`,
-  );
-  const hasUa = cols.rows.some((c) => c.column_name === 'user_agent');
-  const hasFamily = cols.rows.some((c) => c.column_name === 'ua_family');
   let after: { at: Date | string; id: string } | null = null;
   let line = 0;
   for (;;) {
@@ -52,7 +40,7 @@ export async function* readLoginEvents(db: Queryable, range: { from: number; to:
     }
     const { rows } = await db.query<Row>(
       `SELECT e.id, e.flow_id, e.identity_id, e.device_id, e.ip, e.outcome, e.decision, e.label, e.created_at,
-              ${hasUa ? 'e.user_agent,' : ''} ${hasFamily ? 'e.ua_family,' : ''}
+              e.ua_family,
               CASE WHEN e.outcome = 'stepped_up' THEN EXISTS (
                 SELECT 1 FROM login_events s WHERE s.flow_id = e.flow_id AND s.outcome = 'succeeded' AND s.created_at >= e.created_at)
               WHEN e.outcome IN ('succeeded', 'locked') THEN EXISTS (
@@ -78,10 +66,10 @@ export async function* readLoginEvents(db: Queryable, range: { from: number; to:
         ip: r.ip,
         deviceId: r.device_id,
         // Only the family is stored (no fingerprint): a stand-in string of that family replays the same.
-        userAgent: r.user_agent ?? userAgentFromFamily(r.ua_family ?? null),
+        userAgent: userAgentFromFamily(r.ua_family ?? null),
         passwordCorrect: correct,
       };
-      const label = mapLabel(r.label);
+      const label = replayLabel(r.label);
       if (label) a.label = label;
       // A step-up the person never completed (no factor to use, MFA locked, gave up) ended the attempt.
       if (r.outcome === 'stepped_up') a.stepUpPassed = r.passed === true;
