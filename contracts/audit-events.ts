@@ -51,6 +51,20 @@ export const AUDIT_EVENT_TYPES = [
   'user.unlocked',
   'password.changed',
   'authorization.denied',
+  'user_role.granted', // a role was given to a user; reason IDP_MAPPING when an IdP group mapping gave it (data: provider, groups)
+  'user_role.revoked', // a role was taken from a user; reason IDP_MAPPING when the IdP group behind it is gone
+  // Federation (identity providers)
+  'idp.created', // an identity provider was configured (reason ADMIN | CONFIG_FILE)
+  'idp.updated', // its settings changed (never with the secret)
+  'idp.deleted',
+  'idp_mapping.created', // an IdP group → role mapping was added
+  'idp_mapping.updated', // a mapping was (de)activated
+  'idp_mapping.deleted',
+  'organisation.created', // an organisation (with its email domains and IdP) was created
+  'organisation.deleted',
+  'federation.failed', // an IdP callback was refused: reason IDP_ERROR | IDP_RESPONSE_INVALID | IDP_UNAVAILABLE (data: provider, what failed)
+  'federation.linked', // an external subject was linked to a local identity; reason JIT | VERIFIED_EMAIL
+  'federation.refused', // the IdP vouched for someone who may not sign in here (no link, domain not allowed, linking off)
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

@@ -7,6 +7,8 @@ import {
   TAG_AWAITING_INPUT,
   TAG_DELEGATING,
   type ClientEvent,
+  type FederationEvent,
+  type FederationFailure,
   type FlowEffect,
   type FlowErrorCode,
   type FlowMessage,
@@ -22,9 +24,11 @@ import {
  * Password login with risk-adaptive step-up.
  * awaitingPassword → verifyingPassword → assessingRisk (deadline; fails closed) → deciding →
  * allowed | stepUp (invokes the MFA machine) | denied; locked after repeated failures.
+ * A federated first factor (method `idp`): startingIdp → awaitingIdp (the browser is at the IdP)
+ * → resolvingFederated → the same assessingRisk, step-up and completion.
  * Bump the version when behaviour changes; flows under way keep the rules they started with.
  */
-export const LOGIN_MACHINE_VERSION = 5;
+export const LOGIN_MACHINE_VERSION = 6;
 
 /**
  * What a stored login flow is versioned by: it carries the MFA child's snapshot too, so a change
@@ -42,9 +46,21 @@ export interface LoginInput {
   maxMfaAttempts: number;
   riskTimeoutMs: number;
   identifier?: string | null;
-  /** `passkey`: sign in with a discoverable WebAuthn credential, no identifier or password. */
-  method?: 'password' | 'passkey';
+  /**
+   * `passkey`: sign in with a discoverable WebAuthn credential, no identifier or password.
+   * `idp`: sign in at the external identity provider `provider` (a slug).
+   */
+  method?: 'password' | 'passkey' | 'idp';
+  provider?: string | null;
 }
+
+/** What starting an IdP round trip answers: where to send the browser. */
+export type IdpStart = { ok: true; providerId: string; url: string } | { ok: false; reason: FederationFailure };
+
+/** What resolving a verified assertion to a local identity answers. */
+export type FederatedOutcome =
+  | { ok: true; identityId: string; methods: MfaMethod[]; amr: string[]; upstreamMfa: boolean; upstreamAuthTime: number | null }
+  | { ok: false; reason: string };
 
 export interface LoginContext extends LoginInput {
   identifier: string | null;
@@ -62,6 +78,10 @@ export interface LoginContext extends LoginInput {
   outcome: LoginOutput['outcome'] | null;
   /** Public WebAuthn request options while a passkey is asked for. */
   challenge: Record<string, unknown> | null;
+  /** The IdP this flow signs in at, once started, and whether its MFA counted. */
+  idp: { providerId: string; slug: string; upstreamMfa?: boolean; upstreamAuthTime?: number | null; refusal?: string } | null;
+  /** Where the browser is sent while the IdP is asked (public: the authorization URL). */
+  redirect: { url: string } | null;
 }
 
 export interface PasskeyResult {
@@ -71,7 +91,7 @@ export interface PasskeyResult {
   methods: MfaMethod[];
 }
 
-export type LoginEvent = ClientEvent | MfaEffect;
+export type LoginEvent = ClientEvent | FederationEvent | MfaEffect;
 
 /**
  * The methods a step-up offers: strongest first, and only phishing-resistant ones when the
@@ -131,6 +151,12 @@ export const loginMachine = setup({
     verifyPasskey: fromPromise<PasskeyResult, { flowId: string; response: Record<string, unknown> }>(async () => {
       throw new Error('verifyPasskey not provided');
     }),
+    startIdp: fromPromise<IdpStart, { flowId: string; provider: string; loginHint: string | null }>(async () => {
+      throw new Error('startIdp not provided');
+    }),
+    resolveFederated: fromPromise<FederatedOutcome, { flowId: string; providerId: string; assertion: Record<string, unknown> }>(async () => {
+      throw new Error('resolveFederated not provided');
+    }),
   },
   delays: {
     riskTimeout: ({ context }) => context.riskTimeoutMs,
@@ -148,6 +174,9 @@ export const loginMachine = setup({
     alreadyMfa: ({ context }) => context.amr.includes('mfa'),
     passkeyFirst: ({ context }) => context.method === 'passkey',
     passkeyOk: (_, out: PasskeyResult) => out.ok && out.identityId !== null,
+    idpFirst: ({ context }) => context.method === 'idp',
+    idpStarted: (_, out: IdpStart) => out.ok,
+    federatedOk: (_, out: FederatedOutcome) => out.ok,
     mfaOk: (_, out: MfaOutput) => out.ok,
   },
   actions: {
@@ -173,6 +202,28 @@ export const loginMachine = setup({
       factor: 'pwd',
     })),
     setLockedReason: assign({ reason: 'TOO_MANY_ATTEMPTS' }),
+    recordIdpStarted: assign(({ context }, out: IdpStart) =>
+      out.ok ? { idp: { providerId: out.providerId, slug: context.provider ?? '' }, redirect: { url: out.url } } : {},
+    ),
+    recordIdpFailure: assign((_, out: IdpStart) => ({ reason: out.ok ? null : out.reason })),
+    recordFederationFailure: assign(({ event }) => ({ reason: event.type === 'federation_failed' ? event.reason : 'IDP_RESPONSE_INVALID', redirect: null })),
+    recordFederatedOk: assign(({ context }, out: FederatedOutcome) =>
+      out.ok
+        ? {
+            identityId: out.identityId,
+            methods: out.methods,
+            amr: out.amr,
+            factors: ['fed'],
+            redirect: null,
+            idp: context.idp && { ...context.idp, upstreamMfa: out.upstreamMfa, upstreamAuthTime: out.upstreamAuthTime },
+          }
+        : {},
+    ),
+    recordFederatedRefusal: assign(({ context }, out: FederatedOutcome) => ({
+      reason: 'FEDERATION_REFUSED' as const,
+      redirect: null,
+      idp: context.idp && { ...context.idp, refusal: out.ok ? undefined : out.reason },
+    })),
     recordPasskeyOk: assign((_, out: PasskeyResult) => ({
       identityId: out.identityId,
       methods: out.methods,
@@ -239,12 +290,61 @@ export const loginMachine = setup({
     reason: null,
     outcome: null,
     challenge: null,
+    provider: input.provider ?? null,
+    idp: null,
+    redirect: null,
   }),
   initial: 'start',
   states: {
     start: {
       meta: step('password'),
-      always: [{ guard: 'passkeyFirst', target: 'startingPasskey' }, { target: 'awaitingPassword' }],
+      always: [{ guard: 'passkeyFirst', target: 'startingPasskey' }, { guard: 'idpFirst', target: 'startingIdp' }, { target: 'awaitingPassword' }],
+    },
+    startingIdp: {
+      meta: step('redirect'),
+      invoke: {
+        src: 'startIdp',
+        input: ({ context }) => ({ flowId: context.flowId, provider: context.provider ?? '', loginHint: context.identifier }),
+        onDone: [
+          {
+            guard: { type: 'idpStarted', params: ({ event }) => event.output },
+            target: 'awaitingIdp',
+            actions: { type: 'recordIdpStarted', params: ({ event }) => event.output },
+          },
+          { target: 'denied', actions: { type: 'recordIdpFailure', params: ({ event }) => event.output } },
+        ],
+        onError: { target: 'denied', actions: assign({ reason: 'IDP_UNAVAILABLE' }) },
+      },
+    },
+    // The browser is at the IdP; the callback (never a client) sends one of these two events.
+    awaitingIdp: {
+      meta: step('redirect'),
+      tags: [TAG_AWAITING_INPUT],
+      on: {
+        federated: { target: 'resolvingFederated', actions: 'clearMessages' },
+        federation_failed: { target: 'denied', actions: 'recordFederationFailure' },
+      },
+    },
+    resolvingFederated: {
+      meta: step('redirect'),
+      invoke: {
+        src: 'resolveFederated',
+        input: ({ context, event }) => ({
+          flowId: context.flowId,
+          providerId: context.idp?.providerId ?? '',
+          assertion: event.type === 'federated' ? event.assertion : {},
+        }),
+        onDone: [
+          {
+            guard: { type: 'federatedOk', params: ({ event }) => event.output },
+            target: 'assessingRisk',
+            actions: { type: 'recordFederatedOk', params: ({ event }) => event.output },
+          },
+          { target: 'denied', actions: { type: 'recordFederatedRefusal', params: ({ event }) => event.output } },
+        ],
+        // The assertion was verified but could not be resolved (a dependency failed): never in.
+        onError: { target: 'denied', actions: assign({ reason: 'SERVICE_UNAVAILABLE', redirect: null }) },
+      },
     },
     startingPasskey: {
       meta: step('webauthn'),

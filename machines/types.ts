@@ -7,7 +7,7 @@
  * What a client is asked for in a state: every state of a flow machine declares it as
  * `meta: { step }`, and the presenter reads it (it never guesses from state names).
  */
-export type FlowStep = 'password' | 'webauthn' | 'choose_method' | 'totp' | 'recovery_code' | 'code' | 'done' | 'denied' | 'locked';
+export type FlowStep = 'password' | 'redirect' | 'webauthn' | 'choose_method' | 'totp' | 'recovery_code' | 'code' | 'done' | 'denied' | 'locked';
 export interface StepMeta {
   step: FlowStep;
 }
@@ -26,7 +26,16 @@ export type FlowErrorCode =
   | 'CODE_RESEND_TOO_SOON';
 
 /** Why a login was refused after the user proved who they are; published with LOGIN_DENIED. */
-export type LoginDenialReason = 'RISK_DENIED' | 'MFA_REQUIRED_NO_FACTOR' | 'SERVICE_UNAVAILABLE' | 'SESSION_LIMIT_REACHED';
+export type LoginDenialReason =
+  | 'RISK_DENIED'
+  | 'MFA_REQUIRED_NO_FACTOR'
+  | 'SERVICE_UNAVAILABLE'
+  | 'SESSION_LIMIT_REACHED'
+  | FederationFailure
+  | 'FEDERATION_REFUSED';
+
+/** Why an IdP round trip ended a federated login (each is an error-registry code). */
+export type FederationFailure = 'IDP_ERROR' | 'IDP_RESPONSE_INVALID' | 'IDP_UNAVAILABLE';
 
 /** Tags of states a flow can rest in, and of outcomes. */
 export const TAG_AWAITING_INPUT = 'awaitingInput';
@@ -94,6 +103,15 @@ export type MfaEvent =
 /** Events a client can send to a login flow (`type` selects the machine event). */
 export type ClientEvent = { type: 'password'; identifier: string; password: string } | MfaEvent;
 
+/**
+ * Events only the server sends to a login flow, never a client (the login route's schema has no
+ * such type): an IdP callback that checked out carries the verified, normalized assertion
+ * (src/authn/federation/assertion.ts, opaque here); a failed one ends the flow.
+ */
+export type FederationEvent =
+  | { type: 'federated'; assertion: { providerId: string } & Record<string, unknown> }
+  | { type: 'federation_failed'; reason: FederationFailure };
+
 /** Side effects a transition asks for; the runtime applies them after the flow is persisted. */
 export type FlowEffect =
   | { type: 'login.failed'; identityId: string | null; reason: string; factor: string }
@@ -122,7 +140,7 @@ export function combineAmr(parts: string[]): string[] {
 }
 
 /** Which NIST factor kind each amr value proves (something you know / have / are). */
-const FACTOR_KIND: Record<string, 'know' | 'have' | 'are'> = {
+const FACTOR_KIND: Record<string, 'know' | 'have' | 'are' | 'fed'> = {
   pwd: 'know',
   pin: 'know',
   otp: 'have',
@@ -134,6 +152,9 @@ const FACTOR_KIND: Record<string, 'know' | 'have' | 'are'> = {
   lookup: 'have',
   fpt: 'are',
   face: 'are',
+  // A sign-in at an external IdP (`fed`, src/authn/federation/amr.ts): an authentication of its
+  // own, independent of the factors held here, so a local possession factor after it is MFA.
+  fed: 'fed',
 };
 
 /** amr values that may be published (RFC 8176 registry); internal markers are dropped. */

@@ -31,6 +31,15 @@ export const ERRORS = {
   DELIVERY_FAILED: { status: 503, title: 'The message could not be delivered; try again or choose another method.' },
   LOGIN_DENIED: { status: 403, title: 'The sign-in was refused.' },
   MFA_ENROLMENT_REQUIRED: { status: 403, title: 'No second factor can satisfy this request; enrol one first.' },
+  /** No enabled identity provider has this slug. */
+  IDP_NOT_FOUND: { status: 404, title: 'No such identity provider.' },
+  /** The identity provider answered with an error (the person cancelled, or it refused them). */
+  IDP_ERROR: { status: 403, title: 'The identity provider did not sign you in.' },
+  /** The IdP's answer failed a check (state, issuer, nonce, PKCE, code, signature); nothing was signed in. */
+  IDP_RESPONSE_INVALID: { status: 400, title: 'The answer from the identity provider could not be verified; start again.' },
+  IDP_UNAVAILABLE: { status: 503, title: 'The identity provider cannot be reached; try again later.' },
+  /** The IdP vouched for someone who has no account here (and none may be created or linked). */
+  FEDERATION_REFUSED: { status: 403, title: 'This sign-in is not linked to an account here; ask an administrator.' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send application/json.' },
   RATE_LIMITED: { status: 429, title: 'Too many requests.' },
@@ -43,7 +52,7 @@ export const ERRORS = {
 export type ErrorCode = keyof typeof ERRORS;
 
 /** 5xx answers whose title is safe and useful to show (the client can act on them). */
-const EXPOSED_5XX: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SERVICE_UNAVAILABLE', 'DELIVERY_FAILED', 'RATE_LIMIT_UNAVAILABLE']);
+const EXPOSED_5XX: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SERVICE_UNAVAILABLE', 'DELIVERY_FAILED', 'RATE_LIMIT_UNAVAILABLE', 'IDP_UNAVAILABLE']);
 
 export class AppError extends Error {
   readonly code: ErrorCode;

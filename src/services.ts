@@ -37,6 +37,8 @@ import { createCodeService } from './auth/codes.ts';
 import { createNotifyClient } from './notify/enqueue.ts';
 import { notifyJobId } from '../workers/queues.ts';
 import { maskDestination } from './notify/mask.ts';
+import { createFederation } from './authn/federation/federation.ts';
+import { applyIdpConfigFile } from './authn/federation/config-file.ts';
 import { createLoginLimiter, limiterRedis, limitSettings, loginLimiterOptions } from './security/limits.ts';
 
 /** Wires adapters into services. Tests call this with their own db, jobs and clock. */
@@ -180,7 +182,23 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   refreshRef.current = refresh;
   const reports = createLoginReports({ db, clock, audit, sessions });
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
-  const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder });
+  const federation = createFederation({
+    db,
+    clock,
+    sealer,
+    audit,
+    publicUrl: config.PUBLIC_URL,
+    production: config.NODE_ENV === 'production',
+    flowTtlSeconds: config.FLOW_TTL_SECONDS,
+    methodsOf,
+    rolesChanged: () => rbac.changed(),
+  });
+  // Declared providers (a deployment's file) are in place before the first login.
+  if (config.IDP_CONFIG_FILE) {
+    const applied = await applyIdpConfigFile(config.IDP_CONFIG_FILE, { db, audit, providers: federation.providers, organisations: federation.organisations });
+    logger.info(applied, 'identity providers from IDP_CONFIG_FILE');
+  }
+  const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder, federation });
   const stepup = createStepUpService({ db, clock, logger, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports, refresh });
   // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
   const limitRedis = config.REDIS_URL ? limiterRedis(config.REDIS_URL) : null;
@@ -195,5 +213,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, federation, close };
 }

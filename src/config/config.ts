@@ -98,6 +98,10 @@ export const ConfigSchema = z.object({
   NOTIFY_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('notify'),
   /** The dev mailbox (GET /dev/mailbox); on by default only in the embedded default. */
   DEV_MAILBOX: z.enum(['on', 'off']).optional(),
+  /** Identity providers, group mappings and organisations declared in a JSON file, upserted at start. */
+  IDP_CONFIG_FILE: z.string().min(1).optional(),
+  /** Where a browser lands after an IdP login (a path on PUBLIC_URL, or an absolute URL). */
+  FEDERATION_LANDING_URL: z.string().regex(/^(\/(?!\/)|https?:\/\/)/, 'a path starting with / or an http(s) URL').default('/'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

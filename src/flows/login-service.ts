@@ -11,7 +11,7 @@ import type { RecoveryService } from '../auth/recovery.ts';
 import type { SessionRecord, SessionService } from '../session/sessions.ts';
 import type { TokenService } from '../tokens/access-token.ts';
 import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
-import { loginMachine, LOGIN_FLOW_VERSION, type LoginContext, type LoginOutput, type PasskeyResult } from '../../machines/login.machine.ts';
+import { loginMachine, LOGIN_FLOW_VERSION, type FederatedOutcome, type IdpStart, type LoginContext, type LoginOutput, type PasskeyResult } from '../../machines/login.machine.ts';
 import { publishAmr, type FlowEffect, type LoginDenialReason, type RiskOutcome } from '../../machines/types.ts';
 import { AppError, isAppError } from '../errors.ts';
 import { RISK_JOB, riskJobId } from '../../workers/queues.ts';
@@ -62,6 +62,11 @@ export function createLoginService(deps: {
   };
   /** Shadow decisions and step-up labels on recorded login events (src/risk/recorder.ts). */
   risk?: RiskRecorder;
+  /** Sign-in at external IdPs (src/authn/federation/federation.ts); without it an `idp` flow fails closed. */
+  federation?: {
+    start(o: { flowId: string; provider: string; loginHint: string | null }): Promise<IdpStart>;
+    resolve(o: { providerId: string; assertion: unknown }): Promise<FederatedOutcome>;
+  };
 }) {
   const { db, clock, config } = deps;
 
@@ -88,6 +93,14 @@ export function createLoginService(deps: {
       verifyPasskey: fromPromise(async ({ input }) => {
         if (!deps.passkey) throw new Error('passkeys are not configured');
         return deps.passkey.verify(input.flowId, input.response);
+      }),
+      startIdp: fromPromise(async ({ input }) => {
+        if (!deps.federation) throw new Error('federation is not configured');
+        return deps.federation.start(input);
+      }),
+      resolveFederated: fromPromise(async ({ input }) => {
+        if (!deps.federation) throw new Error('federation is not configured');
+        return deps.federation.resolve({ providerId: input.providerId, assertion: input.assertion });
       }),
     },
   });
@@ -159,7 +172,7 @@ export function createLoginService(deps: {
           amr: f.amr,
           acr: f.out.acr,
           authTime: f.authTime,
-          factorTimes: Object.fromEntries(f.out.amr.map((a) => [a, f.authTime])),
+          factorTimes: factorTimes(f),
           deviceId: f.flow.device_id,
           ip: f.flow.ip,
           country: f.ctx.risk?.country ?? null,
@@ -199,9 +212,11 @@ export function createLoginService(deps: {
         const { session } = f.created!;
         const base = { flow: f.flow.id, device: deviceRef(f.flow.device_id) };
         // One group commit for the whole login (src/audit/audit.ts), chained in this order.
+        // A federated login records which IdP, and whether its own MFA counted here.
+        const idp = f.ctx.idp ? { idp: f.ctx.idp.slug, upstreamMfa: f.ctx.idp.upstreamMfa ?? false } : {};
         await deps.audit.appendMany([
           ...f.pending.splice(0),
-          { type: 'login.succeeded', subject: f.identityId, reason: f.out.factors.join(' '), data: { ...base, amr: f.out.amr } },
+          { type: 'login.succeeded', subject: f.identityId, reason: f.out.factors.join(' '), data: { ...base, amr: f.out.amr, ...idp } },
           { type: 'session.created', subject: f.identityId, reason: f.out.acr, data: { session: session.id, flow: f.flow.id, amr: f.amr } },
         ]);
       },
@@ -213,6 +228,17 @@ export function createLoginService(deps: {
   ];
 
   if (completionSteps.map((s) => s.name).join() !== COMPLETION_STEPS.join()) throw new Error('completion steps out of order');
+
+  /**
+   * When each amr value was proven: now, except an `mfa` that only the IdP proved, which is as
+   * old as the IdP's authentication (a "MFA within 15 minutes" requirement counts from there).
+   */
+  function factorTimes(f: Finishing): Record<string, number> {
+    const times = Object.fromEntries(f.out.amr.map((a) => [a, f.authTime]));
+    const upstream = f.ctx.idp?.upstreamMfa ? f.ctx.idp.upstreamAuthTime : null;
+    if (upstream && f.out.factors.join() === 'fed' && times.mfa !== undefined) times.mfa = Math.min(f.authTime, upstream);
+    return times;
+  }
 
   /** The session cap refused the session: the login ends denied, recorded and audited as such. */
   async function refuse(f: Finishing): Promise<FlowRow> {
@@ -290,7 +316,7 @@ export function createLoginService(deps: {
   return {
     runtime,
     open,
-    start(meta: { deviceId: string | null; ip: string; userAgent?: string | null; identifier?: string | null; returnTokens: boolean; method?: 'password' | 'passkey' }) {
+    start(meta: { deviceId: string | null; ip: string; userAgent?: string | null; identifier?: string | null; returnTokens: boolean; method?: 'password' | 'passkey' | 'idp'; provider?: string | null }) {
       return runtime.create(
         {
           deviceId: meta.deviceId,
@@ -301,6 +327,7 @@ export function createLoginService(deps: {
           maxMfaAttempts: config.MFA_MAX_ATTEMPTS,
           riskTimeoutMs: config.RISK_TIMEOUT_MS,
           method: meta.method ?? 'password',
+          provider: meta.provider ?? null,
         },
         { deviceId: meta.deviceId, ip: meta.ip, returnTokens: meta.returnTokens },
       );

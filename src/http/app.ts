@@ -18,6 +18,9 @@ import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
 import { riskBacktestRoutes } from './routes/risk-backtests.ts';
+import { providerRoutes } from '../authn/federation/public-routes.ts';
+import { oidcRoutes } from '../authn/methods/oidc/routes.ts';
+import { idpAdminRoutes } from '../authn/federation/admin-routes.ts';
 import { deviceId } from './middleware/client.ts';
 import { requestLog } from './middleware/request-log.ts';
 import { createDevMailbox } from '../notify/dev-mailbox.ts';
@@ -138,10 +141,10 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   // Brute-force defence in front of the login routes: flow creation per IP, password attempts per IP/account/pair.
   const ip = ipGetter(s.config.TRUSTED_PROXIES);
   const lim = limitSettings(s.config);
-  app.post(
-    '/auth/login',
-    rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:flow-start', points: lim.RATE_LIMIT_FLOW_STARTS_PER_MINUTE, duration: 60, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS }),
-  );
+  const flowStarts = rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:flow-start', points: lim.RATE_LIMIT_FLOW_STARTS_PER_MINUTE, duration: 60, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS });
+  app.post('/auth/login', flowStarts);
+  // A sign-in button's link starts a flow too: the same budget.
+  app.get('/auth/idp/:slug/login', flowStarts);
   app.use('/auth/login/:id', loginAttemptGuard(s.limits.login, ip, { onStoreError: (err) => s.logger.warn({ err }, 'rate-limit settle failed') }));
   app.route('/auth/login', loginRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
@@ -157,9 +160,13 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   );
   // Forward-auth for reverse proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
   app.route('/auth/verify', verifyRoutes(s));
+  // Federation: the public provider list, IdP sign-in links, and each protocol's callback.
+  app.route('/auth', providerRoutes(s));
+  app.route('/auth/idp', oidcRoutes(s));
   app.route('/auth', sessionRoutes(s));
   app.route('/api/risk/backtests', riskBacktestRoutes(s));
   app.route('/api/risk', riskRoutes(s));
+  app.route('/api', idpAdminRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;
 }

@@ -51,6 +51,8 @@ export interface PresentedFlow {
   expiresAt: string;
   /** The machine's state value as JSON (a string, or an object for nested states). */
   state: unknown;
+  /** While `step` is `redirect`: where to send the browser (the IdP's authorization URL). */
+  redirect?: { url: string };
 }
 
 export function presentFlow(row: FlowRow, opts: { expired?: boolean } = {}): PresentedFlow {
@@ -72,6 +74,8 @@ export function presentFlow(row: FlowRow, opts: { expired?: boolean } = {}): Pre
   // WebAuthn request options, or { channel, to: masked } for a code; only while it is asked for.
   const challenge = childCtx?.challenge ?? (snap.context as { challenge?: Record<string, unknown> | null }).challenge;
   if (challenge && (step === 'webauthn' || step === 'code')) out.challenge = challenge;
+  const redirect = (snap.context as { redirect?: { url: string } | null }).redirect;
+  if (redirect && step === 'redirect') out.redirect = { url: redirect.url };
   if (ctx.risk) out.risk = { level: ctx.risk.level, reasons: [...ctx.risk.reasons], message: userMessage(ctx.risk.reasons) };
   return out;
 }

@@ -8,7 +8,8 @@ import { join, resolve } from 'node:path';
 export const NGINX_BIN = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
 export const REFERENCE_CONF = resolve(import.meta.dirname, '../../deploy/nginx/threshold.conf');
 
-const freePort = () =>
+/** A TCP port free on loopback right now (for a server that must know its URL before it starts). */
+export const freePort = () =>
   new Promise<number>((res, rej) => {
     const s = createServer();
     s.once('error', rej);

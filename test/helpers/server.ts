@@ -74,7 +74,8 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
   const services = await buildServices({ config, db: tdb.db, jobs, clock, logger, masterKey: config.masterKey! });
   await bootstrapAdmin(config, services.users, services.audit, () => {});
   const app = createApp(services);
-  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+  // PORT given: listen there (a test that must know PUBLIC_URL before the server starts, e.g. IdP redirect URIs).
+  const server = serve({ fetch: app.fetch, port: Number(env.PORT ?? 0), hostname: '127.0.0.1' });
   await new Promise<void>((r) => server.once('listening', () => r()));
   const addr = server.address();
   const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;

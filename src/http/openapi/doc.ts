@@ -81,9 +81,10 @@ export const FlowSchema = z
   .object({
     id: z.string(),
     type: z.enum(['login', 'stepup']),
-    step: z.enum(['password', 'choose_method', 'totp', 'webauthn', 'code', 'recovery_code', 'done', 'denied', 'locked', 'expired']),
+    step: z.enum(['password', 'redirect', 'choose_method', 'totp', 'webauthn', 'code', 'recovery_code', 'done', 'denied', 'locked', 'expired']),
     methods: z.array(z.enum(['webauthn', 'totp', 'sms', 'email', 'recovery_code'])).optional(),
     challenge: z.record(z.string(), z.unknown()).optional().describe('WebAuthn request options, or { channel, to } for a sent code'),
+    redirect: z.object({ url: z.string() }).optional().describe('When step is redirect: send the browser to this URL (the identity provider)'),
     risk: z.object({ level: z.string(), reasons: z.array(z.string()) }).optional(),
     messages: z.array(FlowMessage),
     expiresAt: z.string().describe('ISO 8601'),

@@ -11,6 +11,9 @@ import { verifyDocs } from '../routes/verify.ts';
 import { adminDocs } from '../routes/admin.ts';
 import { riskDocs } from '../routes/risk.ts';
 import { riskBacktestDocs } from '../routes/risk-backtests.ts';
+import { idpAdminDocs } from '../../authn/federation/admin-routes.ts';
+import { providerDocs } from '../../authn/federation/public-routes.ts';
+import { oidcDocs } from '../../authn/methods/oidc/routes.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
@@ -24,6 +27,9 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...adminDocs,
   ...riskDocs,
   ...riskBacktestDocs,
+  ...providerDocs,
+  ...oidcDocs,
+  ...idpAdminDocs,
 ];
 
 /** Problems any route can answer: the URL rule, the body limit, a wrong method, a fault. */

@@ -6,7 +6,7 @@ import { deviceId } from '../middleware/client.ts';
 import { presentCompletion, presentFlow } from '../present.ts';
 import type { Completion } from '../../flows/login-service.ts';
 import { delegateSnapshot, type FlowRow } from '../../flows/runtime.ts';
-import type { FlowErrorCode, LoginDenialReason } from '../../../machines/types.ts';
+import type { FederationFailure, FlowErrorCode, LoginDenialReason } from '../../../machines/types.ts';
 import { routeDocs } from '../openapi/doc.ts';
 import type { Env, Services } from '../services.ts';
 
@@ -31,21 +31,26 @@ const StartSchema = z
   .object({
     identifier: z.string().min(1).max(320).optional(),
     returnTokens: z.boolean().optional(),
-    method: z.enum(['password', 'passkey']).optional(),
+    method: z.enum(['password', 'passkey', 'idp']).optional(),
+    /** With `method: idp`: the identity provider's slug (GET /auth/providers). */
+    provider: z.string().min(1).max(63).optional(),
   })
-  .strict();
+  .strict()
+  .refine((b) => (b.method === 'idp') === (b.provider !== undefined), { message: 'provider is required with method idp, and only then', path: ['provider'] });
 
 const FLOW_ERRORS = ['FLOW_NOT_FOUND', 'FLOW_EXPIRED', 'FLOW_CONFLICT', 'INVALID_EVENT'] as const;
 
 export const loginDocs = routeDocs('/auth/login', 'Login', {
   'POST /': {
     summary: 'Start a login flow',
-    description: 'Sets the device cookie when absent. `method: passkey` starts a usernameless passkey login.',
+    description:
+      'Sets the device cookie when absent. `method: passkey` starts a usernameless passkey login; `method: idp` with `provider` a login at that identity provider (`step: redirect`, send the browser to `redirect.url`). ' +
+      'Home-realm discovery: with only an `identifier` whose email domain belongs to an organisation that signs in at an IdP, the flow goes to that IdP; any other identifier gets the password step (the answer never depends on whether an account exists).',
     auth: 'none',
     body: StartSchema,
     headers: { 'X-Device-Id': 'API clients: a stable device id (16-128 of A-Z a-z 0-9 _ -) instead of the device cookie' },
     responses: { 201: { description: 'The new flow', schema: 'Flow' } },
-    errors: ['RATE_LIMITED', 'RATE_LIMIT_UNAVAILABLE', 'UNSUPPORTED_MEDIA_TYPE'],
+    errors: ['RATE_LIMITED', 'RATE_LIMIT_UNAVAILABLE', 'UNSUPPORTED_MEDIA_TYPE', 'IDP_NOT_FOUND', 'IDP_UNAVAILABLE'],
   },
   'GET /:id': {
     summary: 'Read a login flow',
@@ -68,7 +73,7 @@ export const loginDocs = routeDocs('/auth/login', 'Login', {
  * password (or a passkey), so it reveals nothing about whether an account exists; it names no
  * risk signal either.
  */
-const DENIAL_DETAIL: Record<LoginDenialReason, string> = {
+const DENIAL_DETAIL: Record<Exclude<LoginDenialReason, FederationFailure | 'FEDERATION_REFUSED'>, string> = {
   MFA_REQUIRED_NO_FACTOR:
     'This sign-in looks unusual and your account has no second factor to confirm it. Try again from a device you have used before, or ask an administrator to help you sign in and then add a second factor (an authenticator app or a security key).',
   RISK_DENIED: 'This sign-in was refused for security reasons. Try again from a device or network you have used before, or contact an administrator.',
@@ -78,6 +83,8 @@ const DENIAL_DETAIL: Record<LoginDenialReason, string> = {
 
 const RISK_UNAVAILABLE_NO_FACTOR_DETAIL =
   'This sign-in could not be checked right now, and your account has no second factor to confirm it instead. Try again in a few minutes, or ask an administrator to help you sign in and then add a second factor.';
+
+const FEDERATED_DENIALS: ReadonlySet<string> = new Set(['IDP_ERROR', 'IDP_RESPONSE_INVALID', 'IDP_UNAVAILABLE', 'FEDERATION_REFUSED']);
 
 const LOCKED_DETAIL = 'Too many failed attempts. Wait a while before trying again, or ask an administrator to unlock the account.';
 
@@ -90,9 +97,11 @@ export function outcomeError(row: FlowRow): AppError | null {
   const output = snap.output as { outcome?: string; reason?: string | null } | undefined;
   if (snap.status === 'done' && output?.outcome === 'denied') {
     const reason = (output.reason ?? 'RISK_DENIED') as LoginDenialReason;
+    // A federated login that failed at or after the IdP answers with its own code.
+    if (FEDERATED_DENIALS.has(reason)) return new AppError(reason as FederationFailure | 'FEDERATION_REFUSED', { extra: { reason, flowRow: row } });
     // When the risk check itself could not run, say so rather than "looks unusual".
     const unchecked = reason === 'MFA_REQUIRED_NO_FACTOR' && ((snap.context as { risk?: { reasons?: string[] } | null }).risk?.reasons ?? []).includes('RISK_UNAVAILABLE');
-    const detail = unchecked ? RISK_UNAVAILABLE_NO_FACTOR_DETAIL : DENIAL_DETAIL[reason];
+    const detail = unchecked ? RISK_UNAVAILABLE_NO_FACTOR_DETAIL : DENIAL_DETAIL[reason as keyof typeof DENIAL_DETAIL];
     return new AppError('LOGIN_DENIED', { detail, extra: { reason, flowRow: row } });
   }
   const step = presentFlow(row).step;
@@ -106,6 +115,13 @@ export function outcomeError(row: FlowRow): AppError | null {
   return code ? new AppError(code, { extra: { flowRow: row } }) : null;
 }
 
+/** 404 IDP_NOT_FOUND unless an enabled provider has this slug (before any flow exists). */
+export async function enabledProvider(s: Services, slug: string) {
+  const p = await s.federation.providers.bySlug(slug);
+  if (!p || !p.enabled) throw new AppError('IDP_NOT_FOUND');
+  return p;
+}
+
 export function loginRoutes(s: Services) {
   const app = new Hono<Env>();
   const secure = s.config.secureCookies;
@@ -115,14 +131,23 @@ export function loginRoutes(s: Services) {
 
   app.post('/', async (c) => {
     const b = await readJson(c, StartSchema);
+    // Home-realm discovery, only when the client did not choose a method: by the identifier's
+    // domain alone (no account is read, so the answer's shape cannot reveal one).
+    const discovered = !b.method && b.identifier ? await s.federation.organisations.providerFor(b.identifier) : null;
+    const provider = b.provider ?? discovered;
+    if (provider !== null) await enabledProvider(s, provider);
     const row = await s.login.start({
       deviceId: deviceId(c, secure, true),
       ip: c.get('clientIp'),
       userAgent: c.req.header('user-agent') ?? null,
       identifier: b.identifier ?? null,
       returnTokens: b.returnTokens ?? false,
-      method: b.method,
+      method: provider !== null ? 'idp' : b.method,
+      provider,
     });
+    // The IdP could not be asked (down, misconfigured): the flow ended, and says why.
+    const err = outcomeError(row);
+    if (err) throw err;
     return c.json(finish(c, row), 201);
   });
 

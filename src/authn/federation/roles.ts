@@ -1,0 +1,38 @@
+import type { Queryable } from '../../db/db.ts';
+import type { AuditEvent } from '../../audit/audit.ts';
+
+/**
+ * Re-evaluates the roles an identity holds through a provider's group mappings, from the groups
+ * the IdP asserted at this login: a mapped role whose group is gone is taken away, a newly mapped
+ * one given. Roles granted by hand (`source = 'manual'`) are never touched, and a role the user
+ * already holds by hand stays manual. Answers the audit events of the changes (empty: nothing changed).
+ * Stops a person removed from a group at the IdP from keeping its role here.
+ */
+export async function syncMappedRoles(q: Queryable, o: { identityId: string; providerId: string; providerSlug: string; groups: string[] }): Promise<AuditEvent[]> {
+  const desired = await q.query<{ role: string; groups: string[] }>(
+    `SELECT role, array_agg(group_name ORDER BY group_name) AS groups FROM idp_role_mappings
+      WHERE provider_id = $1 AND active AND group_name = ANY($2::text[]) GROUP BY role`,
+    [o.providerId, o.groups],
+  );
+  const want = new Map(desired.rows.map((r) => [r.role, r.groups]));
+  const held = await q.query<{ role: string }>(
+    "SELECT role FROM user_roles WHERE identity_id = $1 AND source = 'mapping' AND source_provider = $2",
+    [o.identityId, o.providerId],
+  );
+  const have = new Set(held.rows.map((r) => r.role));
+  const events: AuditEvent[] = [];
+  for (const role of have) {
+    if (want.has(role)) continue;
+    await q.query("DELETE FROM user_roles WHERE identity_id = $1 AND role = $2 AND source = 'mapping' AND source_provider = $3", [o.identityId, role, o.providerId]);
+    events.push({ type: 'user_role.revoked', actor: `idp:${o.providerSlug}`, subject: o.identityId, reason: 'IDP_MAPPING', data: { role, provider: o.providerSlug } });
+  }
+  for (const [role, groups] of want) {
+    if (have.has(role)) continue;
+    const r = await q.query(
+      "INSERT INTO user_roles (identity_id, role, source, source_provider) VALUES ($1, $2, 'mapping', $3) ON CONFLICT (identity_id, role) DO NOTHING",
+      [o.identityId, role, o.providerId],
+    );
+    if (r.rowCount === 1) events.push({ type: 'user_role.granted', actor: `idp:${o.providerSlug}`, subject: o.identityId, reason: 'IDP_MAPPING', data: { role, provider: o.providerSlug, groups } });
+  }
+  return events;
+}
