@@ -44,9 +44,6 @@ export function oidcRoutes(s: Services) {
     if (!state || state.length > 512) return fail('IDP_RESPONSE_INVALID', 'STATE_MISSING');
     const req = await oidc.findRequest(state);
     if (!req) return fail('IDP_RESPONSE_INVALID', 'STATE_UNKNOWN');
-    // checkProvider: the request went to the provider whose callback this is (mix-up by path).
-    const p = await providers.get(req.provider_id);
-    if (!p || p.slug !== slug || p.type !== 'oidc') return fail('IDP_RESPONSE_INVALID', 'PROVIDER_MISMATCH', req.flow_id);
     // checkBinding: the browser that started the flow (another one: FLOW_NOT_FOUND, audited), not expired.
     try {
       await s.login.open(req.flow_id, client);
@@ -55,8 +52,12 @@ export function oidcRoutes(s: Services) {
         await s.audit.append({ type: 'federation.failed', actor: `idp:${slug}`, reason: 'FLOW_EXPIRED', data: { provider: slug, flow: req.flow_id, what: 'FLOW_EXPIRED' } });
       throw e;
     }
-    // checkSingleUse: a replayed (or raced) callback finds the request consumed.
-    if (!(await oidc.consume(req))) return fail('IDP_RESPONSE_INVALID', 'STATE_REPLAYED', req.flow_id);
+    // checkSingleUse: a replayed (or raced) callback finds the request consumed. Only the request
+    // that consumed it may end or resume the flow, so a replay cannot spoil the real callback.
+    if (!(await oidc.consume(req))) return fail('IDP_RESPONSE_INVALID', 'STATE_REPLAYED');
+    // checkProvider: the request went to the provider whose callback this is (mix-up by path).
+    const p = await providers.get(req.provider_id);
+    if (!p || p.slug !== slug || p.type !== 'oidc') return fail('IDP_RESPONSE_INVALID', 'PROVIDER_MISMATCH', req.flow_id);
     // checkIdpError: the IdP said no (the person cancelled, or it refused them).
     const idpError = query.get('error');
     if (idpError !== null) return fail('IDP_ERROR', /^[a-z_]{1,64}$/.test(idpError) ? idpError.toUpperCase() : 'OTHER', req.flow_id);
