@@ -74,7 +74,8 @@ export async function startOidcIdp(o: { redirectUris: string[]; accounts: Record
     jwks: { keys: [jwk] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     pkce: { required: () => true },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
+    // The openid scope also says how and when the person authenticated (amr, acr, auth_time).
+    claims: { acr: null, auth_time: null, sid: null, iss: null, openid: ['sub', 'amr', 'acr', 'auth_time'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
     scopes: ['openid', 'email', 'profile', 'groups'],
     // Scope claims in the ID token too (Threshold also reads userinfo when configured to).
     conformIdTokenClaims: false,
