@@ -14,6 +14,7 @@ import { acrFor, combineAmr, publishAmr, type MfaMethod } from '../../machines/t
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
 import { deviceRef, loadBound } from './binding.ts';
+import { KEY_METHODS, NO_ASSURANCE_METHODS } from '../authn/methods/registry.ts';
 
 export interface StepUpRequest {
   acrValues?: string;
@@ -33,8 +34,8 @@ export interface StepUpCompletion {
  */
 export function methodsFor(enrolled: MfaMethod[], req: Requirement | null, _acrValues?: string): MfaMethod[] {
   const amr = req?.amr ?? [];
-  if (amr.includes('hwk') || amr.includes('swk')) return enrolled.filter((m) => m === 'webauthn');
-  return enrolled.filter((m) => m !== 'email');
+  if (amr.includes('hwk') || amr.includes('swk')) return enrolled.filter((m) => KEY_METHODS.has(m));
+  return enrolled.filter((m) => !NO_ASSURANCE_METHODS.has(m));
 }
 
 /**

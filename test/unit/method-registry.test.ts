@@ -5,6 +5,8 @@ import { METHOD_STRENGTH } from '../../machines/types.ts';
 import {
   CHALLENGE_STEPS,
   FIRST_FACTORS,
+  KEY_METHODS,
+  NO_ASSURANCE_METHODS,
   LOGIN_START_METHODS,
   METHODS,
   SECOND_FACTOR_METHODS,
@@ -40,6 +42,11 @@ describe('method registry', () => {
 
   it('gives every second factor a factor source saying whether the user holds it', () => {
     for (const m of SECOND_FACTORS) for (const id of m.methods) expect(m.factors?.held[id as never], id).toMatch(/\$1/);
+  });
+
+  it('offers only keys where a key is required, and never an email code for a step-up', () => {
+    expect([...KEY_METHODS]).toEqual(['webauthn']);
+    expect([...NO_ASSURANCE_METHODS]).toEqual(['email']);
   });
 
   it('shows the challenge only on the steps whose methods have one', () => {

@@ -133,6 +133,8 @@ export interface MethodDescriptor {
    * refuses them (INVALID_EVENT) — a client cannot claim a verified identity.
    */
   internalEvents?: readonly string[];
+  /** Choose values that raise no assurance (an email code: NIST 800-63B does not count it); never offered for a session step-up. */
+  raisesNoAssurance?: readonly MfaMethod[];
 }
 
 /** Every method, second factors strongest first. Adding a method = one folder + one line here. */
@@ -146,6 +148,13 @@ export const SECOND_FACTOR_METHODS = SECOND_FACTORS.flatMap((m) => m.methods) as
 // The MFA chart (pure; it cannot read this registry) orders offers by METHOD_STRENGTH: they must agree.
 if (SECOND_FACTOR_METHODS.join() !== METHOD_STRENGTH.join())
   throw new Error(`method registry order (${SECOND_FACTOR_METHODS.join()}) differs from METHOD_STRENGTH (${METHOD_STRENGTH.join()})`);
+
+/** Choose values that prove a key (`hwk`/`swk`): the only ones a permission requiring a key accepts. */
+export const KEY_METHODS: ReadonlySet<MfaMethod> = new Set(
+  SECOND_FACTORS.filter((m) => m.amr.includes('hwk') || m.amr.includes('swk')).flatMap((m) => m.methods as MfaMethod[]),
+);
+/** Choose values never offered for a session step-up. */
+export const NO_ASSURANCE_METHODS: ReadonlySet<MfaMethod> = new Set(SECOND_FACTORS.flatMap((m) => m.raisesNoAssurance ?? []));
 
 /** The `method` values POST /auth/login accepts. */
 export const LOGIN_START_METHODS = FIRST_FACTORS.flatMap((m) => m.methods) as [NonNullable<LoginInput['method']>, ...NonNullable<LoginInput['method']>[]];

@@ -23,6 +23,7 @@ export const codes: MethodDescriptor = {
   amr: ['sms', 'email'],
   events: [z.object({ type: z.literal('code'), code: z.string().max(64) }).strict(), z.object({ type: z.literal('resend') }).strict()],
   steps: [{ step: 'code', challenge: true }],
+  raisesNoAssurance: ['email'],
   factors: {
     held: { sms: contactHeld('sms'), email: contactHeld('email') },
     table: 'contact_factors',
