@@ -98,6 +98,8 @@ export const ConfigSchema = z.object({
   NOTIFY_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('notify'),
   /** The dev mailbox (GET /dev/mailbox); on by default only in the embedded default. */
   DEV_MAILBOX: z.enum(['on', 'off']).optional(),
+  /** The worker process's probes (/health/live, /health/ready) listen here on HOST; 0 = none. */
+  WORKER_HEALTH_PORT: int(0, 0, 65535),
   /** Identity providers, group mappings and organisations declared in a JSON file, upserted at start. */
   IDP_CONFIG_FILE: z.string().min(1).optional(),
   /** Where a browser lands after an IdP login (a path on PUBLIC_URL, or an absolute URL). */

@@ -12,6 +12,7 @@ import { problem } from './present.ts';
 import { loginRoutes } from './routes/login.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
+import { mountMethodRoutes } from './routes/methods.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
@@ -19,7 +20,6 @@ import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
 import { riskBacktestRoutes } from './routes/risk-backtests.ts';
 import { providerRoutes } from '../authn/federation/public-routes.ts';
-import { oidcRoutes } from '../authn/methods/oidc/routes.ts';
 import { idpAdminRoutes } from '../authn/federation/admin-routes.ts';
 import { deviceId } from './middleware/client.ts';
 import { requestLog } from './middleware/request-log.ts';
@@ -148,6 +148,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.use('/auth/login/:id', loginAttemptGuard(s.limits.login, ip, { onStoreError: (err) => s.logger.warn({ err }, 'rate-limit settle failed') }));
   app.route('/auth/login', loginRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
+  // Methods with routes of their own elsewhere (a federated method's start and callback).
+  mountMethodRoutes(app, s);
   app.route('/auth/stepup', stepUpRoutes(s));
   app.route(
     '/auth/token',
@@ -160,9 +162,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   );
   // Forward-auth for reverse proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
   app.route('/auth/verify', verifyRoutes(s));
-  // Federation: the public provider list, IdP sign-in links, and each protocol's callback.
+  // Federation: the public provider list (the idp method mounts its sign-in links and callbacks).
   app.route('/auth', providerRoutes(s));
-  app.route('/auth/idp', oidcRoutes(s));
   app.route('/auth', sessionRoutes(s));
   app.route('/api/risk/backtests', riskBacktestRoutes(s));
   app.route('/api/risk', riskRoutes(s));

@@ -3,7 +3,7 @@ import { AppError } from '../../errors.ts';
 import type { FlowClient } from '../../flows/binding.ts';
 import type { Completion, LoginService } from '../../flows/login-service.ts';
 import type { FlowRow } from '../../flows/runtime.ts';
-import { outcomeError } from '../../http/routes/login.ts';
+import { outcomeError } from '../../http/flow-outcome.ts';
 import { presentCompletion } from '../../http/present.ts';
 import type { Env, Services } from '../../http/services.ts';
 import type { ExternalAssertion } from './assertion.ts';

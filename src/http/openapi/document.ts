@@ -5,6 +5,7 @@ import { appDocs } from './app-docs.ts';
 import { loginDocs } from '../routes/login.ts';
 import { sessionDocs } from '../routes/session.ts';
 import { mfaDocs } from '../routes/mfa.ts';
+import { methodDocs } from '../routes/methods.ts';
 import { stepUpDocs } from '../routes/stepup.ts';
 import { tokenDocs } from '../routes/token.ts';
 import { verifyDocs } from '../routes/verify.ts';
@@ -13,13 +14,13 @@ import { riskDocs } from '../routes/risk.ts';
 import { riskBacktestDocs } from '../routes/risk-backtests.ts';
 import { idpAdminDocs } from '../../authn/federation/admin-routes.ts';
 import { providerDocs } from '../../authn/federation/public-routes.ts';
-import { oidcDocs } from '../../authn/methods/oidc/routes.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...appDocs,
   ...loginDocs,
   ...mfaDocs,
+  ...methodDocs,
   ...stepUpDocs,
   ...tokenDocs,
   ...verifyDocs,
@@ -28,7 +29,6 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...riskDocs,
   ...riskBacktestDocs,
   ...providerDocs,
-  ...oidcDocs,
   ...idpAdminDocs,
 ];
 

@@ -1,37 +1,30 @@
 import { Hono, type Context } from 'hono';
 import { z } from 'zod';
-import { AppError, ERRORS } from '../../errors.ts';
 import { readJson } from '../body.ts';
 import { deviceId } from '../middleware/client.ts';
-import { presentCompletion, presentFlow } from '../present.ts';
+import { presentCompletion } from '../present.ts';
 import type { Completion } from '../../flows/login-service.ts';
-import { delegateSnapshot, type FlowRow } from '../../flows/runtime.ts';
-import type { FederationFailure, FlowErrorCode, LoginDenialReason } from '../../../machines/types.ts';
+import type { FlowRow } from '../../flows/runtime.ts';
 import { routeDocs } from '../openapi/doc.ts';
+import { LOGIN_EVENT_SCHEMAS, LOGIN_START_METHODS, MFA_EVENT_SCHEMAS } from '../../authn/methods/registry.ts';
 import type { Env, Services } from '../services.ts';
+import { enabledProvider, outcomeError } from '../flow-outcome.ts';
 
-const code = z.string().max(64);
-/** Second-factor events, shared by login and step-up flows. */
-export const MfaEventSchemas = [
-  z.object({ type: z.literal('choose'), method: z.enum(['webauthn', 'totp', 'sms', 'email', 'recovery_code']) }).strict(),
-  z.object({ type: z.literal('totp'), code }).strict(),
-  z.object({ type: z.literal('recovery_code'), code }).strict(),
-  z.object({ type: z.literal('code'), code }).strict(),
-  z.object({ type: z.literal('resend') }).strict(),
-  // AuthenticationResponseJSON; verified field by field by the WebAuthn service.
-  z.object({ type: z.literal('webauthn'), response: z.record(z.string(), z.unknown()) }).strict(),
-] as const;
-export const LoginEventSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('password'), identifier: z.string().min(1).max(320), password: z.string().max(1024) }).strict(),
-  ...MfaEventSchemas,
-]);
-export const StepUpEventSchema = z.discriminatedUnion('type', [...MfaEventSchemas]);
+export { outcomeError };
+
+/** Second-factor events, shared by login and step-up flows (each method declares its own: src/authn/methods/). */
+export const MfaEventSchemas = MFA_EVENT_SCHEMAS;
+/** A flow event as a method's schema parsed it: `type` selects the machine event. */
+type FlowEventBody = { type: string } & Record<string, unknown>;
+const eventUnion = (schemas: readonly z.ZodObject[]) => z.discriminatedUnion('type', schemas as [z.ZodObject, ...z.ZodObject[]]) as unknown as z.ZodType<FlowEventBody>;
+export const LoginEventSchema = eventUnion(LOGIN_EVENT_SCHEMAS);
+export const StepUpEventSchema = eventUnion(MFA_EVENT_SCHEMAS);
 
 const StartSchema = z
   .object({
     identifier: z.string().min(1).max(320).optional(),
     returnTokens: z.boolean().optional(),
-    method: z.enum(['password', 'passkey', 'idp']).optional(),
+    method: z.enum(LOGIN_START_METHODS).optional(),
     /** With `method: idp`: the identity provider's slug (GET /auth/providers). */
     provider: z.string().min(1).max(63).optional(),
   })
@@ -67,60 +60,6 @@ export const loginDocs = routeDocs('/auth/login', 'Login', {
     errors: [...FLOW_ERRORS, 'INVALID_CREDENTIALS', 'ACCOUNT_LOCKED', 'LOGIN_DENIED', 'MFA_CODE_INVALID', 'MFA_CODE_EXPIRED', 'MFA_CODE_LOCKED', 'WEBAUTHN_FAILED', 'CODE_RESEND_TOO_SOON', 'DELIVERY_FAILED', 'RATE_LIMITED', 'RATE_LIMIT_UNAVAILABLE', 'UNSUPPORTED_MEDIA_TYPE'],
   },
 });
-
-/**
- * What a refused login tells the user, by reason. Only reached after the user proved the
- * password (or a passkey), so it reveals nothing about whether an account exists; it names no
- * risk signal either.
- */
-const DENIAL_DETAIL: Record<Exclude<LoginDenialReason, FederationFailure | 'FEDERATION_REFUSED'>, string> = {
-  MFA_REQUIRED_NO_FACTOR:
-    'This sign-in looks unusual and your account has no second factor to confirm it. Try again from a device you have used before, or ask an administrator to help you sign in and then add a second factor (an authenticator app or a security key).',
-  RISK_DENIED: 'This sign-in was refused for security reasons. Try again from a device or network you have used before, or contact an administrator.',
-  SERVICE_UNAVAILABLE: 'Sign-in could not be completed right now; try again shortly.',
-  SESSION_LIMIT_REACHED: ERRORS.SESSION_LIMIT_REACHED.title,
-};
-
-const RISK_UNAVAILABLE_NO_FACTOR_DETAIL =
-  'This sign-in could not be checked right now, and your account has no second factor to confirm it instead. Try again in a few minutes, or ask an administrator to help you sign in and then add a second factor.';
-
-const FEDERATED_DENIALS: ReadonlySet<string> = new Set(['IDP_ERROR', 'IDP_RESPONSE_INVALID', 'IDP_UNAVAILABLE', 'FEDERATION_REFUSED']);
-
-const LOCKED_DETAIL = 'Too many failed attempts. Wait a while before trying again, or ask an administrator to unlock the account.';
-
-/**
- * A flow whose last step failed answers with the matching problem (and the flow): a refused or
- * locked outcome, or the `error` the machine (or its delegate) set for the event it did not accept.
- */
-export function outcomeError(row: FlowRow): AppError | null {
-  const snap = row.snapshot;
-  const output = snap.output as { outcome?: string; reason?: string | null } | undefined;
-  if (snap.status === 'done' && output?.outcome === 'denied') {
-    const reason = (output.reason ?? 'RISK_DENIED') as LoginDenialReason;
-    // A federated login that failed at or after the IdP answers with its own code.
-    if (FEDERATED_DENIALS.has(reason)) return new AppError(reason as FederationFailure | 'FEDERATION_REFUSED', { extra: { reason, flowRow: row } });
-    // When the risk check itself could not run, say so rather than "looks unusual".
-    const unchecked = reason === 'MFA_REQUIRED_NO_FACTOR' && ((snap.context as { risk?: { reasons?: string[] } | null }).risk?.reasons ?? []).includes('RISK_UNAVAILABLE');
-    const detail = unchecked ? RISK_UNAVAILABLE_NO_FACTOR_DETAIL : DENIAL_DETAIL[reason as keyof typeof DENIAL_DETAIL];
-    return new AppError('LOGIN_DENIED', { detail, extra: { reason, flowRow: row } });
-  }
-  const step = presentFlow(row).step;
-  // Said the same way for every identifier, known or not, and never "until when": telling a
-  // locked account's end (or telling it only after a right password) would make the lock an
-  // oracle — guesses are not counted while locked, so "locked" vs "wrong" would confirm a password.
-  if (step === 'locked') return new AppError('ACCOUNT_LOCKED', { detail: LOCKED_DETAIL, extra: { flowRow: row } });
-  const own = (snap.context as { error?: FlowErrorCode | null }).error;
-  const child = delegateSnapshot(snap)?.snapshot.context as { error?: FlowErrorCode | null } | undefined;
-  const code = own ?? child?.error ?? null;
-  return code ? new AppError(code, { extra: { flowRow: row } }) : null;
-}
-
-/** 404 IDP_NOT_FOUND unless an enabled provider has this slug (before any flow exists). */
-export async function enabledProvider(s: Services, slug: string) {
-  const p = await s.federation.providers.bySlug(slug);
-  if (!p || !p.enabled) throw new AppError('IDP_NOT_FOUND');
-  return p;
-}
 
 export function loginRoutes(s: Services) {
   const app = new Hono<Env>();
