@@ -49,6 +49,14 @@ export const AUDIT_EVENT_TYPES = [
   'user.created',
   'user.locked',
   'user.unlocked',
+  'user.updated', // an admin changed a user's email or display name; data { before, after }
+  'user.disabled', // an admin disabled an account (its sessions and refresh families end); data { before, after }
+  'user.enabled', // an admin re-enabled a disabled account; data { before, after }
+  'user.deleted', // an admin deleted an account with its sessions, factors and grants; data { before }
+  'role.created', // an admin created a role; data { after: { name, description, permissions } }
+  'role.updated', // an admin changed a role's description or permissions; data { before, after }
+  'role.deleted', // an admin deleted a role no one held; data { before }
+  'audit.exported', // an admin exported audit events as JSONL; data { filters, rows }
   'password.changed',
   'authorization.denied',
 ] as const;

@@ -37,6 +37,12 @@ export const ERRORS = {
   SERVICE_UNAVAILABLE: { status: 503, title: 'A dependency is unavailable; try again later.' },
   /** The rate-limit store (Redis) cannot answer: sign-in fails closed rather than unlimited. */
   RATE_LIMIT_UNAVAILABLE: { status: 503, title: 'Sign-in is temporarily unavailable; try again shortly.' },
+  /** A page cursor that this API did not hand out (forged, truncated or from another list). */
+  INVALID_CURSOR: { status: 400, title: 'The cursor is not one this list returned; start from the first page.' },
+  /** Deleting a role that a user still holds. */
+  ROLE_IN_USE: { status: 409, title: 'The role is still held by users; remove it from them first.' },
+  /** An administrator deleting, disabling or locking their own account. */
+  SELF_ACTION_REFUSED: { status: 409, title: 'You cannot do this to your own account.' },
   INTERNAL: { status: 500, title: 'An internal error occurred.' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
