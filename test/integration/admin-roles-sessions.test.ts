@@ -110,6 +110,7 @@ describe('/api/sessions, /api/roles, /api/permissions', () => {
     expect((await desk.get('/api/users')).status).toBe(200);
     for (const r of [await desk.post('/api/roles', { name: 'SNEAKY', permissions: ['MANAGE_CONFIG'] }), await desk.req('PATCH', '/api/roles/USER_DESK', { permissions: ['MANAGE_CONFIG'] }), await desk.req('DELETE', '/api/roles/PATHOLOGIST')])
       expect([r.status, r.body.code]).toEqual([403, 'PERMISSION_DENIED']);
+    expect((await desk.get('/api/audit')).status).toBe(403); // VIEW_AUDIT_LOGS is not theirs
     const anon = new Client(t.url);
     expect((await anon.post('/api/roles', { name: 'ANON' })).status).toBe(401);
   });
