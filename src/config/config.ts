@@ -100,6 +100,8 @@ export const ConfigSchema = z.object({
   DEV_MAILBOX: z.enum(['on', 'off']).optional(),
   /** The worker process's probes (/health/live, /health/ready) listen here on HOST; 0 = none. */
   WORKER_HEALTH_PORT: int(0, 0, 65535),
+  /** Bearer token for GET /metrics (Prometheus); unset = no metrics endpoint. */
+  METRICS_TOKEN: z.string().min(32, 'at least 32 characters').max(256).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

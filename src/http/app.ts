@@ -27,12 +27,14 @@ import { contractRoutes } from './openapi/routes.ts';
 import { sessionCookieName } from './middleware/auth.ts';
 import { csrfProtection } from './middleware/csrf.ts';
 import { noFraming } from './middleware/frames.ts';
+import { httpMetrics, metricsRoutes } from '../metrics/routes.ts';
 import type { Env, Services } from './services.ts';
 
 export function createApp(s: Services, extra: { checks?: Record<string, () => Promise<void>> } = {}) {
   const app = new Hono<Env>();
 
   app.use('*', noFraming()); // first: every answer, even a 413 from the body limit, forbids framing
+  app.use('*', httpMetrics()); // latency of every answer, refusals by later middleware included
 
   app.use('*', async (c, next) => {
     c.set('requestId', randomUUID());
@@ -70,6 +72,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     const err = methods ? new AppError('METHOD_NOT_ALLOWED', { headers: { Allow: methods.join(', ') } }) : new AppError('NOT_FOUND');
     return problem(c, err, c.get('requestId'));
   });
+  app.route('/metrics', metricsRoutes(s));
   // The HTTP contract (OpenAPI 3.1) and its reference page.
   app.route('/', contractRoutes({ devMailbox: s.config.devMailbox, sessionCookie: sessionCookieName(s.config.secureCookies), publicUrl: s.config.PUBLIC_URL }));
 

@@ -1,3 +1,4 @@
+import { metrics } from '../metrics/metrics.ts';
 import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
 import { z } from 'zod';
@@ -48,6 +49,7 @@ export class InvalidTokenError extends Error {
   constructor(readonly detail: string, options?: { cause?: unknown }) {
     super('The access token is not valid.', options);
     this.name = 'InvalidTokenError';
+    metrics.tokenVerifications.inc({ result: 'invalid' }); // thrown only by verify(): one per refused token
   }
 }
 
@@ -143,6 +145,7 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
       const parsed = claimsSchema.safeParse(payload);
       if (!parsed.success) throw new InvalidTokenError('claims do not match RFC 9068');
       if (parsed.data.iat > nowS() + CLOCK_TOLERANCE_S) throw new InvalidTokenError('issued in the future');
+      metrics.tokenVerifications.inc({ result: 'valid' });
       return parsed.data;
     },
   };
