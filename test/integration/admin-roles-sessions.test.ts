@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Client, device, signIn, signInAdmin, startTestServer, type TestServer } from '../helpers/server.ts';
 
 /** The admin API's sessions, roles and permissions over HTTP (issue 11 §3). */
@@ -113,5 +114,57 @@ describe('/api/sessions, /api/roles, /api/permissions', () => {
     expect((await desk.get('/api/audit')).status).toBe(403); // VIEW_AUDIT_LOGS is not theirs
     const anon = new Client(t.url);
     expect((await anon.post('/api/roles', { name: 'ANON' })).status).toBe(401);
+  });
+});
+
+describe('/api/roles under concurrency (real Postgres)', () => {
+  let t: TestServer;
+  let admin: Client;
+  beforeAll(async () => {
+    t = await startTestServer();
+    admin = await signInAdmin(t);
+  });
+  afterAll(async () => t?.close());
+
+  it('a role bound while it is being deleted is kept (409 ROLE_IN_USE); the binding is never cascaded away', async () => {
+    expect((await admin.post('/api/roles', { name: 'RACE', permissions: ['VIEW_CASES'] })).status).toBe(201);
+    const u = await t.services.users.create({ email: 'race@example.test', roles: [] });
+    // A binding in flight: inserted in an open transaction on a connection of its own.
+    const binder = new pg.Client({ connectionString: t.dbUrl });
+    await binder.connect();
+    try {
+      await binder.query('BEGIN');
+      await binder.query('INSERT INTO user_roles (identity_id, role) VALUES ($1, $2)', [u.id, 'RACE']);
+      const del = admin.req('DELETE', '/api/roles/RACE');
+      // The delete must be waiting on the binding's lock before the binding commits.
+      await vi.waitFor(
+        async () => {
+          const { rows } = await t.db.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query ILIKE '%FROM roles%' AND datname = current_database()",
+          );
+          expect(rows[0].n).toBeGreaterThan(0);
+        },
+        { timeout: 10_000, interval: 20 },
+      );
+      await binder.query('COMMIT');
+      const r = await del;
+      expect([r.status, r.body.code]).toEqual([409, 'ROLE_IN_USE']);
+      expect((await t.db.query('SELECT 1 FROM user_roles WHERE identity_id = $1 AND role = $2', [u.id, 'RACE'])).rowCount).toBe(1);
+    } finally {
+      await binder.end();
+    }
+  });
+
+  it('50 concurrent replacements of a role’s permissions leave exactly one of them, each audited', async () => {
+    expect((await admin.post('/api/roles', { name: 'CHURN', permissions: [] })).status).toBe(201);
+    const sets = [['VIEW_CASES'], ['MANAGE_DATA_INGESTION'], ['VIEW_CASES', 'CREATE_AI_SUGGESTIONS'], ['CONFIRM_RESULTS'], []];
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => admin.req('PATCH', '/api/roles/CHURN', { permissions: sets[i % sets.length] })));
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const final = (await t.db.query<{ permission: string }>("SELECT permission FROM role_permissions WHERE role = 'CHURN' ORDER BY permission")).rows.map((r) => r.permission);
+    expect(sets.map((s) => [...s].sort())).toContainEqual(final);
+    const audited = await t.db.query<{ data: { after: { permissions: { name: string }[] } } }>("SELECT data FROM audit_events WHERE type = 'role.updated' AND subject = 'CHURN' ORDER BY seq");
+    expect(audited.rowCount).toBe(50);
+    // Each entry's after is one whole set, never a mixture of two concurrent replacements.
+    for (const r of audited.rows) expect(sets.map((s) => [...s].sort())).toContainEqual(r.data.after.permissions.map((p) => p.name));
   });
 });
