@@ -2,7 +2,7 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { isUniqueViolation } from '../db/db.ts';
 import { AppError } from '../errors.ts';
-import { normalizeIdentifier } from '../auth/password.ts';
+import { normalizeIdentifier } from '../authn/methods/password/password.ts';
 import { atKey, cursor } from '../db/cursor.ts';
 import { USER_COLUMNS, userViewOf, type UserRow, type UserView } from './users.ts';
 
