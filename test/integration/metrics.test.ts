@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/http/app.ts';
 import { Client, device, enrolTotp, IP, oathtool, signIn, signInAdmin, startTestServer, type TestServer } from '../helpers/server.ts';
 
 /** GET /metrics counts what happened in a scenario (issue 11 §6), and only for the token holder. */
@@ -35,6 +36,10 @@ describe('/metrics', () => {
       expect(r.status).toBe(401);
       expect(((await r.json()) as { code: string }).code).toBe('UNAUTHENTICATED');
     }
+    // Without METRICS_TOKEN the route does not exist: metrics are never open by default.
+    const off = createApp({ ...t.services, config: { ...t.config, METRICS_TOKEN: undefined } });
+    const r = await off.request('/metrics', { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([404, 'NOT_FOUND']);
   });
 
   it('counts good logins, failures, a lockout, a step-up, a refresh reuse, rate-limit hits and token checks', async () => {
