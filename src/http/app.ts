@@ -17,6 +17,8 @@ import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
+import { trustedIssuerRoutes } from '../authn/trusted-issuers/routes.ts';
+import { TOKEN_EXCHANGE_GRANT, tokenExchangeGrant } from '../authn/trusted-issuers/exchange-grant.ts';
 import { riskBacktestRoutes } from './routes/risk-backtests.ts';
 import { deviceId } from './middleware/client.ts';
 import { requestLog } from './middleware/request-log.ts';
@@ -152,7 +154,14 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
       refresh: s.refresh,
       clientIp: (c) => c.get('clientIp'),
       deviceId: (c) => deviceId(c, s.config.secureCookies, false),
-      onError: (err) => s.logger.error({ err }, 'refresh failed'),
+      onError: (err) => s.logger.error({ err }, 'token grant failed'),
+      grants: {
+        [TOKEN_EXCHANGE_GRANT]: tokenExchangeGrant<Env>({
+          exchange: s.trusted.exchange,
+          audience: s.config.TOKEN_AUDIENCE ?? s.config.PUBLIC_URL,
+          context: (c) => ({ ip: c.get('clientIp'), deviceId: deviceId(c, s.config.secureCookies, false), userAgent: c.req.header('user-agent')?.slice(0, 512) ?? null }),
+        }),
+      },
     }),
   );
   // Forward-auth for reverse proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
@@ -160,6 +169,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/auth', sessionRoutes(s));
   app.route('/api/risk/backtests', riskBacktestRoutes(s));
   app.route('/api/risk', riskRoutes(s));
+  app.route('/api/trusted-issuers', trustedIssuerRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;
 }
