@@ -18,6 +18,7 @@ import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
 import { trustedIssuerRoutes } from '../authn/trusted-issuers/routes.ts';
+import { knownUserRoutes } from '../authn/trusted-issuers/known-user.ts';
 import { TOKEN_EXCHANGE_GRANT, tokenExchangeGrant } from '../authn/trusted-issuers/exchange-grant.ts';
 import { riskBacktestRoutes } from './routes/risk-backtests.ts';
 import { deviceId } from './middleware/client.ts';
@@ -166,6 +167,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   );
   // Forward-auth for reverse proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
   app.route('/auth/verify', verifyRoutes(s));
+  // The okta/sid compatibility schemes (the demandKnownUser middleware and its route).
+  app.route('/auth/known-user', knownUserRoutes(s));
   app.route('/auth', sessionRoutes(s));
   app.route('/api/risk/backtests', riskBacktestRoutes(s));
   app.route('/api/risk', riskRoutes(s));

@@ -26,6 +26,7 @@ import type { LoginLimiter } from '../security/limits.ts';
 import type { RefreshService } from '../tokens/refresh.ts';
 import type { RiskApi } from '../risk/risk-api.ts';
 import type { TrustedIssuerServices } from '../authn/trusted-issuers/index.ts';
+import type { KnownUser } from '../authn/trusted-issuers/known-user.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -71,6 +72,8 @@ export type Env = {
     requestId: string;
     clientIp: string;
     principal?: Principal;
+    /** Set by demandKnownUser (the okta/sid schemes). */
+    knownUser?: KnownUser;
     via?: 'cookie' | 'bearer';
     /** Set by the login route for a password event: whether the password was right (the limiter reads it). */
     loginOutcome?: LoginAttemptOutcome;

@@ -59,6 +59,8 @@ export interface ExchangeDeps {
   roleNames: (identityId: string) => Promise<string[]>;
   /** Scores the sign-in like a login (the risk worker); null or a throw is no answer: fail closed. */
   score?: (o: { identityId: string; deviceId: string | null; ip: string; userAgent: string | null; key: string }) => Promise<RiskOutcome>;
+  /** How long a concurrent use of an okta token waits for the first use's session (default 5000 ms; risk scoring is inside it). */
+  firstUseWaitMs?: number;
   /** Records a login event (login_events) for risk history and explanations. */
   recordLogin?: (o: { key: string; identityId: string | null; outcome: 'succeeded' | 'failed' | 'denied'; risk: RiskOutcome | null; ctx: ExchangeContext; reason?: string; sessionId?: string }) => Promise<void>;
 }
@@ -111,6 +113,14 @@ export function createTokenExchange(deps: ExchangeDeps) {
     return rowCount === 1;
   }
 
+  /**
+   * A first use that started no session gives the token back: concurrent uses stop waiting for
+   * it, and a later use is judged (and risk-scored) afresh.
+   */
+  async function unclaim(key: string) {
+    await db.query('DELETE FROM subject_token_uses WHERE token_key = $1 AND session_id IS NULL', [key]);
+  }
+
   /** What the session proves: `fed`, plus `mfa` only from an issuer trusted for it whose token says so. */
   function amrOf(v: VerifiedExternalToken, nowS: number) {
     const upstream = Array.isArray(v.claims.amr) ? (v.claims.amr as unknown[]).filter((a): a is string => typeof a === 'string').slice(0, 20) : [];
@@ -144,7 +154,7 @@ export function createTokenExchange(deps: ExchangeDeps) {
     const key = keyOf(v, subjectToken);
     // The okta scheme presents one token on every request: after the first, it names its session.
     if (opts.replay === 'reuse') {
-      const bound = await sessionOf(key, false);
+      const bound = await sessionOf(key, true);
       if (bound !== undefined) return bound;
     }
     const identityId = await identityOf(v);
@@ -169,6 +179,7 @@ export function createTokenExchange(deps: ExchangeDeps) {
         await deps.recordLogin?.({ key: key0, identityId, outcome: 'denied', risk, ctx, reason: decision === 'deny' ? 'LOGIN_DENIED' : 'STEP_UP_REQUIRED' });
         const r = refuse(decision === 'deny' ? 'LOGIN_DENIED' : 'STEP_UP_REQUIRED', decision === 'deny' ? 'the sign-in was refused' : 'step_up_required: sign in interactively (POST /auth/login)');
         await audit.append({ type: 'token_exchange.refused', subject: identityId, reason: r.reason, data: { via: opts.via, issuer: v.claims.iss, risk: risk?.reasons ?? ['RISK_UNAVAILABLE'] } });
+        await unclaim(key);
         return r;
       }
     }
@@ -177,6 +188,7 @@ export function createTokenExchange(deps: ExchangeDeps) {
     try {
       created = await sessions.create({ identityId, amr: proof.amr, acr: proof.acr, authTime: proof.factorTimes.fed, factorTimes: proof.factorTimes, deviceId: ctx.deviceId, ip: ctx.ip, country: risk?.country ?? null });
     } catch (e) {
+      await unclaim(key);
       if (isAppError(e) && (e.code === 'ACCOUNT_LOCKED' || e.code === 'SESSION_LIMIT_REACHED')) {
         return refused(refuse(e.code, 'no session can be started for this account'), { via: opts.via, issuer: v.claims.iss, identityId, key: key0, ctx });
       }
@@ -207,13 +219,15 @@ export function createTokenExchange(deps: ExchangeDeps) {
    * A concurrent first use may still be creating it: with `wait`, wait for it briefly.
    */
   async function sessionOf(key: string, wait: boolean): Promise<BoundSession | undefined> {
-    for (let i = 0; i < (wait ? 100 : 1); i++) {
+    // Another process may hold the first use: poll (with backoff) for as long as a first use can take.
+    const until = Date.now() + (wait ? (deps.firstUseWaitMs ?? 5000) : 0);
+    for (let delay = 10; ; delay = Math.min(delay * 2, 100)) {
       const { rows } = await db.query<{ session_id: string | null }>('SELECT session_id FROM subject_token_uses WHERE token_key = $1', [key]);
       if (!rows[0]) return undefined;
       if (rows[0].session_id) return { sessionId: rows[0].session_id };
-      if (wait) await sleep(20);
+      if (Date.now() + delay > until) return { sessionId: null };
+      await sleep(delay);
     }
-    return { sessionId: null };
   }
 
   return { exchange };

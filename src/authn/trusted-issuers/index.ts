@@ -27,7 +27,7 @@ export function createTrustedIssuers(
     fetch: d.fetch,
   });
   const verifier = createTrustedTokenVerifier({ registry, jwks, clock: d.clock });
-  const exchange = createTokenExchange({ ...d, verifier, score: d.config.TOKEN_EXCHANGE_RISK === 'on' ? d.score : undefined });
+  const exchange = createTokenExchange({ ...d, verifier, score: d.config.TOKEN_EXCHANGE_RISK === 'on' ? d.score : undefined, firstUseWaitMs: d.config.RISK_TIMEOUT_MS + 3000 });
   return { registry, jwks, verifier, exchange };
 }
 
