@@ -7,6 +7,7 @@ import { createIssuerRegistry, type IssuerRegistry } from './registry.ts';
 import { createJwksCache, type JwksCache } from './jwks.ts';
 import { createTrustedTokenVerifier, type TrustedTokenVerifier } from './verifier.ts';
 import { createTokenExchange, type ExchangeDeps, type TokenExchange } from './exchange.ts';
+import { createWorkloadVerifier, type WorkloadVerifier } from './workload.ts';
 
 /** Trusted token issuers and what is built on them, as the composition root wires them. */
 export interface TrustedIssuerServices {
@@ -14,6 +15,7 @@ export interface TrustedIssuerServices {
   jwks: JwksCache;
   verifier: TrustedTokenVerifier;
   exchange: TokenExchange;
+  workloads: WorkloadVerifier;
 }
 
 export function createTrustedIssuers(
@@ -28,7 +30,8 @@ export function createTrustedIssuers(
   });
   const verifier = createTrustedTokenVerifier({ registry, jwks, clock: d.clock });
   const exchange = createTokenExchange({ ...d, verifier, score: d.config.TOKEN_EXCHANGE_RISK === 'on' ? d.score : undefined, firstUseWaitMs: d.config.RISK_TIMEOUT_MS + 3000 });
-  return { registry, jwks, verifier, exchange };
+  const workloads = createWorkloadVerifier({ verifier, registry, clock: d.clock, fetch: d.fetch });
+  return { registry, jwks, verifier, exchange, workloads };
 }
 
 /** Apply TRUSTED_ISSUERS_FILE (at start, before serving); audited as file-managed changes. */

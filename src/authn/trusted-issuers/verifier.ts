@@ -20,7 +20,10 @@ export type TrustReason =
   | 'TOO_OLD'
   | 'NOT_YET_VALID'
   | 'CLAIMS_INVALID'
-  | 'JWKS_UNAVAILABLE';
+  | 'JWKS_UNAVAILABLE'
+  | 'SUBJECT_NOT_MAPPED'
+  | 'REVIEW_REFUSED'
+  | 'REVIEW_UNAVAILABLE';
 
 /** Why a token was refused: `reason` is for audit and logs, never shown beyond `invalid_grant`/401. */
 export class TrustedTokenError extends Error {
