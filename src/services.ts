@@ -41,6 +41,7 @@ import { createLoginLimiter, limiterRedis, limitSettings, loginLimiterOptions } 
 import { applyTrustedIssuersFile, createTrustedIssuers } from './authn/trusted-issuers/index.ts';
 import { createLoginEffects } from './flows/login-effects.ts';
 import type { FlowRow } from './flows/runtime.ts';
+import { createMachineClients } from './credentials/machine-clients/clients.ts';
 
 /** Wires adapters into services. Tests call this with their own db, jobs and clock. */
 export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clock: Clock; logger: Logger; masterKey: Buffer }): Promise<Services> {
@@ -218,6 +219,8 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
       ),
   });
   await applyTrustedIssuersFile(trusted, config, audit, logger);
+  // client_credentials secrets: HMAC under their own key derived from the master key (clients.ts says why not argon2id).
+  const machineClients = createMachineClients({ db, clock, pepper: createHmac('sha256', d.masterKey).update('machine-client-secrets').digest() });
   // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
   const limitRedis = config.REDIS_URL ? limiterRedis(config.REDIS_URL) : null;
   const limitHashKey = createHmac('sha256', d.masterKey).update('rate-limit-keys').digest();
@@ -231,5 +234,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, machineClients, close };
 }

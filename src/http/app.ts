@@ -19,6 +19,8 @@ import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
 import { trustedIssuerRoutes } from '../authn/trusted-issuers/routes.ts';
 import { knownUserRoutes } from '../authn/trusted-issuers/known-user.ts';
+import { clientCredentialsGrant } from '../credentials/machine-clients/grant.ts';
+import { machineClientRoutes } from '../credentials/machine-clients/routes.ts';
 import { TOKEN_EXCHANGE_GRANT, tokenExchangeGrant } from '../authn/trusted-issuers/exchange-grant.ts';
 import { riskBacktestRoutes } from './routes/risk-backtests.ts';
 import { deviceId } from './middleware/client.ts';
@@ -162,6 +164,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
           audience: s.config.TOKEN_AUDIENCE ?? s.config.PUBLIC_URL,
           context: (c) => ({ ip: c.get('clientIp'), deviceId: deviceId(c, s.config.secureCookies, false), userAgent: c.req.header('user-agent')?.slice(0, 512) ?? null }),
         }),
+        client_credentials: clientCredentialsGrant<Env>({ clients: s.machineClients, tokens: s.tokens, audit: s.audit }),
       },
     }),
   );
@@ -173,6 +176,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/api/risk/backtests', riskBacktestRoutes(s));
   app.route('/api/risk', riskRoutes(s));
   app.route('/api/trusted-issuers', trustedIssuerRoutes(s));
+  app.route('/api/machine-clients', machineClientRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;
 }

@@ -27,6 +27,7 @@ import type { RefreshService } from '../tokens/refresh.ts';
 import type { RiskApi } from '../risk/risk-api.ts';
 import type { TrustedIssuerServices } from '../authn/trusted-issuers/index.ts';
 import type { KnownUser } from '../authn/trusted-issuers/known-user.ts';
+import type { MachineClients } from '../credentials/machine-clients/clients.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -59,6 +60,8 @@ export interface Services {
   risk: RiskApi;
   /** Trusted token issuers: token exchange, the okta/sid schemes, workload tokens. */
   trusted: TrustedIssuerServices;
+  /** Registered machine clients (OAuth client_credentials). */
+  machineClients: MachineClients;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */
