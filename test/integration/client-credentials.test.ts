@@ -34,7 +34,7 @@ describe('client_credentials', () => {
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ token_type: 'Bearer', expires_in: 600, scope: 'cases:read cases:write' });
     expect(r.body.refresh_token).toBeUndefined();
-    const jwks = await (await fetch(`${srv.url}/.well-known/jwks.json`)).json();
+    const jwks = (await (await fetch(`${srv.url}/.well-known/jwks.json`)).json()) as Parameters<typeof createLocalJWKSet>[0];
     const { payload, protectedHeader } = await jwtVerify(r.body.access_token, createLocalJWKSet(jwks), { issuer: srv.config.PUBLIC_URL, typ: 'at+jwt' });
     expect(protectedHeader.typ).toBe('at+jwt');
     expect(payload).toMatchObject({ sub: 'billing-sync', client_id: 'billing-sync', roles: ['TECHNICIAN'], scope: 'cases:read cases:write' });
