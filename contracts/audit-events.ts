@@ -45,6 +45,14 @@ export const AUDIT_EVENT_TYPES = [
   'refresh.refused',
   'refresh.reuse_detected',
   'refresh.family_revoked',
+  // Federation: trusted token issuers (src/authn/trusted-issuers)
+  'token_exchange.refused', // an RFC 8693 exchange or `okta` scheme token refused; reason: UNTRUSTED_ISSUER, WRONG_AUDIENCE, EXPIRED, SUBJECT_TOKEN_REPLAYED, FED_SUBJECT_NOT_LINKED, …
+  'trusted_issuer.created', // an admin (or TRUSTED_ISSUERS_FILE at start) added a trusted token issuer
+  'trusted_issuer.updated', // an admin changed one (data: before/after)
+  'trusted_issuer.deleted', // an admin removed one
+  'machine_client.created', // an admin registered a client_credentials client (its secret shown once)
+  'machine_client.deleted', // an admin removed one
+  'client_credentials.refused', // a client_credentials grant was refused; reason INVALID_CLIENT | DISABLED | INVALID_SCOPE
   // Accounts and access
   'user.created',
   'user.locked',

@@ -38,6 +38,10 @@ import { createNotifyClient } from './notify/enqueue.ts';
 import { notifyJobId } from '../workers/queues.ts';
 import { maskDestination } from './notify/mask.ts';
 import { createLoginLimiter, limiterRedis, limitSettings, loginLimiterOptions } from './security/limits.ts';
+import { applyTrustedIssuersFile, createTrustedIssuers } from './authn/trusted-issuers/index.ts';
+import { createLoginEffects } from './flows/login-effects.ts';
+import type { FlowRow } from './flows/runtime.ts';
+import { createMachineClients } from './credentials/machine-clients/clients.ts';
 
 /** Wires adapters into services. Tests call this with their own db, jobs and clock. */
 export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clock: Clock; logger: Logger; masterKey: Buffer }): Promise<Services> {
@@ -171,6 +175,41 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
   const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder });
   const stepup = createStepUpService({ db, clock, logger, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports, refresh });
+  // Trusted token issuers: RFC 8693 exchange, the okta/sid schemes, workload tokens.
+  const loginEvents = createLoginEffects({ db, clock, audit, risk: risk.recorder });
+  const trusted = createTrustedIssuers({
+    db,
+    clock,
+    config,
+    audit,
+    logger,
+    sessions,
+    tokens,
+    refresh,
+    roleNames: rbac.rolesOf,
+    score: async (o) => {
+      const r = await jobs.request<RiskOutcome>(
+        config.RISK_QUEUE,
+        RISK_JOB,
+        { identityId: o.identityId, deviceId: o.deviceId, ip: o.ip, at: clock.now(), userAgent: o.userAgent },
+        { jobId: riskJobId(o.key, 0), timeoutMs: config.RISK_TIMEOUT_MS },
+      );
+      if (!r || !['allow', 'step_up', 'deny'].includes(r.decision) || !Array.isArray(r.reasons)) throw new Error('malformed risk result');
+      return r;
+    },
+    // A login event like an interactive login's (risk history, explanations); its "flow" is the exchange's key.
+    recordLogin: (o) =>
+      loginEvents.loginEvent(
+        { id: o.key, device_id: o.ctx.deviceId, ip: o.ctx.ip, snapshot: { context: { userAgent: o.ctx.userAgent } } } as unknown as FlowRow,
+        o.outcome,
+        o.identityId,
+        o.risk,
+        { factors: ['fed'], ...(o.reason ? { reason: o.reason } : {}), ...(o.sessionId ? { sessionId: o.sessionId } : {}) },
+      ),
+  });
+  await applyTrustedIssuersFile(trusted, config, audit, logger);
+  // client_credentials secrets: HMAC under their own key derived from the master key (clients.ts says why not argon2id).
+  const machineClients = createMachineClients({ db, clock, pepper: createHmac('sha256', d.masterKey).update('machine-client-secrets').digest() });
   // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
   const limitRedis = config.REDIS_URL ? limiterRedis(config.REDIS_URL) : null;
   const limitHashKey = createHmac('sha256', d.masterKey).update('rate-limit-keys').digest();
@@ -184,5 +223,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, machineClients, close };
 }

@@ -38,6 +38,13 @@ export const ConfigSchema = z.object({
   REFRESH_REUSE_GRACE_SECONDS: int(0, 0, 300),
   /** `aud` of access tokens (the resource servers'); defaults to PUBLIC_URL. */
   TOKEN_AUDIENCE: z.string().min(1).optional(),
+  /** Trusted token issuers (token exchange, okta scheme, workload tokens) applied at start: a JSON array. */
+  TRUSTED_ISSUERS_FILE: z.string().default(''),
+  /** How long an issuer's JWKS is kept; the least time between refreshes an unknown `kid` may cause. */
+  TRUSTED_ISSUER_JWKS_TTL_SECONDS: int(600, 10, 86400),
+  TRUSTED_ISSUER_JWKS_REFRESH_FLOOR_SECONDS: int(30, 1, 3600),
+  /** Token exchanges are risk-scored like logins (the risk worker): `step_up`/`deny` refuse unless the IdP proved trusted MFA. */
+  TOKEN_EXCHANGE_RISK: z.enum(['on', 'off']).default('on'),
   FLOW_TTL_SECONDS: int(15 * 60, 30, 86400),
   RISK_TIMEOUT_MS: int(2000, 50, 60000),
   RISK_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('risk'),

@@ -18,6 +18,11 @@ import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
+import { trustedIssuerRoutes } from '../authn/trusted-issuers/routes.ts';
+import { knownUserRoutes } from '../authn/trusted-issuers/known-user.ts';
+import { clientCredentialsGrant } from '../credentials/machine-clients/grant.ts';
+import { machineClientRoutes } from '../credentials/machine-clients/routes.ts';
+import { TOKEN_EXCHANGE_GRANT, tokenExchangeGrant } from '../authn/trusted-issuers/exchange-grant.ts';
 import { riskBacktestRoutes } from './routes/risk-backtests.ts';
 import { deviceId } from './middleware/client.ts';
 import { requestLog } from './middleware/request-log.ts';
@@ -158,14 +163,26 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
       refresh: s.refresh,
       clientIp: (c) => c.get('clientIp'),
       deviceId: (c) => deviceId(c, s.config.secureCookies, false),
-      onError: (err) => s.logger.error({ err }, 'refresh failed'),
+      onError: (err) => s.logger.error({ err }, 'token grant failed'),
+      grants: {
+        [TOKEN_EXCHANGE_GRANT]: tokenExchangeGrant<Env>({
+          exchange: s.trusted.exchange,
+          audience: s.config.TOKEN_AUDIENCE ?? s.config.PUBLIC_URL,
+          context: (c) => ({ ip: c.get('clientIp'), deviceId: deviceId(c, s.config.secureCookies, false), userAgent: c.req.header('user-agent')?.slice(0, 512) ?? null }),
+        }),
+        client_credentials: clientCredentialsGrant<Env>({ clients: s.machineClients, tokens: s.tokens, audit: s.audit }),
+      },
     }),
   );
   // Forward-auth for reverse proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
   app.route('/auth/verify', verifyRoutes(s));
+  // The okta/sid compatibility schemes (the demandKnownUser middleware and its route).
+  app.route('/auth/known-user', knownUserRoutes(s));
   app.route('/auth', sessionRoutes(s));
   app.route('/api/risk/backtests', riskBacktestRoutes(s));
   app.route('/api/risk', riskRoutes(s));
+  app.route('/api/trusted-issuers', trustedIssuerRoutes(s));
+  app.route('/api/machine-clients', machineClientRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;
 }

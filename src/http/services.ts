@@ -25,6 +25,9 @@ import type { Redis } from 'ioredis';
 import type { LoginLimiter } from '../security/limits.ts';
 import type { RefreshService } from '../tokens/refresh.ts';
 import type { RiskApi } from '../risk/risk-api.ts';
+import type { TrustedIssuerServices } from '../authn/trusted-issuers/index.ts';
+import type { KnownUser } from '../authn/trusted-issuers/known-user.ts';
+import type { MachineClients } from '../credentials/machine-clients/clients.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -55,6 +58,10 @@ export interface Services {
   refresh: RefreshService;
   /** Risk policies, events, labels and simulation for /api/risk. */
   risk: RiskApi;
+  /** Trusted token issuers: token exchange, the okta/sid schemes, workload tokens. */
+  trusted: TrustedIssuerServices;
+  /** Registered machine clients (OAuth client_credentials). */
+  machineClients: MachineClients;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */
@@ -68,6 +75,8 @@ export type Env = {
     requestId: string;
     clientIp: string;
     principal?: Principal;
+    /** Set by demandKnownUser (the okta/sid schemes). */
+    knownUser?: KnownUser;
     via?: 'cookie' | 'bearer';
     /** Set by the login route for a password event: whether the password was right (the limiter reads it). */
     loginOutcome?: LoginAttemptOutcome;

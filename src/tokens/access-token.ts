@@ -29,6 +29,11 @@ export type VerifiedAccessClaims = AccessClaims & {
 
 export interface TokenService {
   issue(c: AccessClaims): Promise<{ token: string; expiresIn: number; jti: string }>;
+  /**
+   * A token for a machine client (client_credentials): `sub` = `client_id`, no session, no
+   * amr. `verify` refuses it (it requires `sid`), so no session-based route accepts it.
+   */
+  issueForClient(c: { client_id: string; scope?: string; roles?: string[] }): Promise<{ token: string; expiresIn: number; jti: string }>;
   /** Throws InvalidTokenError (`code: 'INVALID_TOKEN'`) on any failure. */
   verify(token: string): Promise<VerifiedAccessClaims>;
 }
@@ -102,6 +107,25 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
         .setProtectedHeader({ alg: k.alg, kid: k.kid, typ: AT_TYP })
         .setIssuer(opts.issuer)
         .setSubject(c.sub)
+        .setAudience(opts.audience)
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + opts.ttlSeconds)
+        .setJti(jti)
+        .sign(k.key);
+      return { token, expiresIn: opts.ttlSeconds, jti };
+    },
+
+    async issueForClient(c) {
+      const k = await keys.active();
+      const iat = nowS();
+      const jti = randomUUID();
+      const payload: Record<string, unknown> = { client_id: c.client_id };
+      if (c.scope) payload.scope = c.scope;
+      if (c.roles) payload.roles = c.roles;
+      const token = await new SignJWT(payload)
+        .setProtectedHeader({ alg: k.alg, kid: k.kid, typ: AT_TYP })
+        .setIssuer(opts.issuer)
+        .setSubject(c.client_id)
         .setAudience(opts.audience)
         .setIssuedAt(iat)
         .setExpirationTime(iat + opts.ttlSeconds)

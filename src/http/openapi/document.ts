@@ -13,6 +13,9 @@ import { adminDocs } from '../routes/admin.ts';
 import { riskDocs } from '../routes/risk.ts';
 import { riskBacktestDocs } from '../routes/risk-backtests.ts';
 import { metricsDocs } from '../../metrics/routes.ts';
+import { trustedIssuerDocs } from '../../authn/trusted-issuers/routes.ts';
+import { knownUserDocs } from '../../authn/trusted-issuers/known-user.ts';
+import { machineClientDocs } from '../../credentials/machine-clients/routes.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
@@ -28,6 +31,9 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...riskDocs,
   ...riskBacktestDocs,
   ...metricsDocs,
+  ...trustedIssuerDocs,
+  ...knownUserDocs,
+  ...machineClientDocs,
 ];
 
 /** Problems any route can answer: the URL rule, the body limit, a wrong method, a fault. */

@@ -8,6 +8,7 @@ import { presentSession, presentSessionListing } from '../present.ts';
 import { decisionError } from '../../rbac/rbac.ts';
 import { routeDocs } from '../openapi/doc.ts';
 import type { Env, Services } from '../services.ts';
+import { decideForWorkload, workloadOf } from '../../authn/trusted-issuers/workload-http.ts';
 
 const PasswordChangeSchema = z
   .object({ currentPassword: z.string().max(1024), newPassword: z.string().max(1024), endOtherSessions: z.boolean().optional() })
@@ -44,10 +45,13 @@ export const sessionDocs = routeDocs('/auth', 'Session', {
   },
   'POST /authorize': {
     summary: 'May the caller use a permission? (RFC 9470 challenge when a step-up would do)',
+    description:
+      'A bearer token from an issuer trusted for workloads (a Kubernetes service-account token) is judged by its subject mapping: ' +
+      'its roles apply only in its mapped `namespace`s (a request without `namespace` is refused), and a permission with an amr/maxAge requirement is refused (a workload cannot step up).',
     auth: 'session',
     body: AuthorizeSchema,
     responses: { 200: { description: 'Allowed', schema: z.object({ allow: z.literal(true) }) } },
-    errors: ['UNAUTHENTICATED', 'STEP_UP_REQUIRED', 'PERMISSION_DENIED', 'UNSUPPORTED_MEDIA_TYPE'],
+    errors: ['UNAUTHENTICATED', 'STEP_UP_REQUIRED', 'PERMISSION_DENIED', 'UNSUPPORTED_MEDIA_TYPE', 'SERVICE_UNAVAILABLE'],
   },
 });
 
@@ -142,6 +146,13 @@ export function sessionRoutes(s: Services) {
 
   app.post('/authorize', async (c) => {
     const b = await readJson(c, AuthorizeSchema);
+    // A workload (service-account) token: its roles apply in its mapped namespaces only.
+    const workload = await workloadOf(c, s);
+    if (workload) {
+      const d = await decideForWorkload(s, workload, b.permission, b.namespace, 'authorize');
+      if (d.allow) return c.json({ allow: true });
+      throw new AppError('PERMISSION_DENIED');
+    }
     const p = await requirePrincipal(c, s);
     const d = await s.rbac.authorize(p, b.permission);
     if (d.allow) return c.json({ allow: true });
