@@ -213,3 +213,38 @@ describe('SAML SP refuses every tampered response', () => {
     for (const r of results) if (r.status === 'rejected') expect((r.reason as SamlRejection).reason).toBe('REPLAYED');
   }, 60_000);
 });
+
+describe('SAML settings from an admin', () => {
+  it('fills the IdP side from metadata; explicit fields win; production refuses plain http', async () => {
+    const { storeSamlSettings, SamlSettingsInputSchema } = await import('../../src/authn/methods/saml/protocol.ts');
+    const input = SamlSettingsInputSchema.parse({ metadataXml: idp.metadataXml('http://127.0.0.1:9/sso'), spEntityId: SP, acsUrl: ACS, maxClockSkewSeconds: 30 });
+    const s = storeSamlSettings(input, { production: false });
+    expect(s).toMatchObject({ idpEntityId: idp.entityId, ssoUrl: 'http://127.0.0.1:9/sso', idpCertificates: [idp.key.certB64], maxClockSkewSeconds: 30, nameIdFormat: 'unspecified' });
+    expect(storeSamlSettings({ ...input, idpEntityId: 'https://other' }, { production: false }).idpEntityId).toBe('https://other');
+    const detail = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return `${(e as { code?: string }).code}: ${(e as { detail?: string }).detail}`;
+      }
+      return 'accepted';
+    };
+    expect(detail(() => storeSamlSettings(input, { production: true }))).toMatch(/^VALIDATION_FAILED: .*https in production/);
+    expect(detail(() => storeSamlSettings(SamlSettingsInputSchema.parse({ metadataXml: '<nope/>', spEntityId: SP, acsUrl: ACS }), { production: false }))).toMatch(/^VALIDATION_FAILED: settings.metadataXml/);
+    expect(detail(() => storeSamlSettings(SamlSettingsInputSchema.parse({ spEntityId: SP, acsUrl: ACS }), { production: false }))).toMatch(/^VALIDATION_FAILED: settings.idpEntityId/);
+  });
+
+  it('fetches metadata only on an explicit call, bounded in size, without following redirects', async () => {
+    const { fetchIdpMetadata } = await import('../../src/authn/methods/saml/metadata.ts');
+    const url = await idp.listen();
+    try {
+      const { metadata } = await fetchIdpMetadata(`${url}/metadata`);
+      expect(metadata.idpEntityId).toBe(idp.entityId);
+      expect(metadata.ssoUrl).toBe(`${url}/sso`);
+      await expect(fetchIdpMetadata(`${url}/metadata`, { maxBytes: 100 })).rejects.toThrow(/too large/);
+      await expect(fetchIdpMetadata(`${url}/nothing`)).rejects.toThrow(/answered 404/);
+    } finally {
+      await idp.close();
+    }
+  });
+});
