@@ -248,3 +248,20 @@ describe('SAML settings from an admin', () => {
     }
   });
 });
+
+describe('SAML login start', () => {
+  it('records the AuthnRequest for the flow with the flow’s remaining lifetime, and purges expired ones', async () => {
+    const { createSamlStarter } = await import('../../src/authn/methods/saml/start.ts');
+    const start = createSamlStarter({ store, clock, purgeEvery: 1 });
+    const url = await start({ id: PROVIDER, slug: 'hospital', settings }, { flowId: 'flw_started', expiresAt: clock.now() + 120_000 });
+    const { id } = TestSamlIdp.readRequest(url);
+    const { rows } = await db.query<{ flow_id: string; expires_at: Date }>(`SELECT flow_id, expires_at FROM saml_requests WHERE id = $1`, [id]);
+    expect(rows[0].flow_id).toBe('flw_started');
+    expect(new Date(rows[0].expires_at).getTime()).toBe(clock.now() + 120_000);
+    clock.advance(121_000);
+    await refused(good(id), 'REQUEST_EXPIRED');
+    await start({ id: PROVIDER, slug: 'hospital', settings }, { flowId: 'flw_next', expiresAt: clock.now() + 120_000 });
+    expect((await db.query(`SELECT 1 FROM saml_requests WHERE id = $1`, [id])).rowCount).toBe(0);
+    await expect(start({ id: PROVIDER, slug: 'hospital', settings }, { flowId: 'flw_late', expiresAt: clock.now() })).rejects.toThrow(/expired/);
+  });
+});
