@@ -50,6 +50,7 @@ export const AUDIT_EVENT_TYPES = [
   'user.locked',
   'user.unlocked',
   'password.changed',
+  'password.flagged', // a password proven at sign-in was found breached (reason BREACHED): a change is required
   'authorization.denied',
 ] as const;
 

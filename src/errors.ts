@@ -19,6 +19,8 @@ export const ERRORS = {
   INVALID_EVENT: { status: 409, title: 'The flow does not accept this event in its current step.' },
   CONFLICT: { status: 409, title: 'The resource already exists.' },
   SESSION_LIMIT_REACHED: { status: 409, title: 'Too many active sessions; sign out elsewhere first.' },
+  /** A new password the policy refuses (src/authn/passwords/policy.ts); `reasons` say why. */
+  PASSWORD_REJECTED: { status: 400, title: 'This password cannot be used.' },
   MFA_CODE_INVALID: { status: 400, title: 'The code is incorrect or was already used.' },
   MFA_FACTOR_NOT_FOUND: { status: 404, title: 'The factor does not exist.' },
   MFA_ALREADY_CONFIRMED: { status: 409, title: 'The factor is already confirmed.' },

@@ -37,6 +37,8 @@ import { createCodeService } from './auth/codes.ts';
 import { createNotifyClient } from './notify/enqueue.ts';
 import { notifyJobId } from '../workers/queues.ts';
 import { maskDestination } from './notify/mask.ts';
+import { passwordPolicyFromConfig } from './authn/passwords/policy.ts';
+import { createCompromisedPasswords } from './authn/passwords/compromised.ts';
 import { createLoginLimiter, limiterRedis, limitSettings, loginLimiterOptions } from './security/limits.ts';
 
 /** Wires adapters into services. Tests call this with their own db, jobs and clock. */
@@ -103,6 +105,9 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   // Authorization from memory; a change in any process is seen by every process's next check.
   const rbac = createRbac(db, clock, createRbacSnapshot({ db, clock, source: redis ? redisVersionSource(redis) : memoryVersionSource() }));
   const users = createUserService({ db, clock, passwords });
+  // New passwords (every path that sets one) and breached ones proven at sign-in.
+  const passwordPolicy = passwordPolicyFromConfig(config, logger, methodsOf);
+  const compromised = createCompromisedPasswords({ db, audit, policy: passwordPolicy, enabled: config.PASSWORD_BREACH_CHECK_AT_LOGIN === 'on', logger });
   const webauthn = createWebAuthnService({ db, clock, audit, rpID: config.webauthn.rpID, rpName: config.webauthn.rpName, origins: config.webauthn.origins });
   const codes = createCodeService({
     db,
@@ -180,7 +185,7 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   refreshRef.current = refresh;
   const reports = createLoginReports({ db, clock, audit, sessions });
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
-  const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder });
+  const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder, compromised });
   const stepup = createStepUpService({ db, clock, logger, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports, refresh });
   // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
   const limitRedis = config.REDIS_URL ? limiterRedis(config.REDIS_URL) : null;
@@ -195,5 +200,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, passwordPolicy, compromised, close };
 }

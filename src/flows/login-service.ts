@@ -19,6 +19,7 @@ import type { RiskRecorder } from '../risk/recorder.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { createLoginEffects } from './login-effects.ts';
 import { deviceRef, loadBound, type BindingFailure, type FlowClient } from './binding.ts';
+import type { CompromisedPasswords } from '../authn/passwords/compromised.ts';
 
 /** The steps run, in this order, once a flow allowed a login. */
 export const COMPLETION_STEPS = ['decideSession', 'tokens', 'recordSuccess', 'audit', 'notice'] as const;
@@ -31,6 +32,8 @@ export interface Completion {
   sessionToken: string;
   session: SessionRecord;
   tokens?: { access_token: string; token_type: 'Bearer'; expires_in: number; refresh_token?: string };
+  /** The password was found breached: the user must choose a new one (POST /auth/password). */
+  passwordChangeRequired?: boolean;
 }
 
 export function createLoginService(deps: {
@@ -62,12 +65,19 @@ export function createLoginService(deps: {
   };
   /** Shadow decisions and step-up labels on recorded login events (src/risk/recorder.ts). */
   risk?: RiskRecorder;
+  /** Breached passwords proven at sign-in flag the account (src/authn/passwords/compromised.ts). */
+  compromised?: CompromisedPasswords;
 }) {
   const { db, clock, config } = deps;
 
   const machine = loginMachine.provide({
     actors: {
-      verifyPassword: fromPromise(({ input }) => deps.passwords.verifyLogin(input.identifier, input.password)),
+      verifyPassword: fromPromise(async ({ input }) => {
+        const r = await deps.passwords.verifyLogin(input.identifier, input.password);
+        // Only a right password is looked up: the check is no oracle for guesses.
+        if (r.ok && r.identityId && deps.compromised) await deps.compromised.checkAtLogin(r.identityId, input.password);
+        return r;
+      }),
       // Scored by the risk worker through the job queue; the machine's deadline fails closed.
       scoreRisk: fromPromise(async ({ input }) => {
         const r = await deps.jobs.request<RiskOutcome>(
@@ -271,6 +281,7 @@ export function createLoginService(deps: {
     }
     const completion: Completion = { sessionToken: f.created!.token, session: f.created!.session };
     if (f.tokens) completion.tokens = f.tokens;
+    if (await deps.compromised?.changeRequired(f.identityId)) completion.passwordChangeRequired = true;
     return { flow, completion };
   }
 

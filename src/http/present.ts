@@ -91,7 +91,7 @@ export function presentSession(s: SessionRecord) {
 export function presentCompletion(
   c: Context,
   row: FlowRow,
-  done: { sessionToken: string; session: SessionRecord; tokens?: Record<string, unknown> } | undefined,
+  done: { sessionToken: string; session: SessionRecord; tokens?: Record<string, unknown>; passwordChangeRequired?: boolean } | undefined,
   opts: { secure: boolean; setCookie: boolean },
 ): Record<string, unknown> {
   const body: Record<string, unknown> = { ...presentFlow(row) };
@@ -107,6 +107,7 @@ export function presentCompletion(
     const { id: _id, ...session } = presentSession(done.session);
     body.session = session;
     if (done.tokens) body.tokens = done.tokens;
+    if (done.passwordChangeRequired) body.passwordChangeRequired = true;
   }
   c.header('Cache-Control', 'no-store');
   return body;

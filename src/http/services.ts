@@ -25,6 +25,8 @@ import type { Redis } from 'ioredis';
 import type { LoginLimiter } from '../security/limits.ts';
 import type { RefreshService } from '../tokens/refresh.ts';
 import type { RiskApi } from '../risk/risk-api.ts';
+import type { PasswordPolicy } from '../authn/passwords/policy.ts';
+import type { CompromisedPasswords } from '../authn/passwords/compromised.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -55,6 +57,10 @@ export interface Services {
   refresh: RefreshService;
   /** Risk policies, events, labels and simulation for /api/risk. */
   risk: RiskApi;
+  /** The rule every new password meets: call assertNewPassword on every path that sets one. */
+  passwordPolicy: PasswordPolicy;
+  /** Breached passwords proven at sign-in: the flag that asks for a change. */
+  compromised: CompromisedPasswords;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */

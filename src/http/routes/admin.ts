@@ -16,7 +16,7 @@ const lockDocs = (what: 'users' | 'sessions', ok: RouteDoc['responses']) =>
   );
 
 export const adminDocs = routeDocs('/api', 'Administration', {
-  'POST /users': { summary: 'Create a user', auth: 'session', body: CreateUserSchema, responses: { 201: obj('The user: `{ id, email, displayName, roles, status, locked, createdAt }`') }, errors: [...ADMIN, 'CONFLICT', 'UNSUPPORTED_MEDIA_TYPE'] },
+  'POST /users': { summary: 'Create a user', auth: 'session', body: CreateUserSchema, responses: { 201: obj('The user: `{ id, email, displayName, roles, status, locked, createdAt }`') }, errors: [...ADMIN, 'CONFLICT', 'PASSWORD_REJECTED', 'UNSUPPORTED_MEDIA_TYPE'] },
   'GET /users/:id': { summary: 'Read a user', auth: 'session', responses: { 200: obj('The user') }, errors: [...ADMIN, 'NOT_FOUND'] },
   ...lockDocs('users', { 200: obj('The user') }),
   'GET /sessions': {
@@ -37,6 +37,7 @@ export function adminRoutes(s: Services) {
   app.post('/users', async (c) => {
     const admin = await requirePermission(c, s, 'MANAGE_USERS');
     const b = await readJson(c, CreateUserSchema);
+    if (b.password !== undefined) await s.passwordPolicy.assertNewPassword({ password: b.password, identifier: b.email, hasSecondFactor: false });
     const u = await s.users.create(b);
     await s.audit.append({ type: 'user.created', actor: admin.identityId, subject: u.id, reason: 'ADMIN', data: { roles: u.roles } });
     return c.json(u, 201);
