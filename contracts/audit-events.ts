@@ -46,7 +46,10 @@ export const AUDIT_EVENT_TYPES = [
   'refresh.reuse_detected',
   'refresh.family_revoked',
   // Accounts and access
-  'user.created',
+  'user.created', // reason ADMIN | CLI | BOOTSTRAP_ADMIN | SIGNUP (a self-service sign-up created an unverified identity)
+  'signup.requested', // a sign-up named an address that already has an account (reason EXISTING_ACCOUNT): its owner was told
+  'signup.denied', // the risk assessment refused a sign-up; reason: the risk reasons
+  'email.verified', // the identity proved its address with a code (reason SIGNUP)
   'user.locked',
   'user.unlocked',
   'password.changed',

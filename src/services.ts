@@ -39,6 +39,7 @@ import { notifyJobId } from '../workers/queues.ts';
 import { maskDestination } from './notify/mask.ts';
 import { passwordPolicyFromConfig } from './authn/passwords/policy.ts';
 import { createCompromisedPasswords } from './authn/passwords/compromised.ts';
+import { createSignupService } from './authn/signup/signup-service.ts';
 import { createLoginLimiter, limiterRedis, limitSettings, loginLimiterOptions } from './security/limits.ts';
 
 /** Wires adapters into services. Tests call this with their own db, jobs and clock. */
@@ -101,6 +102,7 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     issuer: config.PUBLIC_URL,
     audience: config.TOKEN_AUDIENCE ?? config.PUBLIC_URL,
     ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+    emailVerifiedOf: async (sub) => (await db.query<{ v: boolean }>('SELECT email_verified AS v FROM identities WHERE id = $1', [sub])).rows[0]?.v ?? null,
   });
   // Authorization from memory; a change in any process is seen by every process's next check.
   const rbac = createRbac(db, clock, createRbacSnapshot({ db, clock, source: redis ? redisVersionSource(redis) : memoryVersionSource() }));
@@ -186,6 +188,7 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const reports = createLoginReports({ db, clock, audit, sessions });
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
   const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder, compromised });
+  const signup = createSignupService({ db, clock, config, logger, audit, jobs, passwords, policy: passwordPolicy, codes, notify });
   const stepup = createStepUpService({ db, clock, logger, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports, refresh });
   // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
   const limitRedis = config.REDIS_URL ? limiterRedis(config.REDIS_URL) : null;
@@ -200,5 +203,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, passwordPolicy, compromised, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, passwordPolicy, compromised, signup, close };
 }

@@ -86,6 +86,12 @@ export const ConfigSchema = z.object({
   PWNED_PASSWORDS_TIMEOUT_MS: int(1500, 50, 10_000),
   /** At sign-in, a proven password found breached flags the account: the session says a change is required. */
   PASSWORD_BREACH_CHECK_AT_LOGIN: z.enum(['on', 'off']).default('on'),
+  /** Self-service sign-up (POST /auth/signup); off by default (the routes answer 404 SIGNUP_DISABLED). */
+  SIGNUP_ENABLED: z.enum(['on', 'off']).default('off'),
+  /** Domains sign-up is open to, comma separated (`.example.com` = its subdomains too); empty = any. */
+  SIGNUP_ALLOWED_DOMAINS: z.string().default(''),
+  /** Sign-up flows one client IP may start per hour (a flow registers at most one address). */
+  RATE_LIMIT_SIGNUPS_PER_HOUR: int(20, 1),
   /** WebAuthn relying party: rpID defaults to PUBLIC_URL's host, origins to PUBLIC_URL's origin. */
   WEBAUTHN_RP_ID: z.string().min(1).optional(),
   WEBAUTHN_RP_NAME: z.string().min(1).default('Threshold'),

@@ -27,6 +27,7 @@ import type { RefreshService } from '../tokens/refresh.ts';
 import type { RiskApi } from '../risk/risk-api.ts';
 import type { PasswordPolicy } from '../authn/passwords/policy.ts';
 import type { CompromisedPasswords } from '../authn/passwords/compromised.ts';
+import type { SignupService } from '../authn/signup/signup-service.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -61,6 +62,8 @@ export interface Services {
   passwordPolicy: PasswordPolicy;
   /** Breached passwords proven at sign-in: the flag that asks for a change. */
   compromised: CompromisedPasswords;
+  /** Self-service sign-up and email verification (off unless SIGNUP_ENABLED=on). */
+  signup: SignupService;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */

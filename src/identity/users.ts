@@ -23,6 +23,8 @@ export interface UserView {
   roles: string[];
   status: string;
   locked: boolean;
+  /** The address was proven (a sign-up code, or a trusted IdP); account linking relies on it. */
+  emailVerified: boolean;
   createdAt: string;
 }
 
@@ -40,9 +42,9 @@ export function createUserService(deps: { db: Db; clock: Clock; passwords: Passw
   const view = async (where: string, arg: string): Promise<UserView | null> => {
     const { rows } = await db.query<{
       id: string; email: string; display_name: string | null; status: string; locked_at: Date | null;
-      locked_until: Date | null; created_at: Date; roles: string[] | null;
+      locked_until: Date | null; created_at: Date; roles: string[] | null; email_verified: boolean;
     }>(
-      `SELECT i.id, i.email, i.display_name, i.status, i.locked_at, i.locked_until, i.created_at,
+      `SELECT i.id, i.email, i.display_name, i.status, i.locked_at, i.locked_until, i.created_at, i.email_verified,
               (SELECT coalesce(json_agg(role ORDER BY role), '[]'::json) FROM user_roles WHERE identity_id = i.id) AS roles
          FROM identities i WHERE ${where}`,
       [arg],
@@ -57,6 +59,7 @@ export function createUserService(deps: { db: Db; clock: Clock; passwords: Passw
       roles: r.roles ?? [],
       status: r.status,
       locked: r.locked_at !== null && (r.locked_until === null || r.locked_until.getTime() > now),
+      emailVerified: r.email_verified === true,
       createdAt: r.created_at.toISOString(),
     };
   };

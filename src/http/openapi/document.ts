@@ -11,11 +11,13 @@ import { verifyDocs } from '../routes/verify.ts';
 import { adminDocs } from '../routes/admin.ts';
 import { riskDocs } from '../routes/risk.ts';
 import { riskBacktestDocs } from '../routes/risk-backtests.ts';
+import { signupDocs } from '../routes/signup.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...appDocs,
   ...loginDocs,
+  ...signupDocs,
   ...mfaDocs,
   ...stepUpDocs,
   ...tokenDocs,

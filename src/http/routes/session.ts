@@ -21,7 +21,7 @@ export const sessionDocs = routeDocs('/auth', 'Session', {
   'GET /me': {
     summary: 'The signed-in user, roles, permissions and session',
     auth: 'session',
-    responses: { 200: json('`{ user: { id, email, displayName }, roles, permissions, passwordChangeRequired, session: { id, amr, acr, authTime, expiresAt, idleExpiresAt, warning, warningEndsAt? } }`') },
+    responses: { 200: json('`{ user: { id, email, displayName, emailVerified }, roles, permissions, passwordChangeRequired, session: { id, amr, acr, authTime, expiresAt, idleExpiresAt, warning, warningEndsAt? } }`') },
     errors: ['UNAUTHENTICATED'],
   },
   'POST /password': {
@@ -69,7 +69,7 @@ export function sessionRoutes(s: Services) {
     ]);
     if (!user || !session) throw new AppError('UNAUTHENTICATED');
     return c.json({
-      user: { id: user.id, email: user.email, displayName: user.displayName },
+      user: { id: user.id, email: user.email, displayName: user.displayName, emailVerified: user.emailVerified },
       roles,
       permissions: perms.map((x) => x.name),
       // The password was found breached (at sign-in): ask for a new one (POST /auth/password).
