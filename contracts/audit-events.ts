@@ -49,7 +49,7 @@ export const AUDIT_EVENT_TYPES = [
   'user.created', // reason ADMIN | CLI | BOOTSTRAP_ADMIN | SIGNUP (a self-service sign-up created an unverified identity)
   'signup.requested', // a sign-up named an address that already has an account (reason EXISTING_ACCOUNT): its owner was told
   'signup.denied', // the risk assessment refused a sign-up; reason: the risk reasons
-  'email.verified', // the identity proved its address with a code (reason SIGNUP)
+  'email.verified', // the identity proved its address with a code (reason SIGNUP, or SESSION: a signed-in user, POST /auth/email/verification)
   'user.locked',
   'user.unlocked',
   'password.changed',

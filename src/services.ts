@@ -40,6 +40,7 @@ import { maskDestination } from './notify/mask.ts';
 import { passwordPolicyFromConfig } from './authn/passwords/policy.ts';
 import { createCompromisedPasswords } from './authn/passwords/compromised.ts';
 import { createSignupService } from './authn/signup/signup-service.ts';
+import { createEmailVerification } from './authn/signup/email-verification.ts';
 import { createLoginLimiter, limiterRedis, limitSettings, loginLimiterOptions } from './security/limits.ts';
 
 /** Wires adapters into services. Tests call this with their own db, jobs and clock. */
@@ -188,6 +189,7 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const reports = createLoginReports({ db, clock, audit, sessions });
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
   const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder, compromised });
+  const emailVerification = createEmailVerification({ db, audit, codes, notify, ttlMinutes: String(Math.round(config.CODE_TTL_SECONDS / 60)) });
   const signup = createSignupService({ db, clock, config, logger, audit, jobs, passwords, policy: passwordPolicy, codes, notify });
   const stepup = createStepUpService({ db, clock, logger, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports, refresh });
   // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
@@ -203,5 +205,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, passwordPolicy, compromised, signup, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, passwordPolicy, compromised, signup, emailVerification, close };
 }

@@ -11,6 +11,7 @@ import { limitSettings } from '../security/limits.ts';
 import { problem } from './present.ts';
 import { loginRoutes } from './routes/login.ts';
 import { signupRoutes } from './routes/signup.ts';
+import { emailRoutes } from './routes/email.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
 import { adminRoutes } from './routes/admin.ts';
@@ -152,6 +153,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     (c, next) => (s.signup.enabled ? signupStarts(c, next) : next()),
   );
   app.route('/auth/signup', signupRoutes(s));
+  app.route('/auth/email', emailRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
   app.route('/auth/stepup', stepUpRoutes(s));
   app.route(

@@ -28,6 +28,7 @@ import type { RiskApi } from '../risk/risk-api.ts';
 import type { PasswordPolicy } from '../authn/passwords/policy.ts';
 import type { CompromisedPasswords } from '../authn/passwords/compromised.ts';
 import type { SignupService } from '../authn/signup/signup-service.ts';
+import type { EmailVerification } from '../authn/signup/email-verification.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -64,6 +65,8 @@ export interface Services {
   compromised: CompromisedPasswords;
   /** Self-service sign-up and email verification (off unless SIGNUP_ENABLED=on). */
   signup: SignupService;
+  /** A signed-in user proving their address (accounts that did not sign up themselves). */
+  emailVerification: EmailVerification;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */

@@ -189,6 +189,27 @@ describe('sign-up and email verification (SIGNUP_ENABLED=on, mail through SMTP)'
     expect(Number(resend.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 
+  it('a signed-in account proves its address: a code bound to the session, 50 parallel uses → one success', async () => {
+    await t.services.users.create({ email: 'ivy@example.test', password: 'made by an administrator', roles: [] });
+    const a = await signIn(t.url, 'ivy@example.test', 'made by an administrator', { device: device('ivy-a'), ip: '81.2.69.90', returnTokens: true });
+    const b = await signIn(t.url, 'ivy@example.test', 'made by an administrator', { device: device('ivy-b'), ip: '81.2.69.90' });
+    expect((await a.c.get('/auth/me')).body.user.emailVerified).toBe(false);
+    const sent = await a.c.post('/auth/email/verification');
+    expect(sent.body).toMatchObject({ emailVerified: false, to: 'i••@example.test' });
+    expect((await a.c.post('/auth/email/verification')).body.code).toBe('CODE_RESEND_TOO_SOON');
+    const code = codeIn(mailsTo(smtp.mails, 'ivy@example.test').at(-1)!)!;
+    // Bound to the session that asked: the same code from another session of the same user fails.
+    expect((await b.c.post('/auth/email/verification/confirm', { code })).body.code).toBe('MFA_CODE_INVALID');
+    const answers = await Promise.all(Array.from({ length: 50 }, () => a.c.post('/auth/email/verification/confirm', { code })));
+    expect(answers.filter((x) => x.status === 200).length).toBe(1);
+    for (const x of answers.filter((y) => y.status !== 200)) expect(x.body.code).toBe('MFA_CODE_INVALID');
+    expect((await a.c.get('/auth/me')).body.user.emailVerified).toBe(true);
+    expect((await a.c.post('/auth/email/verification')).body).toEqual({ emailVerified: true });
+    const u = (await t.services.users.byEmail('ivy@example.test'))!;
+    const { rows } = await t.db.query<{ reason: string }>("SELECT reason FROM audit_events WHERE type = 'email.verified' AND subject = $1", [u.id]);
+    expect(rows).toEqual([{ reason: 'SESSION' }]);
+  });
+
   it('the bootstrap admin signing up again is told nothing new (the same answer as a free address)', async () => {
     const r = await startSignup(browser(t), { email: ADMIN.email, password: 'an unrelated passphrase' });
     expect(r.status).toBe(200);

@@ -12,12 +12,14 @@ import { adminDocs } from '../routes/admin.ts';
 import { riskDocs } from '../routes/risk.ts';
 import { riskBacktestDocs } from '../routes/risk-backtests.ts';
 import { signupDocs } from '../routes/signup.ts';
+import { emailDocs } from '../routes/email.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...appDocs,
   ...loginDocs,
   ...signupDocs,
+  ...emailDocs,
   ...mfaDocs,
   ...stepUpDocs,
   ...tokenDocs,
