@@ -170,7 +170,7 @@ describe('the range API (k-anonymity, Have I Been Pwned compatible)', () => {
   let admin: Client;
   beforeAll(async () => {
     range = await rangeServer([ONLY_REMOTE]);
-    t = await startTestServer({ PWNED_PASSWORDS_URL: range.url });
+    t = await startTestServer({ PWNED_PASSWORDS_URL: range.url, SIGNUP_ENABLED: 'on', DEV_MAILBOX: 'on' });
     admin = await signInAdmin(t);
   });
   afterAll(async () => {
@@ -186,6 +186,15 @@ describe('the range API (k-anonymity, Have I Been Pwned compatible)', () => {
     expect((await admin.post('/api/users', { email: 'ranged@example.test', password: 'not known anywhere at all', roles: [] })).status).toBe(201);
   });
 
+  it('sign-up and password change refuse it too', async () => {
+    const c = new Client(t.url, { 'x-forwarded-for': '81.2.69.160', 'x-device-id': device('ranged-signup') });
+    const flow = await c.post('/auth/signup', {});
+    const r = await c.post(`/auth/signup/${flow.body.id}`, { type: 'signup', email: 'newcomer@example.test', password: ONLY_REMOTE });
+    expect(r.body).toMatchObject({ code: 'PASSWORD_REJECTED', reasons: ['BREACHED'], flow: { step: 'signup' } });
+    const { c: u } = await signIn(t.url, 'ranged@example.test', 'not known anywhere at all', { device: device('ranged'), ip: '81.2.69.161' });
+    expect((await u.post('/auth/password', { currentPassword: 'not known anywhere at all', newPassword: ONLY_REMOTE })).body.code).toBe('PASSWORD_REJECTED');
+  });
+
   it('flags an account whose proven password the range API knows', async () => {
     await t.services.users.create({ email: 'remote@example.test', password: ONLY_REMOTE, roles: [] });
     const { body } = await signIn(t.url, 'remote@example.test', ONLY_REMOTE, { device: device('remote'), ip: '81.2.69.154' });
@@ -197,7 +206,7 @@ describe('the range API unreachable: fail open, with a log line', () => {
   let t: TestServer;
   const log = logSink();
   beforeAll(async () => {
-    t = await startTestServer({ PWNED_PASSWORDS_URL: await deadUrl(), PWNED_PASSWORDS_TIMEOUT_MS: '500' }, { logger: log.logger });
+    t = await startTestServer({ PWNED_PASSWORDS_URL: await deadUrl(), PWNED_PASSWORDS_TIMEOUT_MS: '500', SIGNUP_ENABLED: 'on', DEV_MAILBOX: 'on' }, { logger: log.logger });
   });
   afterAll(async () => t?.close());
 
@@ -207,8 +216,12 @@ describe('the range API unreachable: fail open, with a log line', () => {
     expect(made.status).toBe(201);
     expect((await signIn(t.url, 'ola@example.test', 'a passphrase for open', { device: device('open'), ip: '81.2.69.150' })).body.step).toBe('done');
     expect((await admin.post('/api/users', { email: 'open2@example.test', password: BREACHED, roles: [] })).body.code).toBe('PASSWORD_REJECTED');
+    const c = new Client(t.url, { 'x-forwarded-for': '81.2.69.162', 'x-device-id': device('open-signup') });
+    const flow = await c.post('/auth/signup', {});
+    expect((await c.post(`/auth/signup/${flow.body.id}`, { type: 'signup', email: 'opener@example.test', password: 'another passphrase here' })).body.step).toBe('code');
+    expect((await t.services.users.byEmail('opener@example.test'))?.emailVerified).toBe(false);
     const warnings = log.lines.filter((l) => /range API unreachable/.test(l.msg));
-    expect(warnings.length).toBeGreaterThanOrEqual(2);
+    expect(warnings.length).toBeGreaterThanOrEqual(3);
     expect(log.raw()).not.toContain('a passphrase for open');
     expect(log.raw()).not.toContain(sha1('a passphrase for open').slice(0, 5));
   });

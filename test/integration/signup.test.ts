@@ -1,4 +1,7 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -222,7 +225,18 @@ describe('sign-up open to listed domains only', () => {
   let smtp: Awaited<ReturnType<typeof smtpServer>>;
   beforeAll(async () => {
     smtp = await smtpServer();
-    t = await startTestServer({ SIGNUP_ENABLED: 'on', SIGNUP_ALLOWED_DOMAINS: 'example.test, .corp.test', SMTP_URL: smtp.url, DEV_MAILBOX: 'off' });
+    const tor = join(mkdtempSync(join(tmpdir(), 'signup-')), 'tor-exits.txt');
+    writeFileSync(tor, '198.51.100.7\n');
+    t = await startTestServer({
+      SIGNUP_ENABLED: 'on',
+      SIGNUP_ALLOWED_DOMAINS: 'example.test, .corp.test',
+      SMTP_URL: smtp.url,
+      DEV_MAILBOX: 'off',
+      RATE_LIMIT_SIGNUPS_PER_HOUR: '5',
+      // An address on the deny list and a Tor exit: the default policy denies.
+      RISK_DENY_CIDRS: '198.51.100.0/24',
+      RISK_TOR_EXITS_FILE: tor,
+    });
   });
   afterAll(async () => {
     await t?.close();
@@ -236,5 +250,25 @@ describe('sign-up open to listed domains only', () => {
     expect(other.status).toBe(400);
     expect(other.body.code).toBe('EMAIL_DOMAIN_NOT_ALLOWED');
     expect((await startSignup(browser(t), { email: 'd@sub.example.test', password: 'a long enough passphrase' })).body.code).toBe('EMAIL_DOMAIN_NOT_ALLOWED');
+  });
+
+  it('scored like a login: a sign-up from a denied network is refused (SIGNUP_DENIED), creating nothing, audited', async () => {
+    const c = new Client(t.url, { 'x-forwarded-for': '198.51.100.7', 'x-device-id': device('tor') });
+    const r = await startSignup(c, { email: 'from.tor@example.test', password: 'a long enough passphrase' });
+    expect(r.status).toBe(403);
+    expect(r.body).toMatchObject({ code: 'SIGNUP_DENIED', flow: { step: 'denied', risk: { level: 'high' } } });
+    expect(r.body.flow.risk.reasons).toEqual(expect.arrayContaining(['TOR_EXIT', 'SUSPICIOUS_IP']));
+    expect(await t.services.users.byEmail('from.tor@example.test')).toBeNull();
+    expect(mailsTo(smtp.mails, 'from.tor@example.test')).toEqual([]);
+    expect((await t.db.query("SELECT 1 FROM audit_events WHERE type = 'signup.denied'")).rowCount).toBe(1);
+  });
+
+  it('RATE_LIMIT_SIGNUPS_PER_HOUR: flow starts per client IP', async () => {
+    const c = new Client(t.url, { 'x-forwarded-for': '81.2.69.250', 'x-device-id': device('many') });
+    for (let i = 0; i < 5; i++) expect((await c.post('/auth/signup', {})).status).toBe(201);
+    const sixth = await c.post('/auth/signup', {});
+    expect(sixth.status).toBe(429);
+    expect(sixth.body.code).toBe('RATE_LIMITED');
+    expect((await new Client(t.url, { 'x-forwarded-for': '81.2.69.251', 'x-device-id': device('other') }).post('/auth/signup', {})).status).toBe(201);
   });
 });
