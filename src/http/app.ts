@@ -14,6 +14,7 @@ import { signupRoutes } from './routes/signup.ts';
 import { emailRoutes } from './routes/email.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
+import { mountMethodRoutes } from './routes/methods.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
@@ -155,6 +156,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/auth/signup', signupRoutes(s));
   app.route('/auth/email', emailRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
+  // Methods with routes of their own elsewhere (a federated method's start and callback).
+  mountMethodRoutes(app, s);
   app.route('/auth/stepup', stepUpRoutes(s));
   app.route(
     '/auth/token',

@@ -1,5 +1,5 @@
 import type { Audit } from '../../audit/audit.ts';
-import type { CodeService } from '../../auth/codes.ts';
+import type { CodeService } from '../methods/codes/codes.ts';
 import type { Db } from '../../db/db.ts';
 import { AppError } from '../../errors.ts';
 import type { NotifyClient } from '../../notify/enqueue.ts';

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { fromPromise } from 'xstate';
 import type { Audit } from '../../audit/audit.ts';
-import type { CodeService } from '../../auth/codes.ts';
-import type { PasswordService } from '../../auth/password.ts';
-import { normalizeIdentifier } from '../../auth/password.ts';
+import type { CodeService } from '../methods/codes/codes.ts';
+import type { PasswordService } from '../methods/password/password.ts';
+import { normalizeIdentifier } from '../methods/password/password.ts';
 import type { Clock } from '../../clock.ts';
 import type { Config } from '../../config/config.ts';
 import type { Db } from '../../db/db.ts';
