@@ -54,7 +54,10 @@ export const AUDIT_EVENT_TYPES = [
   'machine_client.deleted', // an admin removed one
   'client_credentials.refused', // a client_credentials grant was refused; reason INVALID_CLIENT | DISABLED | INVALID_SCOPE
   // Accounts and access
-  'user.created',
+  'user.created', // reason ADMIN | CLI | BOOTSTRAP_ADMIN | SIGNUP (a self-service sign-up created an unverified identity)
+  'signup.requested', // a sign-up named an address that already has an account (reason EXISTING_ACCOUNT): its owner was told
+  'signup.denied', // the risk assessment refused a sign-up; reason: the risk reasons
+  'email.verified', // the identity proved its address with a code (reason SIGNUP, or SESSION: a signed-in user, POST /auth/email/verification)
   'user.locked',
   'user.unlocked',
   'user.updated', // an admin changed a user's email or display name; data { before, after }
@@ -66,6 +69,7 @@ export const AUDIT_EVENT_TYPES = [
   'role.deleted', // an admin deleted a role no one held; data { before }
   'audit.exported', // an admin exported audit events as JSONL; data { filters, rows }
   'password.changed',
+  'password.flagged', // a password proven at sign-in was found breached (reason BREACHED): a change is required
   'authorization.denied',
 ] as const;
 

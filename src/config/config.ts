@@ -84,6 +84,21 @@ export const ConfigSchema = z.object({
   RATE_LIMIT_STORE_TIMEOUT_MS: int(1000, 50, 10_000),
   /** argon2id hashes at once; more than the cores only adds latency (measured: npm run bench). */
   PASSWORD_HASH_CONCURRENCY: int(Math.max(1, Math.min(4, availableParallelism())), 1, 64),
+  /** New passwords (NIST SP 800-63B): shortest with a second factor, and when the password is the only factor (63B-4: 15). */
+  PASSWORD_MIN_LENGTH: int(8, 8, 64),
+  PASSWORD_MIN_LENGTH_SINGLE_FACTOR: int(15, 8, 64),
+  /** A k-anonymity range API compatible with Have I Been Pwned's (e.g. https://api.pwnedpasswords.com); off when unset. */
+  PWNED_PASSWORDS_URL: url.optional(),
+  /** Past this the range API counts as unreachable and the check fails open (logged). */
+  PWNED_PASSWORDS_TIMEOUT_MS: int(1500, 50, 10_000),
+  /** At sign-in, a proven password found breached flags the account: the session says a change is required. */
+  PASSWORD_BREACH_CHECK_AT_LOGIN: z.enum(['on', 'off']).default('on'),
+  /** Self-service sign-up (POST /auth/signup); off by default (the routes answer 404 SIGNUP_DISABLED). */
+  SIGNUP_ENABLED: z.enum(['on', 'off']).default('off'),
+  /** Domains sign-up is open to, comma separated (`.example.com` = its subdomains too); empty = any. */
+  SIGNUP_ALLOWED_DOMAINS: z.string().default(''),
+  /** Sign-up flows one client IP may start per hour (a flow registers at most one address). */
+  RATE_LIMIT_SIGNUPS_PER_HOUR: int(20, 1),
   /** WebAuthn relying party: rpID defaults to PUBLIC_URL's host, origins to PUBLIC_URL's origin. */
   WEBAUTHN_RP_ID: z.string().min(1).optional(),
   WEBAUTHN_RP_NAME: z.string().min(1).default('Threshold'),
@@ -140,6 +155,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const c = r.data;
   if (c.SESSION_IDLE_SECONDS > c.SESSION_ABSOLUTE_SECONDS)
     throw new ConfigError('Invalid configuration:\n  SESSION_IDLE_SECONDS: must not exceed SESSION_ABSOLUTE_SECONDS');
+  if (c.PASSWORD_MIN_LENGTH_SINGLE_FACTOR < c.PASSWORD_MIN_LENGTH)
+    throw new ConfigError('Invalid configuration:\n  PASSWORD_MIN_LENGTH_SINGLE_FACTOR: must not be below PASSWORD_MIN_LENGTH');
   if (c.RATE_LIMIT_DELAY_MAX_MS < c.RATE_LIMIT_DELAY_BASE_MS)
     throw new ConfigError('Invalid configuration:\n  RATE_LIMIT_DELAY_MAX_MS: must not be below RATE_LIMIT_DELAY_BASE_MS');
   if (c.NODE_ENV === 'production' && !c.THRESHOLD_MASTER_KEY)

@@ -21,6 +21,7 @@ import type { RiskRecorder } from '../risk/recorder.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { createLoginEffects } from './login-effects.ts';
 import { deviceRef, loadBound, type BindingFailure, type FlowClient } from './binding.ts';
+import type { CompromisedPasswords } from '../authn/passwords/compromised.ts';
 
 /** The steps run, in this order, once a flow allowed a login. */
 export const COMPLETION_STEPS = ['decideSession', 'tokens', 'recordSuccess', 'audit', 'notice'] as const;
@@ -33,6 +34,8 @@ export interface Completion {
   sessionToken: string;
   session: SessionRecord;
   tokens?: { access_token: string; token_type: 'Bearer'; expires_in: number; refresh_token?: string };
+  /** The password was found breached: the user must choose a new one (POST /auth/password). */
+  passwordChangeRequired?: boolean;
 }
 
 export function createLoginService(deps: {
@@ -61,10 +64,12 @@ export function createLoginService(deps: {
   passkey?: PasskeyPort;
   /** Shadow decisions and step-up labels on recorded login events (src/risk/recorder.ts). */
   risk?: RiskRecorder;
+  /** Breached passwords proven at sign-in flag the account (src/authn/passwords/compromised.ts). */
+  compromised?: CompromisedPasswords;
 }) {
   const { db, clock, config } = deps;
 
-  const firstFactorActors: LoginActors = Object.assign({}, ...FIRST_FACTORS.map((m) => m.loginActors?.({ passwords: deps.passwords, passkey: deps.passkey }) ?? {}));
+  const firstFactorActors: LoginActors = Object.assign({}, ...FIRST_FACTORS.map((m) => m.loginActors?.({ passwords: deps.passwords, passkey: deps.passkey, compromised: deps.compromised }) ?? {}));
   const machine = loginMachine.provide({
     actors: {
       // First-factor methods (src/authn/methods/) provide how they verify.
@@ -264,6 +269,7 @@ export function createLoginService(deps: {
     }
     const completion: Completion = { sessionToken: f.created!.token, session: f.created!.session };
     if (f.tokens) completion.tokens = f.tokens;
+    if (await deps.compromised?.changeRequired(f.identityId)) completion.passwordChangeRequired = true;
     return { flow, completion };
   }
 

@@ -10,6 +10,8 @@ import { ipGetter, loginAttemptGuard, rateLimit } from './middleware/rate-limit.
 import { limitSettings } from '../security/limits.ts';
 import { problem } from './present.ts';
 import { loginRoutes } from './routes/login.ts';
+import { signupRoutes } from './routes/signup.ts';
+import { emailRoutes } from './routes/email.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
 import { mountMethodRoutes } from './routes/methods.ts';
@@ -151,8 +153,16 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     '/auth/login',
     rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:flow-start', points: lim.RATE_LIMIT_FLOW_STARTS_PER_MINUTE, duration: 60, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS }),
   );
+  const signupStarts = rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:signup-start', points: s.config.RATE_LIMIT_SIGNUPS_PER_HOUR, duration: 3600, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS });
   app.use('/auth/login/:id', loginAttemptGuard(s.limits.login, ip, { onStoreError: (err) => s.logger.warn({ err }, 'rate-limit settle failed') }));
   app.route('/auth/login', loginRoutes(s));
+  // Sign-up: flows per IP per hour (each registers at most one address), scored by risk like a login.
+  app.post(
+    '/auth/signup',
+    (c, next) => (s.signup.enabled ? signupStarts(c, next) : next()),
+  );
+  app.route('/auth/signup', signupRoutes(s));
+  app.route('/auth/email', emailRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
   // Methods with routes of their own elsewhere (a federated method's start and callback).
   mountMethodRoutes(app, s);

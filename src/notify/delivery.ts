@@ -19,6 +19,8 @@ export const DEFAULT_POLICY: Record<TemplateName, DeliveryPolicy> = {
   // A lost security notice is never noticed by the person it should warn.
   factor_changed: 'at-least-once',
   new_device: 'at-least-once',
+  email_verification: 'at-most-once',
+  signup_attempt: 'at-least-once',
 };
 
 export interface DeliveryDeps {

@@ -16,6 +16,8 @@ export interface AccessClaims {
   client_id?: string;
   scope?: string;
   roles?: string[];
+  /** Whether the subject proved their email address (set by the service from emailVerifiedOf). */
+  email_verified?: boolean;
 }
 
 export type VerifiedAccessClaims = AccessClaims & {
@@ -44,6 +46,8 @@ export interface TokenServiceOptions {
   ttlSeconds: number;
   /** client_id when the claims carry none. Default 'threshold'. */
   clientId?: string;
+  /** The subject's email_verified, read at issue (login, step-up, refresh): resource servers linking accounts rely on it. */
+  emailVerifiedOf?: (sub: string) => Promise<boolean | null>;
 }
 
 /** Any reason an access token is not accepted; the reason stays private (`detail`). */
@@ -79,6 +83,7 @@ const claimsSchema = z.object({
   auth_time: z.number().int(),
   scope: z.string().optional(),
   roles: z.array(z.string()).optional(),
+  email_verified: z.boolean().optional(),
 });
 
 /** Header typ, compared the way RFC 8725 §3.11 says (case-insensitive, optional application/). */
@@ -103,6 +108,8 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
       };
       if (c.scope !== undefined) payload.scope = c.scope;
       if (c.roles !== undefined) payload.roles = c.roles;
+      const verified = c.email_verified ?? (await opts.emailVerifiedOf?.(c.sub)) ?? null;
+      if (verified !== null) payload.email_verified = verified;
       const token = await new SignJWT(payload)
         .setProtectedHeader({ alg: k.alg, kid: k.kid, typ: AT_TYP })
         .setIssuer(opts.issuer)

@@ -16,11 +16,15 @@ import { metricsDocs } from '../../metrics/routes.ts';
 import { trustedIssuerDocs } from '../../authn/trusted-issuers/routes.ts';
 import { knownUserDocs } from '../../authn/trusted-issuers/known-user.ts';
 import { machineClientDocs } from '../../credentials/machine-clients/routes.ts';
+import { signupDocs } from '../routes/signup.ts';
+import { emailDocs } from '../routes/email.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...appDocs,
   ...loginDocs,
+  ...signupDocs,
+  ...emailDocs,
   ...mfaDocs,
   ...methodDocs,
   ...stepUpDocs,

@@ -69,7 +69,10 @@ export function userRoutes(s: Services) {
 
   app.post('/', async (c) => {
     const p = await guard(c);
-    const u = await s.users.create(await readJson(c, CreateUserSchema));
+    const b = await readJson(c, CreateUserSchema);
+    // The rule every new password meets (length, breach corpus, no identifier), on this path too.
+    if (b.password !== undefined) await s.passwordPolicy.assertNewPassword({ password: b.password, identifier: b.email, hasSecondFactor: false });
+    const u = await s.users.create(b);
     await audit('user.created', p.identityId, u.id, { roles: u.roles, after: u });
     return c.json(u, 201);
   });
