@@ -39,6 +39,8 @@ export const AUDIT_EVENT_TYPES = [
   'session.unlocked',
   'session.stepped_up', // a live session was raised by a step-up flow (its id rotated)
   'stepup.started', // a step-up flow was begun for a live session
+  'remembered_device.created', // after a passed step-up the user chose to remember the device (reason DAYS_<n>)
+  'remembered_device.revoked', // a remembered device was forgotten: reason USER | TOKEN_REUSE | USER_REPORT | REPLACED | RECOVERY (a password change forgets them in its own statement)
   'flow.refused', // a flow id presented by another browser (reason OTHER_DEVICE) or session (OTHER_SESSION)
   // Refresh tokens
   'refresh.issued',

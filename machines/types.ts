@@ -80,6 +80,8 @@ export interface RiskActorInput {
   deviceId: string | null;
   ip: string;
   userAgent?: string | null;
+  /** The remembered device presented at flow start, if any (checked against the identity by the scorer's caller). */
+  rememberedDevice?: string | null;
 }
 
 /** Second-factor events a client can send (to a login's MFA step or a step-up flow). */

@@ -12,6 +12,7 @@ import { problem } from './present.ts';
 import { loginRoutes } from './routes/login.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
+import { devicesRoutes } from './routes/devices.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
@@ -145,6 +146,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.use('/auth/login/:id', loginAttemptGuard(s.limits.login, ip, { onStoreError: (err) => s.logger.warn({ err }, 'rate-limit settle failed') }));
   app.route('/auth/login', loginRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
+  app.route('/auth/devices', devicesRoutes(s));
   app.route('/auth/stepup', stepUpRoutes(s));
   app.route(
     '/auth/token',

@@ -25,6 +25,7 @@ import type { Redis } from 'ioredis';
 import type { LoginLimiter } from '../security/limits.ts';
 import type { RefreshService } from '../tokens/refresh.ts';
 import type { RiskApi } from '../risk/risk-api.ts';
+import type { RememberedDevices } from '../session/remembered-devices.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -55,6 +56,8 @@ export interface Services {
   refresh: RefreshService;
   /** Risk policies, events, labels and simulation for /api/risk. */
   risk: RiskApi;
+  /** Devices remembered after a passed step-up (GET/DELETE /auth/devices). */
+  remembered: RememberedDevices;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */

@@ -11,6 +11,7 @@ import { verifyDocs } from '../routes/verify.ts';
 import { adminDocs } from '../routes/admin.ts';
 import { riskDocs } from '../routes/risk.ts';
 import { riskBacktestDocs } from '../routes/risk-backtests.ts';
+import { devicesDocs } from '../routes/devices.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
@@ -24,6 +25,7 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...adminDocs,
   ...riskDocs,
   ...riskBacktestDocs,
+  ...devicesDocs,
 ];
 
 /** Problems any route can answer: the URL rule, the body limit, a wrong method, a fault. */

@@ -2,7 +2,9 @@ import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { AppError, ERRORS } from '../../errors.ts';
 import { readJson } from '../body.ts';
+import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { deviceId } from '../middleware/client.ts';
+import { rememberCookieName } from '../../session/remembered-devices.ts';
 import { presentCompletion, presentFlow } from '../present.ts';
 import type { Completion } from '../../flows/login-service.ts';
 import { delegateSnapshot, type FlowRow } from '../../flows/runtime.ts';
@@ -21,9 +23,16 @@ export const MfaEventSchemas = [
   // AuthenticationResponseJSON; verified field by field by the WebAuthn service.
   z.object({ type: z.literal('webauthn'), response: z.record(z.string(), z.unknown()) }).strict(),
 ] as const;
+/** `remember: true` on the factor that passes a login's step-up remembers the device (REMEMBER_DEVICE_DAYS). */
+const remember = { remember: z.boolean().optional().describe('After a passed step-up: remember this device') };
 export const LoginEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('password'), identifier: z.string().min(1).max(320), password: z.string().max(1024) }).strict(),
-  ...MfaEventSchemas,
+  MfaEventSchemas[0],
+  MfaEventSchemas[1].extend(remember),
+  MfaEventSchemas[2].extend(remember),
+  MfaEventSchemas[3].extend(remember),
+  MfaEventSchemas[4],
+  MfaEventSchemas[5].extend(remember),
 ]);
 export const StepUpEventSchema = z.discriminatedUnion('type', [...MfaEventSchemas]);
 
@@ -40,7 +49,7 @@ const FLOW_ERRORS = ['FLOW_NOT_FOUND', 'FLOW_EXPIRED', 'FLOW_CONFLICT', 'INVALID
 export const loginDocs = routeDocs('/auth/login', 'Login', {
   'POST /': {
     summary: 'Start a login flow',
-    description: 'Sets the device cookie when absent. `method: passkey` starts a usernameless passkey login.',
+    description: 'Sets the device cookie when absent. `method: passkey` starts a usernameless passkey login. A remembered-device cookie is consumed and rotated here (a replayed one forgets its device).',
     auth: 'none',
     body: StartSchema,
     headers: { 'X-Device-Id': 'API clients: a stable device id (16-128 of A-Z a-z 0-9 _ -) instead of the device cookie' },
@@ -113,10 +122,21 @@ export function loginRoutes(s: Services) {
   const finish = (c: Context<Env>, row: FlowRow, done?: Completion) =>
     presentCompletion(c, row, done, { secure, setCookie: true });
 
+  const rememberCookie = rememberCookieName(secure);
+  /** The remember cookie: HttpOnly, this site only, sent to the login routes alone. */
+  const setRemember = (c: Context<Env>, r: { token: string; expiresAt: number }) =>
+    setCookie(c, rememberCookie, r.token, { httpOnly: true, secure, sameSite: 'Strict', path: '/auth/login', maxAge: Math.max(1, Math.floor((r.expiresAt - s.clock.now()) / 1000)) });
+
   app.post('/', async (c) => {
     const b = await readJson(c, StartSchema);
+    const dev = deviceId(c, secure, true);
+    // A remembered device is presented (and its token rotated) when the login starts.
+    const rem = await s.login.presentRemembered(getCookie(c, rememberCookie), dev);
+    if (rem.ok) setRemember(c, rem);
+    else if (rem.reason !== 'NONE') deleteCookie(c, rememberCookie, { path: '/auth/login', secure });
     const row = await s.login.start({
-      deviceId: deviceId(c, secure, true),
+      rememberedDevice: rem.ok ? rem.rememberedId : null,
+      deviceId: dev,
       ip: c.get('clientIp'),
       userAgent: c.req.header('user-agent') ?? null,
       identifier: b.identifier ?? null,
@@ -138,6 +158,7 @@ export function loginRoutes(s: Services) {
     if (passwordCheck) c.set('loginOutcome', passwordCheck);
     const err = outcomeError(flow);
     if (err) throw err;
+    if (completion?.remember) setRemember(c, completion.remember);
     return c.json(finish(c, flow, completion));
   });
 
