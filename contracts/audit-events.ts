@@ -51,7 +51,12 @@ export const AUDIT_EVENT_TYPES = [
   'user.created',
   'user.locked',
   'user.unlocked',
-  'password.changed',
+  'password.changed', // reason END_OTHER_SESSIONS | KEEP_SESSIONS (the user) | RECOVERY (account recovery)
+  'recovery.requested', // account recovery asked for (reason USER | ADMIN); subject null for an unknown identifier, data.sent says whether a link went out
+  'recovery.link_failed', // a wrong, used or expired recovery link was presented to a recovery flow
+  'recovery.denied', // the recovery was refused after the link was proven (reason RISK_DENIED | MFA_REQUIRED_NO_FACTOR)
+  'recovery.locked', // the recovery flow spent its link or second-factor budget
+  'recovery.completed', // a new password was set through recovery; every session and refresh family ended
   'authorization.denied',
 ] as const;
 

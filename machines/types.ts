@@ -7,7 +7,10 @@
  * What a client is asked for in a state: every state of a flow machine declares it as
  * `meta: { step }`, and the presenter reads it (it never guesses from state names).
  */
-export type FlowStep = 'password' | 'webauthn' | 'choose_method' | 'totp' | 'recovery_code' | 'code' | 'done' | 'denied' | 'locked';
+export type FlowStep =
+  | 'password' | 'webauthn' | 'choose_method' | 'totp' | 'recovery_code' | 'code' | 'done' | 'denied' | 'locked'
+  // Account recovery (machines/recovery.machine.ts): the emailed link, then the new password.
+  | 'recovery_link' | 'new_password';
 export interface StepMeta {
   step: FlowStep;
 }

@@ -20,6 +20,7 @@ import type { Services } from './http/services.ts';
 import { createFactorRegistry } from './auth/factors.ts';
 import { createLoginReports } from './session/login-reports.ts';
 import { createRememberedDevices } from './session/remembered-devices.ts';
+import { createRecoveryFlows } from './flows/recovery-service.ts';
 import { createRefreshService, type RefreshService } from './tokens/refresh.ts';
 import { openGeo } from './risk/geo.ts';
 import { createRiskApi } from './risk/risk-api.ts';
@@ -184,6 +185,11 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
   const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder, remembered });
   const stepup = createStepUpService({ db, clock, logger, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports, refresh });
+  const recoveryFlows = createRecoveryFlows({
+    db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, methodsOf, ports, notifyUser,
+    key: createHmac('sha256', d.masterKey).update('recovery-links').digest(),
+    sendLink: (o) => notify.send({ channel: 'email', to: o.to, template: 'recovery_link', data: { link: o.link, code: o.code, ttlMinutes: o.ttlMinutes } }, notifyJobId('recovery_link', o.flowId)),
+  });
   // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
   const limitRedis = config.REDIS_URL ? limiterRedis(config.REDIS_URL) : null;
   const limitHashKey = createHmac('sha256', d.masterKey).update('rate-limit-keys').digest();
@@ -197,5 +203,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, remembered, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, remembered, recoveryFlows, close };
 }

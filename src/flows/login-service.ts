@@ -14,7 +14,7 @@ import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
 import { loginMachine, LOGIN_FLOW_VERSION, type LoginContext, type LoginOutput, type PasskeyResult } from '../../machines/login.machine.ts';
 import { publishAmr, type FlowEffect, type LoginDenialReason, type RiskOutcome } from '../../machines/types.ts';
 import { AppError, isAppError } from '../errors.ts';
-import { RISK_JOB, riskJobId } from '../../workers/queues.ts';
+import { requestRiskScore } from './risk-request.ts';
 import type { RiskRecorder } from '../risk/recorder.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { createLoginEffects } from './login-effects.ts';
@@ -77,22 +77,7 @@ export function createLoginService(deps: {
       scoreRisk: fromPromise(async ({ input }) => {
         // A remembered device counts only for the identity that remembered it, on that device, while live.
         const remembered = input.rememberedDevice ? await deps.remembered?.isLive(input.rememberedDevice, input.identityId, input.deviceId) : false;
-        const r = await deps.jobs.request<RiskOutcome>(
-          config.RISK_QUEUE,
-          RISK_JOB,
-          {
-            identityId: input.identityId,
-            deviceId: input.deviceId,
-            ip: input.ip,
-            at: clock.now(),
-            userAgent: input.userAgent ?? null,
-            ...(remembered ? { rememberedDevice: true } : {}),
-          },
-          { jobId: riskJobId(input.flowId, 0), timeoutMs: config.RISK_TIMEOUT_MS },
-        );
-        // An answer we do not understand (another worker version, a bug) is no answer: fail closed.
-        if (!r || !['allow', 'step_up', 'deny'].includes(r.decision) || !Array.isArray(r.reasons)) throw new Error('malformed risk result');
-        return r;
+        return requestRiskScore({ jobs: deps.jobs, config, clock }, input, { rememberedDevice: remembered === true });
       }),
       mfa: provideMfa({ db, clock, config, totp: deps.totp, recovery: deps.recovery, ports: deps.ports ?? {} }),
       startPasskey: fromPromise(async ({ input }) => {

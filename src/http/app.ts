@@ -13,6 +13,7 @@ import { loginRoutes } from './routes/login.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
 import { devicesRoutes } from './routes/devices.ts';
+import { adminRecoveryRoutes, recoveryRoutes } from './routes/recovery.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
@@ -147,6 +148,11 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/auth/login', loginRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
   app.route('/auth/devices', devicesRoutes(s));
+  app.post(
+    '/auth/recovery',
+    rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:recovery-start', points: lim.RATE_LIMIT_FLOW_STARTS_PER_MINUTE, duration: 60, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS }),
+  );
+  app.route('/auth/recovery', recoveryRoutes(s));
   app.route('/auth/stepup', stepUpRoutes(s));
   app.route(
     '/auth/token',
@@ -162,6 +168,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/auth', sessionRoutes(s));
   app.route('/api/risk/backtests', riskBacktestRoutes(s));
   app.route('/api/risk', riskRoutes(s));
+  app.route('/api', adminRecoveryRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;
 }

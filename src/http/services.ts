@@ -26,6 +26,7 @@ import type { LoginLimiter } from '../security/limits.ts';
 import type { RefreshService } from '../tokens/refresh.ts';
 import type { RiskApi } from '../risk/risk-api.ts';
 import type { RememberedDevices } from '../session/remembered-devices.ts';
+import type { RecoveryFlows } from '../flows/recovery-service.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -58,6 +59,8 @@ export interface Services {
   risk: RiskApi;
   /** Devices remembered after a passed step-up (GET/DELETE /auth/devices). */
   remembered: RememberedDevices;
+  /** Account recovery flows (POST /auth/recovery, admin reset). */
+  recoveryFlows: RecoveryFlows;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */

@@ -12,6 +12,7 @@ import { adminDocs } from '../routes/admin.ts';
 import { riskDocs } from '../routes/risk.ts';
 import { riskBacktestDocs } from '../routes/risk-backtests.ts';
 import { devicesDocs } from '../routes/devices.ts';
+import { adminRecoveryDocs, recoveryDocs } from '../routes/recovery.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
@@ -26,6 +27,8 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...riskDocs,
   ...riskBacktestDocs,
   ...devicesDocs,
+  ...recoveryDocs,
+  ...adminRecoveryDocs,
 ];
 
 /** Problems any route can answer: the URL rule, the body limit, a wrong method, a fault. */
