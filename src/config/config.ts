@@ -102,6 +102,8 @@ export const ConfigSchema = z.object({
   NOTIFY_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('notify'),
   /** The dev mailbox (GET /dev/mailbox); on by default only in the embedded default. */
   DEV_MAILBOX: z.enum(['on', 'off']).optional(),
+  /** The worker process's probes (/health/live, /health/ready) listen here on HOST; 0 = none. */
+  WORKER_HEALTH_PORT: int(0, 0, 65535),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

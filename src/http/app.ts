@@ -14,6 +14,7 @@ import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
 import { devicesRoutes } from './routes/devices.ts';
 import { adminRecoveryRoutes, recoveryRoutes } from './routes/recovery.ts';
+import { mountMethodRoutes } from './routes/methods.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
@@ -153,6 +154,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:recovery-start', points: lim.RATE_LIMIT_FLOW_STARTS_PER_MINUTE, duration: 60, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS }),
   );
   app.route('/auth/recovery', recoveryRoutes(s));
+  // Methods with routes of their own elsewhere (a federated method's start and callback).
+  mountMethodRoutes(app, s);
   app.route('/auth/stepup', stepUpRoutes(s));
   app.route(
     '/auth/token',

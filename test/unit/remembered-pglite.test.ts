@@ -5,7 +5,7 @@ import type { Db } from '../../src/db/db.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createPgliteDb } from '../../src/db/pglite.ts';
 import { createAudit } from '../../src/audit/audit.ts';
-import { createPasswordService } from '../../src/auth/password.ts';
+import { createPasswordService } from '../../src/authn/methods/password/password.ts';
 import { createRememberedDevices, type RememberedDevices } from '../../src/session/remembered-devices.ts';
 
 // The embedded default runs the remembered-device store (and the password change that forgets

@@ -15,8 +15,8 @@ const RequestSchema = z.object({ identifier: z.string().trim().min(1).max(320) }
 export const RecoveryEventSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('link'), code: z.string().max(128).describe('The code from the recovery email (the `#code=` of its link)') }).strict(),
   z.object({ type: z.literal('password'), password: z.string().max(1024).describe('The new password') }).strict(),
-  ...MfaEventSchemas,
-]);
+  ...(MfaEventSchemas as [z.ZodObject, ...z.ZodObject[]]),
+]) as unknown as z.ZodType<{ type: string } & Record<string, unknown>>;
 
 const FLOW_ERRORS = ['FLOW_NOT_FOUND', 'FLOW_EXPIRED', 'FLOW_CONFLICT', 'INVALID_EVENT'] as const;
 
