@@ -40,6 +40,10 @@ export const ERRORS = {
   CODE_RESEND_TOO_SOON: { status: 429, title: 'Wait a little before asking for another code.' },
   DELIVERY_FAILED: { status: 503, title: 'The message could not be delivered; try again or choose another method.' },
   LOGIN_DENIED: { status: 403, title: 'The sign-in was refused.' },
+  /** A recovery link that is wrong, used or expired (said the same way for each). */
+  RECOVERY_LINK_INVALID: { status: 400, title: 'This recovery link is not valid, was already used or has expired.' },
+  /** The recovery was refused after the link was proven (risk, or a risky attempt on an account without a second factor). */
+  RECOVERY_DENIED: { status: 403, title: 'The account recovery was refused.' },
   MFA_ENROLMENT_REQUIRED: { status: 403, title: 'No second factor can satisfy this request; enrol one first.' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send application/json.' },

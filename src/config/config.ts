@@ -46,6 +46,10 @@ export const ConfigSchema = z.object({
   /** Token exchanges are risk-scored like logins (the risk worker): `step_up`/`deny` refuse unless the IdP proved trusted MFA. */
   TOKEN_EXCHANGE_RISK: z.enum(['on', 'off']).default('on'),
   FLOW_TTL_SECONDS: int(15 * 60, 30, 86400),
+  /** Days a device may be remembered after a passed step-up (policy bands may cap it); 0 = never. */
+  REMEMBER_DEVICE_DAYS: int(30, 0, 400),
+  /** Lifetime of an account-recovery link (and of its flow). */
+  RECOVERY_TTL_SECONDS: int(30 * 60, 60, 86400),
   RISK_TIMEOUT_MS: int(2000, 50, 60000),
   RISK_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('risk'),
   RISK_MAX_TRAVEL_KMH: int(900, 1),

@@ -14,6 +14,8 @@ import { signupRoutes } from './routes/signup.ts';
 import { emailRoutes } from './routes/email.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
+import { devicesRoutes } from './routes/devices.ts';
+import { adminRecoveryRoutes, recoveryRoutes } from './routes/recovery.ts';
 import { mountMethodRoutes } from './routes/methods.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { riskRoutes } from './routes/risk.ts';
@@ -164,6 +166,12 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/auth/signup', signupRoutes(s));
   app.route('/auth/email', emailRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
+  app.route('/auth/devices', devicesRoutes(s));
+  app.post(
+    '/auth/recovery',
+    rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:recovery-start', points: lim.RATE_LIMIT_FLOW_STARTS_PER_MINUTE, duration: 60, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS }),
+  );
+  app.route('/auth/recovery', recoveryRoutes(s));
   // Methods with routes of their own elsewhere (a federated method's start and callback).
   mountMethodRoutes(app, s);
   app.route('/auth/stepup', stepUpRoutes(s));
@@ -193,6 +201,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/api/risk', riskRoutes(s));
   app.route('/api/trusted-issuers', trustedIssuerRoutes(s));
   app.route('/api/machine-clients', machineClientRoutes(s));
+  app.route('/api', adminRecoveryRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;
 }

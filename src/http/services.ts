@@ -32,6 +32,8 @@ import type { PasswordPolicy } from '../authn/passwords/policy.ts';
 import type { CompromisedPasswords } from '../authn/passwords/compromised.ts';
 import type { SignupService } from '../authn/signup/signup-service.ts';
 import type { EmailVerification } from '../authn/signup/email-verification.ts';
+import type { RememberedDevices } from '../session/remembered-devices.ts';
+import type { RecoveryFlows } from '../flows/recovery-service.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -74,6 +76,10 @@ export interface Services {
   signup: SignupService;
   /** A signed-in user proving their address (accounts that did not sign up themselves). */
   emailVerification: EmailVerification;
+  /** Devices remembered after a passed step-up (GET/DELETE /auth/devices). */
+  remembered: RememberedDevices;
+  /** Account recovery flows (POST /auth/recovery, admin reset). */
+  recoveryFlows: RecoveryFlows;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */

@@ -75,7 +75,9 @@ export function createUserService(deps: { db: Db; clock: Clock; passwords: Passw
       const id = randomUUID();
       try {
         await db.tx(async (q) => {
-          await q.query('INSERT INTO identities (id, email, display_name, created_at) VALUES ($1, $2, $3, $4)', [
+          // An administrator typed this address and vouches for it: verified (account recovery sends
+          // links only to verified addresses; self-service sign-up starts unverified instead).
+          await q.query('INSERT INTO identities (id, email, display_name, created_at, email_verified) VALUES ($1, $2, $3, $4, true)', [
             id,
             normalizeIdentifier(u.email),
             u.displayName ?? null,

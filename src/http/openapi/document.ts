@@ -18,6 +18,8 @@ import { knownUserDocs } from '../../authn/trusted-issuers/known-user.ts';
 import { machineClientDocs } from '../../credentials/machine-clients/routes.ts';
 import { signupDocs } from '../routes/signup.ts';
 import { emailDocs } from '../routes/email.ts';
+import { devicesDocs } from '../routes/devices.ts';
+import { adminRecoveryDocs, recoveryDocs } from '../routes/recovery.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
@@ -38,6 +40,9 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...trustedIssuerDocs,
   ...knownUserDocs,
   ...machineClientDocs,
+  ...devicesDocs,
+  ...recoveryDocs,
+  ...adminRecoveryDocs,
 ];
 
 /** Problems any route can answer: the URL rule, the body limit, a wrong method, a fault. */
