@@ -52,6 +52,8 @@ export interface LoginInput {
    */
   method?: 'password' | 'passkey' | 'idp';
   provider?: string | null;
+  /** A remembered device the client presented at flow start (its id, not its token); risk decides what it is worth. */
+  rememberedDevice?: string | null;
 }
 
 /** What starting an IdP round trip answers: where to send the browser. */
@@ -427,6 +429,7 @@ export const loginMachine = setup({
           deviceId: context.deviceId,
           ip: context.ip,
           userAgent: context.userAgent ?? null,
+          rememberedDevice: context.rememberedDevice ?? null,
         }),
         onDone: { target: 'deciding', actions: { type: 'setRisk', params: ({ event }) => event.output } },
         onError: { target: 'deciding', actions: { type: 'setRisk', params: riskUnavailable } },

@@ -72,7 +72,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
   });
   await notifyWorker.ready;
   const services = await buildServices({ config, db: tdb.db, jobs, clock, logger, masterKey: config.masterKey! });
-  await bootstrapAdmin(config, services.users, services.audit, () => {});
+  await bootstrapAdmin(config, services.users, services.audit, () => {}, services.passwordPolicy);
   const app = createApp(services);
   // PORT given: listen there (a test that must know PUBLIC_URL before the server starts, e.g. IdP redirect URIs).
   const server = serve({ fetch: app.fetch, port: Number(env.PORT ?? 0), hostname: '127.0.0.1' });

@@ -99,8 +99,9 @@ describe('identity provider administration', () => {
   });
 
   it('refuses everything to a non-administrator', async () => {
-    await admin.post('/api/users', { email: 'tech@example.test', password: 'tech-has-a-long-password', roles: ['TECHNICIAN'] });
-    const { c } = await signIn(t.url, 'tech@example.test', 'tech-has-a-long-password', { device: device('tech'), ip: IP.london });
+    const created = await admin.post('/api/users', { email: 'tech@example.test', password: 'quiet-lantern-harbour-9', roles: ['TECHNICIAN'] });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const { c } = await signIn(t.url, 'tech@example.test', 'quiet-lantern-harbour-9', { device: device('tech'), ip: IP.london });
     for (const [m, p] of [['GET', '/api/idps'], ['POST', '/api/idps'], ['GET', '/api/organisations']] as const) {
       const r = await c.req(m, p, m === 'POST' ? body('x') : undefined);
       expect(r.status).toBe(403);

@@ -80,8 +80,8 @@ const FlowMessage = z.object({ code: z.string(), text: z.string() });
 export const FlowSchema = z
   .object({
     id: z.string(),
-    type: z.enum(['login', 'stepup']),
-    step: z.enum(['password', 'redirect', 'choose_method', 'totp', 'webauthn', 'code', 'recovery_code', 'done', 'denied', 'locked', 'expired']),
+    type: z.enum(['login', 'stepup', 'signup']),
+    step: z.enum(['password', 'redirect', 'choose_method', 'totp', 'webauthn', 'code', 'recovery_code', 'signup', 'done', 'denied', 'locked', 'expired']),
     methods: z.array(z.enum(['webauthn', 'totp', 'sms', 'email', 'recovery_code'])).optional(),
     challenge: z.record(z.string(), z.unknown()).optional().describe('WebAuthn request options, or { channel, to } for a sent code'),
     redirect: z.object({ url: z.string() }).optional().describe('When step is redirect: send the browser to this URL (the identity provider)'),
@@ -97,6 +97,7 @@ export const FlowSchema = z
       .object({ access_token: z.string(), token_type: z.literal('Bearer'), expires_in: z.number(), refresh_token: z.string() })
       .optional()
       .describe('When done and the flow was started with returnTokens'),
+    passwordChangeRequired: z.literal(true).optional().describe('When done and the password was found breached: change it (POST /auth/password)'),
   })
   .meta({ title: 'Flow' });
 
