@@ -29,6 +29,7 @@ import { machineClientRoutes } from '../credentials/machine-clients/routes.ts';
 import { TOKEN_EXCHANGE_GRANT, tokenExchangeGrant } from '../authn/trusted-issuers/exchange-grant.ts';
 import { riskBacktestRoutes } from './routes/risk-backtests.ts';
 import { providerRoutes } from '../authn/federation/public-routes.ts';
+import { samlMount } from '../authn/federation/saml.ts';
 import { idpAdminRoutes } from '../authn/federation/admin-routes.ts';
 import { deviceId } from './middleware/client.ts';
 import { requestLog } from './middleware/request-log.ts';
@@ -65,7 +66,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     csrfProtection({
       allowedOrigins: [...new Set([new URL(s.config.PUBLIC_URL).origin, ...s.config.webauthn.origins])],
       // Not cookie-authenticated: the refresh token is in the body; forward-auth judges the proxied app's request.
-      skip: [/^\/auth\/token\/?$/, /^\/auth\/verify\/?$/],
+      // The SAML ACS is the IdP's cross-site form post by design: a signed, single-use response is its proof.
+      skip: [/^\/auth\/token\/?$/, /^\/auth\/verify\/?$/, /^\/auth\/saml\/[^/]+\/acs$/],
       // The "this wasn't me" confirmation is a plain form on Threshold's own page.
       forms: [/^\/auth\/report\/[^/]+$/],
       onRefused: (info) => s.logger.warn(info, 'cross-site request refused'),
@@ -198,6 +200,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/auth/verify', verifyRoutes(s));
   // Federation: the public provider list (the idp method mounts its sign-in links and callbacks).
   app.route('/auth', providerRoutes(s));
+  app.route('/auth/saml', samlMount(s));
   // The okta/sid compatibility schemes (the demandKnownUser middleware and its route).
   app.route('/auth/known-user', knownUserRoutes(s));
   app.route('/auth', sessionRoutes(s));

@@ -10,6 +10,7 @@ import { createIdentityResolver } from './identities.ts';
 import { isAssertion, type FederatedResult } from './assertion.ts';
 import { FederationError } from './errors.ts';
 import { createOidcClient } from '../methods/oidc/client.ts';
+import { createSamlSide } from './saml.ts';
 
 /**
  * Begins a login at an IdP of one protocol: answers the URL to send the browser to. A protocol
@@ -34,12 +35,17 @@ export function createFederation(deps: {
   const organisations = createOrganisationStore({ db, clock });
   const resolver = createIdentityResolver({ db, clock, audit: deps.audit, methodsOf: deps.methodsOf, rolesChanged: deps.rolesChanged });
   const oidc = createOidcClient({ db, clock, sealer: deps.sealer, publicUrl: deps.publicUrl, production: deps.production });
-  const starters = new Map<string, ProtocolStarter>([['oidc', (p, o) => oidc.start(p, o)]]);
+  const saml = createSamlSide({ db, clock });
+  const starters = new Map<string, ProtocolStarter>([
+    ['oidc', (p, o) => oidc.start(p, o)],
+    ['saml', saml.starter],
+  ]);
 
   return {
     providers,
     organisations,
     oidc,
+    saml,
     registerStarter(type: string, starter: ProtocolStarter) {
       starters.set(type, starter);
     },

@@ -22,6 +22,7 @@ import { devicesDocs } from '../routes/devices.ts';
 import { adminRecoveryDocs, recoveryDocs } from '../routes/recovery.ts';
 import { idpAdminDocs } from '../../authn/federation/admin-routes.ts';
 import { providerDocs } from '../../authn/federation/public-routes.ts';
+import { samlDocs } from '../../authn/methods/saml/routes.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
@@ -46,6 +47,7 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...recoveryDocs,
   ...adminRecoveryDocs,
   ...providerDocs,
+  ...samlDocs,
   ...idpAdminDocs,
 ];
 

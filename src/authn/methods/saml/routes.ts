@@ -54,8 +54,7 @@ const AcsForm = z
   .strict();
 const CompleteQuery = z.object({ handle: z.string().describe('The one-time handle the ACS redirected with') });
 
-// IDP_ERROR and IDP_RESPONSE_INVALID join once the federation error codes are on main.
-const SAML_ERRORS = ['NOT_FOUND'] as const;
+const SAML_ERRORS = ['NOT_FOUND', 'IDP_ERROR', 'IDP_RESPONSE_INVALID'] as const;
 
 export const samlDocs = routeDocs('/auth/saml', 'Identity providers', {
   'GET /:slug/metadata': {

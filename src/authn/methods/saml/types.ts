@@ -1,8 +1,11 @@
+import type { ExternalAssertion as FederatedAssertion } from '../../federation/assertion.ts';
+
 /**
  * What a validated SAML response yields: the protocol-neutral assertion the federation layer
- * resumes a login flow with (the same shape the OIDC relying party produces).
+ * resumes a login flow with (src/authn/federation/assertion.ts, the same shape the OIDC relying
+ * party produces; SAML always has an AuthnInstant).
  */
-export interface ExternalAssertion {
+export interface ExternalAssertion extends FederatedAssertion {
   providerId: string;
   protocol: 'oidc' | 'saml';
   /** The IdP's entityID. */
