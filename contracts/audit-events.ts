@@ -50,7 +50,10 @@ export const AUDIT_EVENT_TYPES = [
   'user.locked',
   'user.unlocked',
   'password.changed',
-  'authorization.denied',
+  'authorization.denied', // a refused authorization (reason PERMISSION_DENIED | PERMISSION_UNKNOWN | STEP_UP_REQUIRED | REQUIREMENT_UNMET)
+  'authorization.granted', // granted authorizations, aggregated: one per identity, credential kind, permission and namespace per flush (data.count, first, last)
+  'user.roles_changed', // an administrator bound or unbound a role (data.before, data.after)
+  'user.permissions_changed', // an administrator granted or withdrew a direct permission (data.before, data.after)
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

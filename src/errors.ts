@@ -8,6 +8,8 @@ export const ERRORS = {
   UNAUTHENTICATED: { status: 401, title: 'Authentication is required.' },
   STEP_UP_REQUIRED: { status: 401, title: 'Stronger or fresher authentication is required.' },
   PERMISSION_DENIED: { status: 403, title: 'You do not have this permission.' },
+  /** Told only to administrators: the permission named does not exist (a typo in a proxy's configuration). */
+  PERMISSION_UNKNOWN: { status: 403, title: 'No permission of this name exists.' },
   /** A state-changing request from another site (or a sibling subdomain) with the user's cookies. */
   CROSS_SITE_REQUEST: { status: 403, title: 'This request did not come from an allowed origin.' },
   ACCOUNT_LOCKED: { status: 423, title: 'The account is locked.' },

@@ -12,6 +12,8 @@ import { createSessionService } from './session/sessions.ts';
 import { createKeyStore } from './tokens/keys.ts';
 import { createTokenService } from './tokens/access-token.ts';
 import { createRbac } from './rbac/rbac.ts';
+import { createAuthorizer } from './authz/authorizer.ts';
+import { defaultPipeline } from './principals/index.ts';
 import { createRbacSnapshot, memoryVersionSource, redisVersionSource } from './rbac/snapshot.ts';
 import { createUserService } from './identity/users.ts';
 import { createLoginService } from './flows/login-service.ts';
@@ -103,6 +105,7 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   // Authorization from memory; a change in any process is seen by every process's next check.
   const rbac = createRbac(db, clock, createRbacSnapshot({ db, clock, source: redis ? redisVersionSource(redis) : memoryVersionSource() }));
   const users = createUserService({ db, clock, passwords });
+  const authz = createAuthorizer({ snapshot: rbac.snapshot, clock, audit, logger, flushMs: config.AUTHZ_AUDIT_FLUSH_SECONDS * 1000 });
   const webauthn = createWebAuthnService({ db, clock, audit, rpID: config.webauthn.rpID, rpName: config.webauthn.rpName, origins: config.webauthn.origins });
   const codes = createCodeService({
     db,
@@ -190,10 +193,12 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     redis: limitRedis,
     hashKey: limitHashKey,
   };
+  const principals = defaultPipeline({ config, sessions, tokens, users, revocations, verifyCache });
   const close = async () => {
+    await authz.close();
     await revocations.close();
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, principals, authz, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, close };
 }

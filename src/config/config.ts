@@ -98,6 +98,8 @@ export const ConfigSchema = z.object({
   NOTIFY_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('notify'),
   /** The dev mailbox (GET /dev/mailbox); on by default only in the embedded default. */
   DEV_MAILBOX: z.enum(['on', 'off']).optional(),
+  /** Granted authorizations are counted in memory and written to the audit chain this often (one event per identity, permission, namespace). */
+  AUTHZ_AUDIT_FLUSH_SECONDS: int(60, 1, 3600),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

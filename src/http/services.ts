@@ -10,7 +10,10 @@ import type { RecoveryService } from '../auth/recovery.ts';
 import type { SessionService } from '../session/sessions.ts';
 import type { TokenService } from '../tokens/access-token.ts';
 import type { KeyStore } from '../tokens/keys.ts';
-import type { Rbac, Principal } from '../rbac/rbac.ts';
+import type { Rbac } from '../rbac/rbac.ts';
+import type { AnyPrincipal } from '../principals/types.ts';
+import type { PrincipalPipeline } from '../principals/pipeline.ts';
+import type { Authorizer } from '../authz/authorizer.ts';
 import type { UserService } from '../identity/users.ts';
 import type { LoginService } from '../flows/login-service.ts';
 import type { StepUpService } from '../flows/stepup-service.ts';
@@ -41,6 +44,10 @@ export interface Services {
   tokens: TokenService;
   keys: KeyStore;
   rbac: Rbac;
+  /** Who is calling: the ordered list of authenticators (src/principals/). */
+  principals: PrincipalPipeline;
+  /** Authorization of any principal, audited (src/authz/authorizer.ts). */
+  authz: Authorizer;
   users: UserService;
   login: LoginService;
   stepup: StepUpService;
@@ -67,8 +74,8 @@ export type Env = {
   Variables: {
     requestId: string;
     clientIp: string;
-    principal?: Principal;
-    via?: 'cookie' | 'bearer';
+    principal?: AnyPrincipal;
+    via?: AnyPrincipal['via'];
     /** Set by the login route for a password event: whether the password was right (the limiter reads it). */
     loginOutcome?: LoginAttemptOutcome;
   };

@@ -43,7 +43,7 @@ export function createUserService(deps: { db: Db; clock: Clock; passwords: Passw
       locked_until: Date | null; created_at: Date; roles: string[] | null;
     }>(
       `SELECT i.id, i.email, i.display_name, i.status, i.locked_at, i.locked_until, i.created_at,
-              (SELECT coalesce(json_agg(role ORDER BY role), '[]'::json) FROM user_roles WHERE identity_id = i.id) AS roles
+              (SELECT coalesce(json_agg(role ORDER BY role), '[]'::json) FROM user_roles WHERE identity_id = i.id AND namespace = '') AS roles
          FROM identities i WHERE ${where}`,
       [arg],
     );
