@@ -13,6 +13,7 @@ import { loginRoutes } from './routes/login.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { bindingRoutes } from './routes/bindings.ts';
 import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
@@ -160,6 +161,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/auth', sessionRoutes(s));
   app.route('/api/risk/backtests', riskBacktestRoutes(s));
   app.route('/api/risk', riskRoutes(s));
+  app.route('/api/users', bindingRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;
 }

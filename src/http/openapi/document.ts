@@ -9,6 +9,7 @@ import { stepUpDocs } from '../routes/stepup.ts';
 import { tokenDocs } from '../routes/token.ts';
 import { verifyDocs } from '../routes/verify.ts';
 import { adminDocs } from '../routes/admin.ts';
+import { bindingDocs } from '../routes/bindings.ts';
 import { riskDocs } from '../routes/risk.ts';
 import { riskBacktestDocs } from '../routes/risk-backtests.ts';
 
@@ -22,6 +23,7 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...verifyDocs,
   ...sessionDocs,
   ...adminDocs,
+  ...bindingDocs,
   ...riskDocs,
   ...riskBacktestDocs,
 ];
