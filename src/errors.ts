@@ -33,6 +33,10 @@ export const ERRORS = {
   DELIVERY_FAILED: { status: 503, title: 'The message could not be delivered; try again or choose another method.' },
   LOGIN_DENIED: { status: 403, title: 'The sign-in was refused.' },
   MFA_ENROLMENT_REQUIRED: { status: 403, title: 'No second factor can satisfy this request; enrol one first.' },
+  /** An API key that fails its shape or checksum: refused before any lookup. */
+  API_KEY_MALFORMED: { status: 400, title: 'The API key is malformed.' },
+  /** A valid API key used from an address outside its allow-list. */
+  API_KEY_ADDRESS_REFUSED: { status: 403, title: 'This API key may not be used from this address.' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send application/json.' },
   RATE_LIMITED: { status: 429, title: 'Too many requests.' },

@@ -14,6 +14,7 @@ import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { bindingRoutes } from './routes/bindings.ts';
+import { apiKeyRoutes } from '../credentials/api-keys/routes.ts';
 import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
@@ -40,6 +41,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     c.header('X-Content-Type-Options', 'nosniff');
     c.header('Referrer-Policy', 'no-referrer');
     await next();
+    // After the answer is final (onError included): e.g. an API key's use is counted unless refused.
+    c.get('settle')?.(c.res.status);
   });
   const smallBodies = bodyLimit({ maxSize: 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } });
   // Back-test uploads carry JSONL files; that route applies its own (configured) bound.
@@ -161,6 +164,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/auth', sessionRoutes(s));
   app.route('/api/risk/backtests', riskBacktestRoutes(s));
   app.route('/api/risk', riskRoutes(s));
+  app.route('/api/api-keys', apiKeyRoutes(s));
   app.route('/api/users', bindingRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;

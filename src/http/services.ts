@@ -14,6 +14,7 @@ import type { Rbac } from '../rbac/rbac.ts';
 import type { AnyPrincipal } from '../principals/types.ts';
 import type { PrincipalPipeline } from '../principals/pipeline.ts';
 import type { Authorizer } from '../authz/authorizer.ts';
+import type { ApiKeyService } from '../credentials/api-keys/service.ts';
 import type { UserService } from '../identity/users.ts';
 import type { LoginService } from '../flows/login-service.ts';
 import type { StepUpService } from '../flows/stepup-service.ts';
@@ -48,6 +49,8 @@ export interface Services {
   principals: PrincipalPipeline;
   /** Authorization of any principal, audited (src/authz/authorizer.ts). */
   authz: Authorizer;
+  /** API keys: creation, rotation, revocation, usage (src/credentials/api-keys/). */
+  apiKeys: ApiKeyService;
   users: UserService;
   login: LoginService;
   stepup: StepUpService;
@@ -78,5 +81,7 @@ export type Env = {
     via?: AnyPrincipal['via'];
     /** Set by the login route for a password event: whether the password was right (the limiter reads it). */
     loginOutcome?: LoginAttemptOutcome;
+    /** Told the final status once the route answered (API-key usage counts only uses that were not refused). */
+    settle?: (status: number) => void;
   };
 };

@@ -10,6 +10,7 @@ import { tokenDocs } from '../routes/token.ts';
 import { verifyDocs } from '../routes/verify.ts';
 import { adminDocs } from '../routes/admin.ts';
 import { bindingDocs } from '../routes/bindings.ts';
+import { apiKeyDocs } from '../../credentials/api-keys/routes.ts';
 import { riskDocs } from '../routes/risk.ts';
 import { riskBacktestDocs } from '../routes/risk-backtests.ts';
 
@@ -24,6 +25,7 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...sessionDocs,
   ...adminDocs,
   ...bindingDocs,
+  ...apiKeyDocs,
   ...riskDocs,
   ...riskBacktestDocs,
 ];
