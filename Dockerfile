@@ -22,6 +22,7 @@ COPY scripts/run.mjs ./scripts/run.mjs
 COPY db ./db
 # DATA_DIR (./data) is only written in the embedded mode; let the unprivileged user own it.
 RUN mkdir -p /app/data && chown node:node /app/data
-USER node
+# Numeric, so Kubernetes can verify runAsNonRoot (the node image's `node` user is 1000:1000).
+USER 1000:1000
 EXPOSE 3000
 CMD ["node", "scripts/run.mjs", "src/main.ts"]

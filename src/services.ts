@@ -5,9 +5,9 @@ import type { Jobs } from './jobs/jobs.ts';
 import type { Logger } from './logger.ts';
 import { Sealer } from './crypto/seal.ts';
 import { createAudit } from './audit/audit.ts';
-import { createPasswordService } from './auth/password.ts';
-import { createTotpService } from './auth/totp.ts';
-import { createRecoveryService } from './auth/recovery.ts';
+import { createPasswordService } from './authn/methods/password/password.ts';
+import { createTotpService } from './authn/methods/totp/totp.ts';
+import { createRecoveryService } from './authn/methods/recovery/recovery.ts';
 import { createSessionService } from './session/sessions.ts';
 import { createKeyStore } from './tokens/keys.ts';
 import { createTokenService } from './tokens/access-token.ts';
@@ -24,7 +24,7 @@ import { createUserService } from './identity/users.ts';
 import { createLoginService } from './flows/login-service.ts';
 import { createStepUpService } from './flows/stepup-service.ts';
 import type { Services } from './http/services.ts';
-import { createFactorRegistry } from './auth/factors.ts';
+import { createFactorRegistry } from './authn/methods/factors.ts';
 import { createLoginReports } from './session/login-reports.ts';
 import { createRefreshService, type RefreshService } from './tokens/refresh.ts';
 import { openGeo } from './risk/geo.ts';
@@ -35,12 +35,12 @@ import { Redis } from 'ioredis';
 import { createRevocationList } from './session/revocation.ts';
 import { createVerifyCache } from './http/verify-cache.ts';
 import { clearCacheOnRevocation } from './http/routes/verify.ts';
-import { amrForWebAuthn, createWebAuthnService } from './auth/webauthn.ts';
+import { amrForWebAuthn, createWebAuthnService } from './authn/methods/webauthn/webauthn.ts';
 import type { SecondFactorPorts } from './flows/mfa-actors.ts';
-import type { PasskeyResult } from '../machines/login.machine.ts';
+import { createPasskeyPort } from './authn/methods/passkey/passkey.ts';
 import { createHmac, randomUUID } from 'node:crypto';
 import { AppError } from './errors.ts';
-import { createCodeService } from './auth/codes.ts';
+import { createCodeService } from './authn/methods/codes/codes.ts';
 import { createNotifyClient } from './notify/enqueue.ts';
 import { notifyJobId } from '../workers/queues.ts';
 import { maskDestination } from './notify/mask.ts';
@@ -148,18 +148,7 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
       return r.ok ? { ok: true, amr: amrForWebAuthn(r) } : { ok: false, amr: [], reason: r.reason };
     },
   };
-  const passkey = {
-    start: async (flowId: string) =>
-      (await webauthn.authenticationOptions({ flowKey: flowId, identityId: null, userVerification: 'required' })) as unknown as Record<string, unknown>,
-    /** A verified passkey of a disabled or locked account opens nothing. */
-    async verify(flowId: string, response: Record<string, unknown>): Promise<PasskeyResult> {
-      const r = await webauthn.authenticate({ flowKey: flowId, identityId: null, response: response as never });
-      if (!r.ok) return { ok: false, identityId: null, amr: [], methods: [] };
-      const user = await users.get(r.identityId);
-      if (!user || user.status !== 'active' || user.locked) return { ok: false, identityId: null, amr: [], methods: [] };
-      return { ok: true, identityId: r.identityId, amr: amrForWebAuthn(r), methods: await methodsOf(r.identityId) };
-    },
-  };
+  const passkey = createPasskeyPort({ webauthn, users, methodsOf });
   const geo = await openGeo(config.GEOIP_DB);
   const risk = createRiskApi({ db, clock, audit, geo, config, logger });
   const refresh = createRefreshService({

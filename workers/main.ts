@@ -9,6 +9,7 @@ import { startRiskWorker } from './risk-score.worker.ts';
 import { startNotifyWorker } from './notify.worker.ts';
 import { startBacktestWorker } from './backtest.worker.ts';
 import { createNotifier } from '../src/notify/notifier.ts';
+import { startHealthServer } from './health-server.ts';
 
 /** `npm run worker`: the BullMQ workers as their own process (needs DATABASE_URL and REDIS_URL). */
 async function main() {
@@ -35,7 +36,20 @@ async function main() {
   });
   const backtest = startBacktestWorker({ redisUrl: config.REDIS_URL, queueName: config.BACKTEST_QUEUE, deps: { db, clock: systemClock, geo, config }, logger });
   logger.info({ queues: [config.RISK_QUEUE, config.NOTIFY_QUEUE, config.BACKTEST_QUEUE] }, 'Threshold workers running');
+  // Probes for orchestrators: ready while the database answers and every worker consumes.
+  const consuming = (w: { worker: { isRunning(): boolean; isPaused(): boolean; closing?: unknown } }) => async () => {
+    if (!w.worker.isRunning() || w.worker.isPaused() || w.worker.closing) throw new Error('not consuming');
+  };
+  const health = config.WORKER_HEALTH_PORT
+    ? await startHealthServer({
+        port: config.WORKER_HEALTH_PORT,
+        host: config.HOST,
+        checks: { db: async () => void (await db.query('SELECT 1')), risk: consuming(risk), notify: consuming(notify), backtest: consuming(backtest) },
+      })
+    : null;
+  if (health) logger.info({ port: config.WORKER_HEALTH_PORT }, 'worker probes on /health/live and /health/ready');
   const stop = async () => {
+    health?.close();
     await risk.close();
     await notify.close();
     await backtest.close();

@@ -106,6 +106,8 @@ export const ConfigSchema = z.object({
   API_KEY_CACHE_SECONDS: int(30, 1, 3600),
   /** Granted authorizations are counted in memory and written to the audit chain this often (one event per identity, permission, namespace). */
   AUTHZ_AUDIT_FLUSH_SECONDS: int(60, 1, 3600),
+  /** The worker process's probes (/health/live, /health/ready) listen here on HOST; 0 = none. */
+  WORKER_HEALTH_PORT: int(0, 0, 65535),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

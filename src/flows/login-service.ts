@@ -5,13 +5,15 @@ import type { Config } from '../config/config.ts';
 import type { Db } from '../db/db.ts';
 import type { Audit, AuditEvent } from '../audit/audit.ts';
 import type { Jobs } from '../jobs/jobs.ts';
-import type { PasswordService } from '../auth/password.ts';
-import type { TotpService } from '../auth/totp.ts';
-import type { RecoveryService } from '../auth/recovery.ts';
+import type { PasswordService } from '../authn/methods/password/password.ts';
+import type { TotpService } from '../authn/methods/totp/totp.ts';
+import type { RecoveryService } from '../authn/methods/recovery/recovery.ts';
 import type { SessionRecord, SessionService } from '../session/sessions.ts';
 import type { TokenService } from '../tokens/access-token.ts';
 import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
-import { loginMachine, LOGIN_FLOW_VERSION, type LoginContext, type LoginOutput, type PasskeyResult } from '../../machines/login.machine.ts';
+import { FIRST_FACTORS, type LoginActors } from '../authn/methods/registry.ts';
+import type { PasskeyPort } from '../authn/methods/passkey/index.ts';
+import { loginMachine, LOGIN_FLOW_VERSION, type LoginContext, type LoginInput, type LoginOutput } from '../../machines/login.machine.ts';
 import { publishAmr, type FlowEffect, type LoginDenialReason, type RiskOutcome } from '../../machines/types.ts';
 import { AppError, isAppError } from '../errors.ts';
 import { RISK_JOB, riskJobId } from '../../workers/queues.ts';
@@ -56,18 +58,17 @@ export function createLoginService(deps: {
   /** Refresh tokens for clients that asked for tokens. */
   refresh?: { issue(o: { sessionId: string; identityId: string; ip: string; deviceId: string | null }): Promise<string> };
   /** Discoverable-credential sign-in; without it a passkey flow fails closed. */
-  passkey?: {
-    start(flowId: string): Promise<Record<string, unknown>>;
-    verify(flowId: string, response: Record<string, unknown>): Promise<PasskeyResult>;
-  };
+  passkey?: PasskeyPort;
   /** Shadow decisions and step-up labels on recorded login events (src/risk/recorder.ts). */
   risk?: RiskRecorder;
 }) {
   const { db, clock, config } = deps;
 
+  const firstFactorActors: LoginActors = Object.assign({}, ...FIRST_FACTORS.map((m) => m.loginActors?.({ passwords: deps.passwords, passkey: deps.passkey }) ?? {}));
   const machine = loginMachine.provide({
     actors: {
-      verifyPassword: fromPromise(({ input }) => deps.passwords.verifyLogin(input.identifier, input.password)),
+      // First-factor methods (src/authn/methods/) provide how they verify.
+      ...firstFactorActors,
       // Scored by the risk worker through the job queue; the machine's deadline fails closed.
       scoreRisk: fromPromise(async ({ input }) => {
         const r = await deps.jobs.request<RiskOutcome>(
@@ -81,14 +82,6 @@ export function createLoginService(deps: {
         return r;
       }),
       mfa: provideMfa({ db, clock, config, totp: deps.totp, recovery: deps.recovery, ports: deps.ports ?? {} }),
-      startPasskey: fromPromise(async ({ input }) => {
-        if (!deps.passkey) throw new Error('passkeys are not configured');
-        return deps.passkey.start(input.flowId);
-      }),
-      verifyPasskey: fromPromise(async ({ input }) => {
-        if (!deps.passkey) throw new Error('passkeys are not configured');
-        return deps.passkey.verify(input.flowId, input.response);
-      }),
     },
   });
 
@@ -290,7 +283,7 @@ export function createLoginService(deps: {
   return {
     runtime,
     open,
-    start(meta: { deviceId: string | null; ip: string; userAgent?: string | null; identifier?: string | null; returnTokens: boolean; method?: 'password' | 'passkey' }) {
+    start(meta: { deviceId: string | null; ip: string; userAgent?: string | null; identifier?: string | null; returnTokens: boolean; method?: LoginInput['method'] }) {
       return runtime.create(
         {
           deviceId: meta.deviceId,

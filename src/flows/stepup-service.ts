@@ -3,8 +3,8 @@ import type { Clock } from '../clock.ts';
 import type { Config } from '../config/config.ts';
 import type { Db } from '../db/db.ts';
 import type { Audit } from '../audit/audit.ts';
-import type { TotpService } from '../auth/totp.ts';
-import type { RecoveryService } from '../auth/recovery.ts';
+import type { TotpService } from '../authn/methods/totp/totp.ts';
+import type { RecoveryService } from '../authn/methods/recovery/recovery.ts';
 import type { SessionRecord, SessionService } from '../session/sessions.ts';
 import type { TokenService } from '../tokens/access-token.ts';
 import type { Principal, Rbac, Requirement } from '../rbac/rbac.ts';
@@ -14,6 +14,7 @@ import { acrFor, combineAmr, publishAmr, type MfaMethod } from '../../machines/t
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
 import { deviceRef, loadBound } from './binding.ts';
+import { KEY_METHODS, NO_ASSURANCE_METHODS } from '../authn/methods/registry.ts';
 
 export interface StepUpRequest {
   acrValues?: string;
@@ -33,8 +34,8 @@ export interface StepUpCompletion {
  */
 export function methodsFor(enrolled: MfaMethod[], req: Requirement | null, _acrValues?: string): MfaMethod[] {
   const amr = req?.amr ?? [];
-  if (amr.includes('hwk') || amr.includes('swk')) return enrolled.filter((m) => m === 'webauthn');
-  return enrolled.filter((m) => m !== 'email');
+  if (amr.includes('hwk') || amr.includes('swk')) return enrolled.filter((m) => KEY_METHODS.has(m));
+  return enrolled.filter((m) => !NO_ASSURANCE_METHODS.has(m));
 }
 
 /**

@@ -12,6 +12,7 @@ import { problem } from './present.ts';
 import { loginRoutes } from './routes/login.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
+import { mountMethodRoutes } from './routes/methods.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { bindingRoutes } from './routes/bindings.ts';
 import { apiKeyRoutes } from '../credentials/api-keys/routes.ts';
@@ -149,6 +150,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.use('/auth/login/:id', loginAttemptGuard(s.limits.login, ip, { onStoreError: (err) => s.logger.warn({ err }, 'rate-limit settle failed') }));
   app.route('/auth/login', loginRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
+  // Methods with routes of their own elsewhere (a federated method's start and callback).
+  mountMethodRoutes(app, s);
   app.route('/auth/stepup', stepUpRoutes(s));
   app.route(
     '/auth/token',

@@ -9,6 +9,7 @@ import { mfaMachine } from '../../machines/mfa.machine.ts';
 import { stepOfValue, type FlowMessage, type FlowStep, type MfaMethod, type RiskOutcome } from '../../machines/types.ts';
 import type { SessionRecord } from '../session/sessions.ts';
 import { userMessage } from '../risk/explain.ts';
+import { CHALLENGE_STEPS } from '../authn/methods/registry.ts';
 
 /** The one place that serialises: flows are whitelisted field by field, never dumped. */
 
@@ -71,7 +72,7 @@ export function presentFlow(row: FlowRow, opts: { expired?: boolean } = {}): Pre
   if (childCtx?.methods && child?.status === 'active') out.methods = [...childCtx.methods];
   // WebAuthn request options, or { channel, to: masked } for a code; only while it is asked for.
   const challenge = childCtx?.challenge ?? (snap.context as { challenge?: Record<string, unknown> | null }).challenge;
-  if (challenge && (step === 'webauthn' || step === 'code')) out.challenge = challenge;
+  if (challenge && step !== 'expired' && CHALLENGE_STEPS.has(step)) out.challenge = challenge;
   if (ctx.risk) out.risk = { level: ctx.risk.level, reasons: [...ctx.risk.reasons], message: userMessage(ctx.risk.reasons) };
   return out;
 }

@@ -4,7 +4,7 @@ import type { Clock } from '../clock.ts';
 import type { Db } from '../db/db.ts';
 import { isUniqueViolation } from '../db/db.ts';
 import { AppError } from '../errors.ts';
-import { checkPasswordPolicy, normalizeIdentifier, type PasswordService } from '../auth/password.ts';
+import { checkPasswordPolicy, normalizeIdentifier, type PasswordService } from '../authn/methods/password/password.ts';
 
 export const CreateUserSchema = z
   .object({

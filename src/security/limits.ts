@@ -2,7 +2,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
-import { normalizeIdentifier } from '../auth/password.ts';
+import { normalizeIdentifier } from '../authn/methods/password/password.ts';
 import { parseIp, unmapIPv4, formatIPv4 } from '../risk/cidr.ts';
 
 /**
@@ -19,7 +19,7 @@ import { parseIp, unmapIPv4, formatIPv4 } from '../risk/cidr.ts';
  * Stores: Redis in production (shared by every API process), memory in the embedded default
  * (one process). There is deliberately no insurance limiter: when Redis cannot answer, attempts
  * are refused with 503 — an outage must never mean unlimited guesses. Durable account lockout
- * stays in Postgres (src/auth/password.ts); these counters are the fast, forgettable front line.
+ * stays in Postgres (src/authn/methods/password/password.ts); these counters are the fast, forgettable front line.
  */
 
 export interface Window {

@@ -22,7 +22,7 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { hash, verify } from '@node-rs/argon2';
-import { ARGON2_PARAMS } from '../../src/auth/password.ts';
+import { ARGON2_PARAMS } from '../../src/authn/methods/password/password.ts';
 import { startTestServer, Client, IP, device } from '../helpers/server.ts';
 import { closedLoop, ratio, round, type RunResult } from './loop.ts';
 import { startOidcProvider } from './oidc.ts';

@@ -5,7 +5,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve, join } from 'node:path';
 import { promisify } from 'node:util';
+import { createServer } from 'node:net';
 import { createTestDb, TEST_REDIS_URL, uniqueName } from '../helpers/db.ts';
+
+/** A port nothing listens on right now (the kernel's pick, released). */
+const freePort = () =>
+  new Promise<number>((res) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => res(port));
+    });
+  });
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
@@ -62,8 +72,16 @@ describe('production runs compiled JavaScript', () => {
       SMTP_URL: 'smtp://127.0.0.1:2525',
       PORT: '0',
     };
-    const worker = launch('workers/main.ts', env);
-    await worker.waitFor(/workers running/);
+    const probePort = await freePort();
+    const worker = launch('workers/main.ts', { ...env, WORKER_HEALTH_PORT: String(probePort) });
+    await worker.waitFor(/worker probes on/);
+    // The worker's own probes (deploy/kubernetes points its liveness and readiness here).
+    const live = await fetch(`http://127.0.0.1:${probePort}/health/live`);
+    expect(live.status).toBe(200);
+    const ready = await fetch(`http://127.0.0.1:${probePort}/health/ready`);
+    expect(await ready.json()).toEqual({ status: 'ok', checks: { db: 'up', risk: 'up', notify: 'up', backtest: 'up' } });
+    expect(ready.status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${probePort}/metrics-or-anything`)).status).toBe(404);
     const api = launch('src/main.ts', env);
     const m = await api.waitFor(/"runtime":"(\w+)".*listening on http:\/\/127\.0\.0\.1:(\d+)/);
     expect(m[1]).toBe('compiled');

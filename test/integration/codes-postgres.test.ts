@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.ts';
-import { createCodeService, type CodeService } from '../../src/auth/codes.ts';
+import { createCodeService, type CodeService } from '../../src/authn/methods/codes/codes.ts';
 import { AppError } from '../../src/errors.ts';
 import { createTestDb } from '../helpers/db.ts';
 

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.ts';
-import { createCodeService } from '../../src/auth/codes.ts';
+import { createCodeService } from '../../src/authn/methods/codes/codes.ts';
 import { createSmtpEmailSender } from '../../src/notify/email.ts';
 import { createTwilioSmsSender, createWebhookSmsSender } from '../../src/notify/sms.ts';
 import { render } from '../../src/notify/templates.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPasswordService, type PasswordService } from '../../src/auth/password.ts';
+import { createPasswordService, type PasswordService } from '../../src/authn/methods/password/password.ts';
 import type { Db } from '../../src/db/db.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { OffsetClock } from '../helpers/server.ts';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCodeService, type CodeService } from '../../src/auth/codes.ts';
+import { createCodeService, type CodeService } from '../../src/authn/methods/codes/codes.ts';
 import { ManualClock } from '../../src/clock.ts';
 import type { Db } from '../../src/db/db.ts';
 import { migrate } from '../../src/db/migrate.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { amrForWebAuthn } from '../../src/auth/webauthn.ts';
+import { amrForWebAuthn } from '../../src/authn/methods/webauthn/webauthn.ts';
 
 describe('amrForWebAuthn (RFC 8176)', () => {
   it('a device-bound key with user verification: hwk, user, mfa', () => {

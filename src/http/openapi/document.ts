@@ -5,6 +5,7 @@ import { appDocs } from './app-docs.ts';
 import { loginDocs } from '../routes/login.ts';
 import { sessionDocs } from '../routes/session.ts';
 import { mfaDocs } from '../routes/mfa.ts';
+import { methodDocs } from '../routes/methods.ts';
 import { stepUpDocs } from '../routes/stepup.ts';
 import { tokenDocs } from '../routes/token.ts';
 import { verifyDocs } from '../routes/verify.ts';
@@ -19,6 +20,7 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...appDocs,
   ...loginDocs,
   ...mfaDocs,
+  ...methodDocs,
   ...stepUpDocs,
   ...tokenDocs,
   ...verifyDocs,

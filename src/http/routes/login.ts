@@ -8,30 +8,22 @@ import type { Completion } from '../../flows/login-service.ts';
 import { delegateSnapshot, type FlowRow } from '../../flows/runtime.ts';
 import type { FlowErrorCode, LoginDenialReason } from '../../../machines/types.ts';
 import { routeDocs } from '../openapi/doc.ts';
+import { LOGIN_EVENT_SCHEMAS, LOGIN_START_METHODS, MFA_EVENT_SCHEMAS } from '../../authn/methods/registry.ts';
 import type { Env, Services } from '../services.ts';
 
-const code = z.string().max(64);
-/** Second-factor events, shared by login and step-up flows. */
-export const MfaEventSchemas = [
-  z.object({ type: z.literal('choose'), method: z.enum(['webauthn', 'totp', 'sms', 'email', 'recovery_code']) }).strict(),
-  z.object({ type: z.literal('totp'), code }).strict(),
-  z.object({ type: z.literal('recovery_code'), code }).strict(),
-  z.object({ type: z.literal('code'), code }).strict(),
-  z.object({ type: z.literal('resend') }).strict(),
-  // AuthenticationResponseJSON; verified field by field by the WebAuthn service.
-  z.object({ type: z.literal('webauthn'), response: z.record(z.string(), z.unknown()) }).strict(),
-] as const;
-export const LoginEventSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('password'), identifier: z.string().min(1).max(320), password: z.string().max(1024) }).strict(),
-  ...MfaEventSchemas,
-]);
-export const StepUpEventSchema = z.discriminatedUnion('type', [...MfaEventSchemas]);
+/** Second-factor events, shared by login and step-up flows (each method declares its own: src/authn/methods/). */
+export const MfaEventSchemas = MFA_EVENT_SCHEMAS;
+/** A flow event as a method's schema parsed it: `type` selects the machine event. */
+type FlowEventBody = { type: string } & Record<string, unknown>;
+const eventUnion = (schemas: readonly z.ZodObject[]) => z.discriminatedUnion('type', schemas as [z.ZodObject, ...z.ZodObject[]]) as unknown as z.ZodType<FlowEventBody>;
+export const LoginEventSchema = eventUnion(LOGIN_EVENT_SCHEMAS);
+export const StepUpEventSchema = eventUnion(MFA_EVENT_SCHEMAS);
 
 const StartSchema = z
   .object({
     identifier: z.string().min(1).max(320).optional(),
     returnTokens: z.boolean().optional(),
-    method: z.enum(['password', 'passkey']).optional(),
+    method: z.enum(LOGIN_START_METHODS).optional(),
   })
   .strict();
 

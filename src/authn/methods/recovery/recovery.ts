@@ -1,6 +1,6 @@
 import { randomInt, randomUUID, createHmac } from 'node:crypto';
-import type { Clock } from '../clock.ts';
-import type { Db, Queryable } from '../db/db.ts';
+import type { Clock } from '../../../clock.ts';
+import type { Db, Queryable } from '../../../db/db.ts';
 
 /** 10 codes of 10 characters from an unambiguous alphabet (~50 bits each), shown once. */
 const ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789';

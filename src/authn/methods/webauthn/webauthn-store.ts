@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Clock } from '../clock.ts';
-import type { Db, Queryable } from '../db/db.ts';
+import type { Clock } from '../../../clock.ts';
+import type { Db, Queryable } from '../../../db/db.ts';
 
 /** The SQL behind the WebAuthn service: challenges and credentials. No verification here. */
 

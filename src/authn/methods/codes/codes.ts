@@ -1,8 +1,8 @@
 import { createHmac, randomInt, randomUUID } from 'node:crypto';
-import type { Clock } from '../clock.ts';
-import type { Db, Queryable } from '../db/db.ts';
-import { isUniqueViolation } from '../db/db.ts';
-import { AppError } from '../errors.ts';
+import type { Clock } from '../../../clock.ts';
+import type { Db, Queryable } from '../../../db/db.ts';
+import { isUniqueViolation } from '../../../db/db.ts';
+import { AppError } from '../../../errors.ts';
 
 /**
  * One-time SMS/email codes (NIST SP 800-63B §5.1.3): random, hashed at rest, single-use,

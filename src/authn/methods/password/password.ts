@@ -1,9 +1,9 @@
 import { hash, verify, type Algorithm } from '@node-rs/argon2';
-import type { Clock } from '../clock.ts';
-import type { Db } from '../db/db.ts';
-import type { MfaMethod, PasswordResult } from '../../machines/types.ts';
-import { AppError } from '../errors.ts';
-import { clearAfterSuccess, decoyAttempt, reserveAttempt, settleFailure } from './lockout.ts';
+import type { Clock } from '../../../clock.ts';
+import type { Db } from '../../../db/db.ts';
+import type { MfaMethod, PasswordResult } from '../../../../machines/types.ts';
+import { AppError } from '../../../errors.ts';
+import { clearAfterSuccess, decoyAttempt, reserveAttempt, settleFailure } from '../../../auth/lockout.ts';
 
 /** OWASP minimum for argon2id: m=19456 KiB, t=2, p=1. */
 // Algorithm.Argon2id is an ambient const enum (value 2), which verbatimModuleSyntax cannot import.

@@ -5,11 +5,11 @@ import type {
   PublicKeyCredentialRequestOptionsJSON,
   RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import type { Audit } from '../audit/audit.ts';
-import type { Clock } from '../clock.ts';
-import type { Db } from '../db/db.ts';
-import { isUniqueViolation } from '../db/db.ts';
-import { AppError } from '../errors.ts';
+import type { Audit } from '../../../audit/audit.ts';
+import type { Clock } from '../../../clock.ts';
+import type { Db } from '../../../db/db.ts';
+import { isUniqueViolation } from '../../../db/db.ts';
+import { AppError } from '../../../errors.ts';
 import { createWebAuthnStore } from './webauthn-store.ts';
 
 /**

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { generateSecret, generateURI, verify } from 'otplib';
-import type { Clock } from '../clock.ts';
-import type { Db } from '../db/db.ts';
-import type { Sealer } from '../crypto/seal.ts';
-import { AppError } from '../errors.ts';
+import type { Clock } from '../../../clock.ts';
+import type { Db } from '../../../db/db.ts';
+import type { Sealer } from '../../../crypto/seal.ts';
+import { AppError } from '../../../errors.ts';
 
 /** RFC 6238 with SHA-1, 6 digits, 30 s steps, ±1 step of drift. */
 const PERIOD = 30;

@@ -1,0 +1,16 @@
+import { z } from 'zod';
+import { fromPromise } from 'xstate';
+import type { MethodDescriptor } from '../registry.ts';
+
+/** Identifier and password: the default first factor (argon2id, account lockout: ./password.ts). */
+export const password: MethodDescriptor = {
+  id: 'password',
+  kind: 'first',
+  methods: ['password'],
+  amr: ['pwd'],
+  events: [z.object({ type: z.literal('password'), identifier: z.string().min(1).max(320), password: z.string().max(1024) }).strict()],
+  steps: [{ step: 'password' }],
+  loginActors: (d) => ({
+    verifyPassword: fromPromise(({ input }) => d.passwords.verifyLogin(input.identifier, input.password)),
+  }),
+};
