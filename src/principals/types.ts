@@ -50,8 +50,12 @@ export type AuthMode = 'activity' | 'check' | 'forward';
  * caller must see as such (a malformed API key: 400; an address outside a key's allow-list: 403;
  * a spent rate limit: 429).
  *
- * Service-account tokens (helper "fed-exchange") plug in here: `registerAuthenticator` in
- * src/principals/pipeline.ts.
+ * Service-account tokens plug in here: `services.principals.register(authenticator, { after:
+ * 'api_key' })` (src/principals/pipeline.ts). Such a token is also `Authorization: Bearer …`: the
+ * bearer access-token authenticator answers null for a token that is not Threshold's, so the next
+ * one gets it. Answer a `CredentialPrincipal` with `kind: 'service_account'`, `credentialId` the
+ * subject, and the mapped roles as `bindings` (namespace-scoped); `identityId` may be an identity
+ * row's id (its stored bindings then apply too) or the subject itself (only `bindings` apply).
  */
 export interface Authenticator {
   readonly name: string;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey, isWellFormedApiKey } from '../../src/credentials/api-keys/format.ts';
 import { IP, signIn, signInAdmin, startTestServer, type Client, type TestServer } from '../helpers/server.ts';
+import { countQueries } from '../bench/sessions.ts';
 
 /**
  * Issue 11 item 4: the API-key flow as the operator design draws it, step by step over HTTP, on
@@ -15,7 +16,8 @@ describe('API keys over HTTP', () => {
   const pw = 'kate-has-a-long-password';
 
   beforeAll(async () => {
-    t = await startTestServer({ API_KEY_FAILURES_PER_IP: '8', API_KEY_FAILURE_WINDOW_SECONDS: '600' });
+    // Background writers (usage counts, aggregated audit) only on demand here, so a probe counts the request alone.
+    t = await startTestServer({ API_KEY_FAILURES_PER_IP: '8', API_KEY_FAILURE_WINDOW_SECONDS: '600', API_KEY_USAGE_FLUSH_SECONDS: '3600', AUTHZ_AUDIT_FLUSH_SECONDS: '3600' });
     kateId = (await t.services.users.create({ email: 'kate@example.test', password: pw, roles: ['TECHNICIAN'] })).id;
     kate = (await signIn(t.url, 'kate@example.test', pw)).c;
   });
@@ -148,6 +150,46 @@ describe('API keys over HTTP', () => {
       [[k.id, winner.id]],
     );
     expect(audits.rows).toEqual([{ type: 'api_key.revoked', n: 1 }, { type: 'api_key.rotated', n: 1 }]);
+  });
+
+  it('a warm key is memory and Redis only: no SQL statement per request', async () => {
+    const k = await create({});
+    expect((await call({ 'x-api-key': k.key })).status).toBe(200); // loads the key and the RBAC snapshot
+    const probe = await countQueries(t.db, async () => {
+      for (let i = 0; i < 5; i++) expect((await call({ 'x-api-key': k.key })).status).toBe(200);
+      expect((await call({ 'x-api-key': k.key }, 'MANAGE_CONFIG')).status).toBe(403);
+    });
+    // The refusal's audit append is the only statement (a transaction: BEGIN, the chain head, the insert, COMMIT).
+    const denied = await t.db.query<{ n: number }>("SELECT count(*)::int AS n FROM audit_events WHERE type = 'authorization.denied' AND data->>'credential' = $1", [`api_key:${k.id}`]);
+    expect(denied.rows[0].n).toBe(1);
+    const withoutRefusal = await countQueries(t.db, async () => {
+      for (let i = 0; i < 5; i++) expect((await call({ 'x-api-key': k.key })).status).toBe(200);
+    });
+    expect(withoutRefusal.statements).toBe(0);
+    expect(probe.statements).toBeGreaterThan(0);
+  });
+
+  it('a key made by an admin for a service stands for the service; a requirement it cannot meet is a 403, audited', async () => {
+    const svc = await t.services.users.create({ email: 'ingest-bot@example.test', roles: [] });
+    const admin = await signInAdmin(t);
+    const r = await admin.post('/api/api-keys', { name: 'ingest', permissions: ['MANAGE_DATA_INGESTION', 'CONFIRM_RESULTS'], identityId: svc.id });
+    expect(r.status).toBe(201);
+    const v = await fetch(`${t.url}/auth/verify`, { headers: { 'x-api-key': r.body.key, 'x-required-permission': 'MANAGE_DATA_INGESTION', 'x-forwarded-for': IP.london } });
+    expect([v.status, v.headers.get('x-auth-user')]).toEqual([200, svc.id]);
+    // CONFIRM_RESULTS needs fresh MFA: a key proves none and cannot step up → 403, not a challenge.
+    const c = await call({ 'x-api-key': r.body.key }, 'CONFIRM_RESULTS');
+    expect([c.status, c.headers.get('www-authenticate')]).toEqual([403, null]);
+    const rows = await t.db.query<{ reason: string }>("SELECT reason FROM audit_events WHERE type = 'authorization.denied' AND actor = $1 AND subject = 'CONFIRM_RESULTS'", [svc.id]);
+    expect(rows.rows.map((x) => x.reason)).toEqual(['REQUIREMENT_UNMET']);
+    // The service's key is visible to the admin who made it, not to Kate.
+    expect((await kate.get(`/api/api-keys/${r.body.id}`)).status).toBe(404);
+    expect((await admin.get(`/api/api-keys/${r.body.id}`)).status).toBe(200);
+    // A revoked key's use is audited (once per key, reason and window), with the address.
+    expect((await admin.req('DELETE', `/api/api-keys/${r.body.id}`)).status).toBe(204);
+    for (let i = 0; i < 3; i++) expect((await call({ 'x-api-key': r.body.key })).status).toBe(401);
+    await t.services.authz.flush();
+    const refused = await t.db.query<{ reason: string; data: { ip: string } }>("SELECT reason, data FROM audit_events WHERE type = 'api_key.refused' AND subject = $1", [r.body.id]);
+    expect(refused.rows).toEqual([{ reason: 'REVOKED', data: { ip: IP.london } }]);
   });
 
   it('keys are stored hashed: the secret is nowhere in the database', async () => {

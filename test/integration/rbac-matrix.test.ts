@@ -140,6 +140,13 @@ describe('RBAC matrix', () => {
     expect((await admin.get(`/api/users/${ids.rolf}/roles`)).body).toEqual({ roles: [{ role: 'TECHNICIAN', namespace: null }] });
   });
 
+  it('a workload principal (service-account slot) brings its own namespace-scoped bindings: allowed in its namespace only', async () => {
+    const sa = { kind: 'service_account' as const, via: 'service_token' as const, identityId: 'system:serviceaccount:lab-1:ingest', credentialId: 'system:serviceaccount:lab-1:ingest', amr: [], authTime: 0, factorTimes: {}, bindings: [{ role: 'TECHNICIAN', namespace: 'lab-1' }] };
+    expect((await t.services.authz.check(sa, 'MANAGE_DATA_INGESTION', { namespace: 'lab-1' })).decision.allow).toBe(true);
+    expect((await t.services.authz.check(sa, 'MANAGE_DATA_INGESTION', { namespace: 'lab-2' })).decision.allow).toBe(false);
+    expect((await t.services.authz.check(sa, 'MANAGE_DATA_INGESTION')).decision.allow).toBe(false);
+  });
+
   it('successes are aggregated, not written per request: one authorization.granted per key and flush, with the count', async () => {
     const { c } = await signIn(t.url, 'rolf@example.test', pw);
     await t.services.authz.flush();
