@@ -100,6 +100,14 @@ export function createRecoveryFlows(deps: {
         // Also forgets every remembered device (src/auth/password.ts).
         await deps.passwords.setPassword(input.identityId, input.password);
         await deps.sessions.revokeAllFor(input.identityId, 'password_recovered');
+        // The owner proved the link (and their factor): a timed lockout from guesses at the old
+        // password ends with it; a lock without an end (an administrator's) stays.
+        await db.query(
+          `UPDATE identities SET failed_attempts = 0, mfa_failed_attempts = 0,
+                  locked_at = CASE WHEN locked_until IS NOT NULL THEN NULL ELSE locked_at END, locked_until = NULL
+            WHERE id = $1`,
+          [input.identityId],
+        );
         return { ok: true };
       }),
     },

@@ -96,6 +96,31 @@ describe('account recovery', () => {
     expect(await auditCount('password.changed', ann.id)).toBe(1);
   });
 
+  it('lifts a timed lockout from guesses at the old password, not an administrator\'s lock', async () => {
+    const gil = await user('gil');
+    const ip = '10.7.0.1';
+    await t.db.query("UPDATE identities SET locked_at = now(), locked_until = now() + interval '1 hour', failed_attempts = 10 WHERE id = $1", [gil.id]);
+    const c = browser('gil', ip);
+    await ask(c, gil.email);
+    const { flowId, code } = await linkCode(gil.email);
+    expect((await c.get(`/auth/recovery/${flowId}`)).body.step).toBe('recovery_link');
+    await c.post(`/auth/recovery/${flowId}`, { type: 'link', code });
+    expect((await browser('gil-other', ip).get(`/auth/recovery/${flowId}`)).status).toBe(404);
+    expect((await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'gil-has-a-new-password' })).body.step).toBe('done');
+    expect((await browser('gil-after', ip).passwordLogin(gil.email, 'gil-has-a-new-password')).body.step).toBe('done');
+
+    // An administrator's lock (no end) outlives the recovery.
+    await t.db.query('UPDATE identities SET locked_at = now(), locked_until = NULL WHERE id = $1', [gil.id]);
+    const before = mailsTo(gil.email).length;
+    await ask(c, gil.email);
+    const again = await linkCode(gil.email, before);
+    await c.post(`/auth/recovery/${again.flowId}`, { type: 'link', code: again.code });
+    expect((await c.post(`/auth/recovery/${again.flowId}`, { type: 'password', password: 'gil-has-another-password' })).body.step).toBe('done');
+    // A locked account answers like a wrong password (no oracle).
+    expect((await browser('gil-locked', ip).passwordLogin(gil.email, 'gil-has-another-password')).status).toBe(401);
+    expect((await t.db.query<{ locked: boolean }>('SELECT locked_at IS NOT NULL AS locked FROM identities WHERE id = $1', [gil.id])).rows[0].locked).toBe(true);
+  });
+
   it('answers an unknown identifier exactly like a known one, and mails nobody', async () => {
     const bob = await user('bob');
     await t.notifyIdle(); // earlier tests' notices are out
