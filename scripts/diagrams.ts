@@ -11,6 +11,7 @@ import { RECOVERY_MACHINE_VERSION, recoveryMachine } from '../machines/recovery.
 import { MFA_MACHINE_VERSION, mfaMachine } from '../machines/mfa.machine.ts';
 import { SESSION_MACHINE_VERSION, sessionMachine } from '../machines/session.machine.ts';
 import { REFRESH_MACHINE_VERSION, refreshMachine } from '../machines/refresh.machine.ts';
+import { SIGNUP_MACHINE_VERSION, signupMachine } from '../machines/signup.machine.ts';
 
 export const README_PATH = fileURLToPath(new URL('../machines/README.md', import.meta.url));
 
@@ -252,6 +253,14 @@ const MACHINES: DocumentedMachine[] = [
     versionName: 'REFRESH_MACHINE_VERSION',
     version: REFRESH_MACHINE_VERSION,
     machine: refreshMachine,
+  },
+  {
+    title: 'Sign-up and email verification',
+    file: 'signup.machine.ts',
+    exportName: 'signupMachine',
+    versionName: 'SIGNUP_MACHINE_VERSION',
+    version: SIGNUP_MACHINE_VERSION,
+    machine: signupMachine,
   },
 ];
 

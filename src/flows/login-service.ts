@@ -21,6 +21,7 @@ import type { RiskRecorder } from '../risk/recorder.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { createLoginEffects } from './login-effects.ts';
 import { deviceRef, loadBound, type BindingFailure, type FlowClient } from './binding.ts';
+import type { CompromisedPasswords } from '../authn/passwords/compromised.ts';
 import type { RememberedDevices, UseResult } from '../session/remembered-devices.ts';
 
 /** The steps run, in this order, once a flow allowed a login. */
@@ -34,6 +35,8 @@ export interface Completion {
   sessionToken: string;
   session: SessionRecord;
   tokens?: { access_token: string; token_type: 'Bearer'; expires_in: number; refresh_token?: string };
+  /** The password was found breached: the user must choose a new one (POST /auth/password). */
+  passwordChangeRequired?: boolean;
   /** The device was remembered (the user asked, after a passed step-up): the cookie to set. */
   remember?: { token: string; expiresAt: number };
 }
@@ -64,12 +67,14 @@ export function createLoginService(deps: {
   passkey?: PasskeyPort;
   /** Shadow decisions and step-up labels on recorded login events (src/risk/recorder.ts). */
   risk?: RiskRecorder;
+  /** Breached passwords proven at sign-in flag the account (src/authn/passwords/compromised.ts). */
+  compromised?: CompromisedPasswords;
   /** Remembered devices (issue 12); without it nothing is remembered and no token lowers risk. */
   remembered?: RememberedDevices;
 }) {
   const { db, clock, config } = deps;
 
-  const firstFactorActors: LoginActors = Object.assign({}, ...FIRST_FACTORS.map((m) => m.loginActors?.({ passwords: deps.passwords, passkey: deps.passkey }) ?? {}));
+  const firstFactorActors: LoginActors = Object.assign({}, ...FIRST_FACTORS.map((m) => m.loginActors?.({ passwords: deps.passwords, passkey: deps.passkey, compromised: deps.compromised }) ?? {}));
   const machine = loginMachine.provide({
     actors: {
       // First-factor methods (src/authn/methods/) provide how they verify.
@@ -263,6 +268,7 @@ export function createLoginService(deps: {
     }
     const completion: Completion = { sessionToken: f.created!.token, session: f.created!.session };
     if (f.tokens) completion.tokens = f.tokens;
+    if (await deps.compromised?.changeRequired(f.identityId)) completion.passwordChangeRequired = true;
     if (remember) {
       const r = await rememberDevice(f);
       if (r) completion.remember = r;

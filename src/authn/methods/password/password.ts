@@ -138,6 +138,8 @@ export async function createPasswordService(deps: {
          ON CONFLICT (identity_id) DO UPDATE SET hash = EXCLUDED.hash, updated_at = EXCLUDED.updated_at`,
         [identityId, h, new Date(clock.now())],
       );
+      // A new password is no longer the breached one: the change it asked for is done.
+      await db.query('UPDATE identities SET password_compromised = false WHERE id = $1 AND password_compromised', [identityId]);
     },
   };
 }
