@@ -74,10 +74,14 @@ describe('account recovery', () => {
     // The flow now belongs to the browser that proved the link.
     expect((await asker.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'stolen-flow-password' })).body.code).toBe('FLOW_NOT_FOUND');
 
-    const short = await reader.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'short' });
-    expect(short.status).toBe(400);
-    expect(short.body.code).toBe('VALIDATION_FAILED');
-    const done = await reader.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'ann-chose-a-new-password' });
+    // The policy of every new password (breach corpus, NIST length): refused, and the step stays.
+    for (const weak of ['short', '1qaz2wsx3edc4rfv', 'ann@example.test-and-more']) {
+      const r = await reader.post(`/auth/recovery/${flowId}`, { type: 'password', password: weak });
+      expect(r.status, weak).toBe(400);
+      expect(r.body.code, weak).toBe('PASSWORD_REJECTED');
+      expect(r.body.flow.step).toBe('new_password');
+    }
+    const done = await reader.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'violet harbour lantern' });
     expect(done.status).toBe(200);
     expect(done.body.step).toBe('done');
     expect(done.body).not.toHaveProperty('session');
@@ -90,7 +94,7 @@ describe('account recovery', () => {
     expect((await reader.post(`/auth/recovery/${flowId}`, { type: 'link', code })).body.code).toBe('INVALID_EVENT');
 
     expect((await browser('ann-old', ip).passwordLogin(ann.email, ann.password)).status).toBe(401);
-    expect((await browser('ann-new', ip).passwordLogin(ann.email, 'ann-chose-a-new-password')).body.step).toBe('done');
+    expect((await browser('ann-new', ip).passwordLogin(ann.email, 'violet harbour lantern')).body.step).toBe('done');
     await vi.waitFor(() => expect(mailsTo(ann.email).some((m) => m.includes('reset by account recovery'))).toBe(true), { timeout: 20_000, interval: 50 });
     expect(await auditCount('recovery.completed', ann.id)).toBe(1);
     expect(await auditCount('password.changed', ann.id)).toBe(1);
@@ -106,8 +110,8 @@ describe('account recovery', () => {
     expect((await c.get(`/auth/recovery/${flowId}`)).body.step).toBe('recovery_link');
     await c.post(`/auth/recovery/${flowId}`, { type: 'link', code });
     expect((await browser('gil-other', ip).get(`/auth/recovery/${flowId}`)).status).toBe(404);
-    expect((await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'gil-has-a-new-password' })).body.step).toBe('done');
-    expect((await browser('gil-after', ip).passwordLogin(gil.email, 'gil-has-a-new-password')).body.step).toBe('done');
+    expect((await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'maple ferry horizon' })).body.step).toBe('done');
+    expect((await browser('gil-after', ip).passwordLogin(gil.email, 'maple ferry horizon')).body.step).toBe('done');
 
     // An administrator's lock (no end) outlives the recovery.
     await t.db.query('UPDATE identities SET locked_at = now(), locked_until = NULL WHERE id = $1', [gil.id]);
@@ -115,9 +119,9 @@ describe('account recovery', () => {
     await ask(c, gil.email);
     const again = await linkCode(gil.email, before);
     await c.post(`/auth/recovery/${again.flowId}`, { type: 'link', code: again.code });
-    expect((await c.post(`/auth/recovery/${again.flowId}`, { type: 'password', password: 'gil-has-another-password' })).body.step).toBe('done');
+    expect((await c.post(`/auth/recovery/${again.flowId}`, { type: 'password', password: 'cobalt river lantern' })).body.step).toBe('done');
     // A locked account answers like a wrong password (no oracle).
-    expect((await browser('gil-locked', ip).passwordLogin(gil.email, 'gil-has-another-password')).status).toBe(401);
+    expect((await browser('gil-locked', ip).passwordLogin(gil.email, 'cobalt river lantern')).status).toBe(401);
     expect((await t.db.query<{ locked: boolean }>('SELECT locked_at IS NOT NULL AS locked FROM identities WHERE id = $1', [gil.id])).rows[0].locked).toBe(true);
   });
 
@@ -154,7 +158,7 @@ describe('account recovery', () => {
     t.clock.advance(31_000);
     const ok = await c.post(`/auth/recovery/${flowId}`, { type: 'totp', code: oathtool(cat.secret, t.clock.now()) });
     expect(ok.body.step).toBe('new_password');
-    expect((await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'cat-has-a-new-password' })).body.step).toBe('done');
+    expect((await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'copper meadow whistle' })).body.step).toBe('done');
 
     // Again, with a recovery code instead of the authenticator.
     const codes = await t.services.recovery.generate(cat.id);
@@ -164,7 +168,7 @@ describe('account recovery', () => {
     await c.post(`/auth/recovery/${second.flowId}`, { type: 'link', code: second.code });
     expect((await c.post(`/auth/recovery/${second.flowId}`, { type: 'choose', method: 'recovery_code' })).body.step).toBe('recovery_code');
     expect((await c.post(`/auth/recovery/${second.flowId}`, { type: 'recovery_code', code: codes[0] })).body.step).toBe('new_password');
-    expect((await c.post(`/auth/recovery/${second.flowId}`, { type: 'password', password: 'cat-has-another-password' })).body.step).toBe('done');
+    expect((await c.post(`/auth/recovery/${second.flowId}`, { type: 'password', password: 'amber canyon rooftop' })).body.step).toBe('done');
   });
 
   it('20 parallel uses of one link change the password exactly once', async () => {
@@ -177,7 +181,7 @@ describe('account recovery', () => {
         const c = browser(`dan-${i}`, ip);
         const l = await c.post(`/auth/recovery/${flowId}`, { type: 'link', code });
         if (l.status !== 200) return { i, done: false, linkCode: l.body.code };
-        const p = await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: `dan-new-password-${i}` });
+        const p = await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: `granite orchard ${i}x` });
         return { i, done: p.status === 200 && p.body.step === 'done', linkCode: null };
       }),
     );
@@ -185,7 +189,7 @@ describe('account recovery', () => {
     expect(winners).toHaveLength(1);
     for (const r of results.filter((x) => x.linkCode)) expect(['FLOW_CONFLICT', 'FLOW_NOT_FOUND', 'INVALID_EVENT']).toContain(r.linkCode);
     expect(await auditCount('password.changed', dan.id)).toBe(1);
-    expect((await browser('dan-check', ip).passwordLogin(dan.email, `dan-new-password-${winners[0].i}`)).body.step).toBe('done');
+    expect((await browser('dan-check', ip).passwordLogin(dan.email, `granite orchard ${winners[0].i}x`)).body.step).toBe('done');
   });
 
   it('a recovery from a hosting network abroad right after a password spray is refused', async () => {
@@ -221,7 +225,7 @@ describe('account recovery', () => {
     const { flowId, code } = await linkCode(fay.email, before);
     const c = browser('fay-phone', ip);
     expect((await c.post(`/auth/recovery/${flowId}`, { type: 'link', code })).body.step).toBe('new_password');
-    expect((await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'fay-has-a-new-password' })).body.step).toBe('done');
+    expect((await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'silver tundra compass' })).body.step).toBe('done');
     expect((await plain.get('/auth/check')).body).toEqual({ authenticated: false });
     expect(ADMIN.email).not.toBe(fay.email);
   });

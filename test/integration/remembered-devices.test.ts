@@ -208,9 +208,9 @@ describe('remembered devices', () => {
     const mfaSession = browser('changer');
     const r = await login(mfaSession);
     await totp(mfaSession, r.flowId);
-    const changed = await mfaSession.post('/auth/password', { currentPassword: pw, newPassword: 'rita-has-a-new-long-password' });
+    const changed = await mfaSession.post('/auth/password', { currentPassword: pw, newPassword: 'a brand new long passphrase' });
     expect(changed.status).toBe(200);
-    pw = 'rita-has-a-new-long-password';
+    pw = 'a brand new long passphrase';
     expect(await t.services.remembered.list(userId)).toEqual([]);
     expect((await login(c)).body.step).toBe('totp');
   });

@@ -42,7 +42,7 @@ export const recoveryDocs = routeDocs('/auth/recovery', 'Account recovery', {
     auth: 'none',
     body: RecoveryEventSchema,
     responses: { 200: { description: 'The flow after the event', schema: 'Flow' } },
-    errors: [...FLOW_ERRORS, 'RECOVERY_LINK_INVALID', 'RECOVERY_DENIED', 'VALIDATION_FAILED', 'MFA_CODE_INVALID', 'MFA_CODE_EXPIRED', 'MFA_CODE_LOCKED', 'WEBAUTHN_FAILED', 'CODE_RESEND_TOO_SOON', 'DELIVERY_FAILED', 'SERVICE_UNAVAILABLE', 'UNSUPPORTED_MEDIA_TYPE'],
+    errors: [...FLOW_ERRORS, 'RECOVERY_LINK_INVALID', 'RECOVERY_DENIED', 'PASSWORD_REJECTED', 'VALIDATION_FAILED', 'MFA_CODE_INVALID', 'MFA_CODE_EXPIRED', 'MFA_CODE_LOCKED', 'WEBAUTHN_FAILED', 'CODE_RESEND_TOO_SOON', 'DELIVERY_FAILED', 'SERVICE_UNAVAILABLE', 'UNSUPPORTED_MEDIA_TYPE'],
   },
 });
 
