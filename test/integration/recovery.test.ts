@@ -36,6 +36,8 @@ describe('account recovery', () => {
     const email = `${name}@example.test`;
     const password = `${name}-has-a-long-password`;
     const u = await t.services.users.create({ email, password, roles: ['PATHOLOGIST'] });
+    // The user proved the address (POST /auth/email/verification); recovery mails only proven addresses.
+    await t.db.query('UPDATE identities SET email_verified = true WHERE id = $1', [u.id]);
     let secret = '';
     if (o.totp) {
       const e = await t.services.totp.enrol(u.id, email);
@@ -139,6 +141,17 @@ describe('account recovery', () => {
     // A link for the unknown flow can never be right: same answer as a wrong one.
     const guess = await browser('enum-2').post(`/auth/recovery/${unknown.body.id}`, { type: 'link', code: 'B'.repeat(32) });
     expect(guess.body.code).toBe('RECOVERY_LINK_INVALID');
+
+    // An address nobody proved (an administrator typed it) gets no link either: same answer, no mail.
+    const typed = await t.services.users.create({ email: 'typed-by-admin@example.test', password: 'a long typed passphrase', roles: [] });
+    const unverified = await ask(browser('enum-3'), typed.email);
+    expect(shape(unverified)).toEqual(shape(known));
+    await t.notifyIdle();
+    expect(mailsTo(typed.email)).toEqual([]);
+    const admin = await signInAdmin(t);
+    const reset = await admin.post(`/api/users/${typed.id}/reset-password`);
+    expect(reset.status).toBe(409);
+    expect(reset.body.code).toBe('CONFLICT');
   });
 
   it('an account with TOTP still proves TOTP (a recovery code counts too); no password before it', async () => {
