@@ -129,6 +129,13 @@ describe('/api/sessions, /api/roles, /api/permissions', () => {
     expect(plain.status).toBe(201);
     expect((await desk.post(`/api/users/${plain.body.id}/disable`)).body.status).toBe('disabled');
     expect((await desk.req('DELETE', `/api/users/${plain.body.id}`)).status).toBe(204);
+    // A configuration manager who is not an ADMIN grants only what they hold.
+    expect((await admin.post('/api/roles', { name: 'CONFIG_DESK', permissions: ['MANAGE_CONFIG', 'VIEW_CASES'] })).status).toBe(201);
+    expect((await admin.post('/api/users', { email: 'conf@example.test', password: pw, roles: ['CONFIG_DESK'] })).status).toBe(201);
+    const conf = (await signIn(t.url, 'conf@example.test', pw)).c;
+    for (const r of [await conf.post('/api/roles', { name: 'GRAB', permissions: ['MANAGE_USERS'] }), await conf.req('PATCH', '/api/roles/CONFIG_DESK', { permissions: ['MANAGE_CONFIG', 'VIEW_AUDIT_LOGS'] })])
+      expect([r.status, r.body.code]).toEqual([403, 'PERMISSION_DENIED']);
+    expect((await conf.post('/api/roles', { name: 'VIEWER', permissions: ['VIEW_CASES'] })).status).toBe(201);
     const anon = new Client(t.url);
     expect((await anon.post('/api/roles', { name: 'ANON' })).status).toBe(401);
   });
