@@ -88,6 +88,8 @@ export function userRoutes(s: Services) {
     const p = await guard(c);
     const b = await readJson(c, CreateUserSchema);
     await outranks(p, { roles: b.roles });
+    // The rule every new password meets (length, breach corpus, no identifier), on this path too.
+    if (b.password !== undefined) await s.passwordPolicy.assertNewPassword({ password: b.password, identifier: b.email, hasSecondFactor: false });
     const u = await s.users.create(b);
     await audit('user.created', p.identityId, u.id, { roles: u.roles, after: u });
     return c.json(u, 201);
