@@ -45,7 +45,7 @@ export interface UserRow {
 
 /** The columns of a UserView, for any reader of `identities i` (the admin list reads pages of them). */
 export const USER_COLUMNS = `i.id, i.email, i.display_name, i.status, i.locked_at, i.locked_until, i.created_at, i.email_verified,
-       (SELECT coalesce(json_agg(role ORDER BY role), '[]'::json) FROM user_roles WHERE identity_id = i.id) AS roles`;
+       (SELECT coalesce(json_agg(role ORDER BY role), '[]'::json) FROM user_roles WHERE identity_id = i.id AND namespace = '') AS roles`;
 
 export function userViewOf(r: UserRow, now: number): UserView {
   return {
