@@ -19,6 +19,8 @@ import { createStepUpService } from './flows/stepup-service.ts';
 import type { Services } from './http/services.ts';
 import { createFactorRegistry } from './authn/methods/factors.ts';
 import { createLoginReports } from './session/login-reports.ts';
+import { createRememberedDevices } from './session/remembered-devices.ts';
+import { createRecoveryFlows } from './flows/recovery-service.ts';
 import { createRefreshService, type RefreshService } from './tokens/refresh.ts';
 import { openGeo } from './risk/geo.ts';
 import { createRiskApi } from './risk/risk-api.ts';
@@ -37,6 +39,10 @@ import { createCodeService } from './authn/methods/codes/codes.ts';
 import { createNotifyClient } from './notify/enqueue.ts';
 import { notifyJobId } from '../workers/queues.ts';
 import { maskDestination } from './notify/mask.ts';
+import { passwordPolicyFromConfig } from './authn/passwords/policy.ts';
+import { createCompromisedPasswords } from './authn/passwords/compromised.ts';
+import { createSignupService } from './authn/signup/signup-service.ts';
+import { createEmailVerification } from './authn/signup/email-verification.ts';
 import { createLoginLimiter, limiterRedis, limitSettings, loginLimiterOptions } from './security/limits.ts';
 import { applyTrustedIssuersFile, createTrustedIssuers } from './authn/trusted-issuers/index.ts';
 import { createLoginEffects } from './flows/login-effects.ts';
@@ -103,10 +109,14 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     issuer: config.PUBLIC_URL,
     audience: config.TOKEN_AUDIENCE ?? config.PUBLIC_URL,
     ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+    emailVerifiedOf: async (sub) => (await db.query<{ v: boolean }>('SELECT email_verified AS v FROM identities WHERE id = $1', [sub])).rows[0]?.v ?? null,
   });
   // Authorization from memory; a change in any process is seen by every process's next check.
   const rbac = createRbac(db, clock, createRbacSnapshot({ db, clock, source: redis ? redisVersionSource(redis) : memoryVersionSource() }));
   const users = createUserService({ db, clock, passwords });
+  // New passwords (every path that sets one) and breached ones proven at sign-in.
+  const passwordPolicy = passwordPolicyFromConfig(config, logger, methodsOf);
+  const compromised = createCompromisedPasswords({ db, audit, policy: passwordPolicy, enabled: config.PASSWORD_BREACH_CHECK_AT_LOGIN === 'on', logger });
   const webauthn = createWebAuthnService({ db, clock, audit, rpID: config.webauthn.rpID, rpName: config.webauthn.rpName, origins: config.webauthn.origins });
   const codes = createCodeService({
     db,
@@ -171,9 +181,12 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     onReuse: async (o) => notifyUser(o.identityId, 'factor_changed', { factor: 'session', action: 'locked because a used refresh token was presented again' }, `reuse-${o.familyId}`),
   });
   refreshRef.current = refresh;
-  const reports = createLoginReports({ db, clock, audit, sessions });
+  const remembered = createRememberedDevices({ db, clock, audit, key: createHmac('sha256', d.masterKey).update('remembered-devices').digest() });
+  const reports = createLoginReports({ db, clock, audit, sessions, remembered });
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
-  const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder });
+  const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder, compromised, remembered });
+  const emailVerification = createEmailVerification({ db, audit, codes, notify, ttlMinutes: String(Math.round(config.CODE_TTL_SECONDS / 60)) });
+  const signup = createSignupService({ db, clock, config, logger, audit, jobs, passwords, policy: passwordPolicy, codes, notify });
   const stepup = createStepUpService({ db, clock, logger, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports, refresh });
   // Trusted token issuers: RFC 8693 exchange, the okta/sid schemes, workload tokens.
   const loginEvents = createLoginEffects({ db, clock, audit, risk: risk.recorder });
@@ -210,6 +223,11 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   await applyTrustedIssuersFile(trusted, config, audit, logger);
   // client_credentials secrets: HMAC under their own key derived from the master key (clients.ts says why not argon2id).
   const machineClients = createMachineClients({ db, clock, pepper: createHmac('sha256', d.masterKey).update('machine-client-secrets').digest() });
+  const recoveryFlows = createRecoveryFlows({
+    db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, methodsOf, ports, notifyUser,
+    key: createHmac('sha256', d.masterKey).update('recovery-links').digest(),
+    sendLink: (o) => notify.send({ channel: 'email', to: o.to, template: 'recovery_link', data: { link: o.link, code: o.code, ttlMinutes: o.ttlMinutes } }, notifyJobId('recovery_link', o.flowId)),
+  });
   // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
   const limitRedis = config.REDIS_URL ? limiterRedis(config.REDIS_URL) : null;
   const limitHashKey = createHmac('sha256', d.masterKey).update('rate-limit-keys').digest();
@@ -223,5 +241,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, machineClients, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, machineClients, passwordPolicy, compromised, signup, emailVerification, remembered, recoveryFlows, close };
 }

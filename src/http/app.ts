@@ -10,8 +10,12 @@ import { ipGetter, loginAttemptGuard, rateLimit } from './middleware/rate-limit.
 import { limitSettings } from '../security/limits.ts';
 import { problem } from './present.ts';
 import { loginRoutes } from './routes/login.ts';
+import { signupRoutes } from './routes/signup.ts';
+import { emailRoutes } from './routes/email.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
+import { devicesRoutes } from './routes/devices.ts';
+import { adminRecoveryRoutes, recoveryRoutes } from './routes/recovery.ts';
 import { mountMethodRoutes } from './routes/methods.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { riskRoutes } from './routes/risk.ts';
@@ -33,12 +37,14 @@ import { contractRoutes } from './openapi/routes.ts';
 import { sessionCookieName } from './middleware/auth.ts';
 import { csrfProtection } from './middleware/csrf.ts';
 import { noFraming } from './middleware/frames.ts';
+import { httpMetrics, metricsRoutes } from '../metrics/routes.ts';
 import type { Env, Services } from './services.ts';
 
 export function createApp(s: Services, extra: { checks?: Record<string, () => Promise<void>> } = {}) {
   const app = new Hono<Env>();
 
   app.use('*', noFraming()); // first: every answer, even a 413 from the body limit, forbids framing
+  app.use('*', httpMetrics()); // latency of every answer, refusals by later middleware included
 
   app.use('*', async (c, next) => {
     c.set('requestId', randomUUID());
@@ -76,6 +82,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     const err = methods ? new AppError('METHOD_NOT_ALLOWED', { headers: { Allow: methods.join(', ') } }) : new AppError('NOT_FOUND');
     return problem(c, err, c.get('requestId'));
   });
+  app.route('/metrics', metricsRoutes(s));
   // The HTTP contract (OpenAPI 3.1) and its reference page.
   app.route('/', contractRoutes({ devMailbox: s.config.devMailbox, sessionCookie: sessionCookieName(s.config.secureCookies), publicUrl: s.config.PUBLIC_URL }));
 
@@ -148,9 +155,23 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     '/auth/login',
     rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:flow-start', points: lim.RATE_LIMIT_FLOW_STARTS_PER_MINUTE, duration: 60, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS }),
   );
+  const signupStarts = rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:signup-start', points: s.config.RATE_LIMIT_SIGNUPS_PER_HOUR, duration: 3600, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS });
   app.use('/auth/login/:id', loginAttemptGuard(s.limits.login, ip, { onStoreError: (err) => s.logger.warn({ err }, 'rate-limit settle failed') }));
   app.route('/auth/login', loginRoutes(s));
+  // Sign-up: flows per IP per hour (each registers at most one address), scored by risk like a login.
+  app.post(
+    '/auth/signup',
+    (c, next) => (s.signup.enabled ? signupStarts(c, next) : next()),
+  );
+  app.route('/auth/signup', signupRoutes(s));
+  app.route('/auth/email', emailRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
+  app.route('/auth/devices', devicesRoutes(s));
+  app.post(
+    '/auth/recovery',
+    rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:recovery-start', points: lim.RATE_LIMIT_FLOW_STARTS_PER_MINUTE, duration: 60, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS }),
+  );
+  app.route('/auth/recovery', recoveryRoutes(s));
   // Methods with routes of their own elsewhere (a federated method's start and callback).
   mountMethodRoutes(app, s);
   app.route('/auth/stepup', stepUpRoutes(s));
@@ -180,6 +201,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/api/risk', riskRoutes(s));
   app.route('/api/trusted-issuers', trustedIssuerRoutes(s));
   app.route('/api/machine-clients', machineClientRoutes(s));
+  app.route('/api', adminRecoveryRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;
 }

@@ -28,6 +28,12 @@ import type { RiskApi } from '../risk/risk-api.ts';
 import type { TrustedIssuerServices } from '../authn/trusted-issuers/index.ts';
 import type { KnownUser } from '../authn/trusted-issuers/known-user.ts';
 import type { MachineClients } from '../credentials/machine-clients/clients.ts';
+import type { PasswordPolicy } from '../authn/passwords/policy.ts';
+import type { CompromisedPasswords } from '../authn/passwords/compromised.ts';
+import type { SignupService } from '../authn/signup/signup-service.ts';
+import type { EmailVerification } from '../authn/signup/email-verification.ts';
+import type { RememberedDevices } from '../session/remembered-devices.ts';
+import type { RecoveryFlows } from '../flows/recovery-service.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -62,6 +68,18 @@ export interface Services {
   trusted: TrustedIssuerServices;
   /** Registered machine clients (OAuth client_credentials). */
   machineClients: MachineClients;
+  /** The rule every new password meets: call assertNewPassword on every path that sets one. */
+  passwordPolicy: PasswordPolicy;
+  /** Breached passwords proven at sign-in: the flag that asks for a change. */
+  compromised: CompromisedPasswords;
+  /** Self-service sign-up and email verification (off unless SIGNUP_ENABLED=on). */
+  signup: SignupService;
+  /** A signed-in user proving their address (accounts that did not sign up themselves). */
+  emailVerification: EmailVerification;
+  /** Devices remembered after a passed step-up (GET/DELETE /auth/devices). */
+  remembered: RememberedDevices;
+  /** Account recovery flows (POST /auth/recovery, admin reset). */
+  recoveryFlows: RecoveryFlows;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */

@@ -1,3 +1,4 @@
+import { metrics } from '../metrics/metrics.ts';
 import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
 import { z } from 'zod';
@@ -15,6 +16,8 @@ export interface AccessClaims {
   client_id?: string;
   scope?: string;
   roles?: string[];
+  /** Whether the subject proved their email address (set by the service from emailVerifiedOf). */
+  email_verified?: boolean;
 }
 
 export type VerifiedAccessClaims = AccessClaims & {
@@ -45,6 +48,8 @@ export interface TokenServiceOptions {
   ttlSeconds: number;
   /** client_id when the claims carry none. Default 'threshold'. */
   clientId?: string;
+  /** The subject's email_verified, read at issue (login, step-up, refresh): resource servers linking accounts rely on it. */
+  emailVerifiedOf?: (sub: string) => Promise<boolean | null>;
 }
 
 /** Any reason an access token is not accepted; the reason stays private (`detail`). */
@@ -55,6 +60,7 @@ export class InvalidTokenError extends Error {
   constructor(readonly detail: string, options?: { cause?: unknown }) {
     super('The access token is not valid.', options);
     this.name = 'InvalidTokenError';
+    metrics.tokenVerifications.inc({ result: 'invalid' }); // thrown only by verify(): one per refused token
   }
 }
 
@@ -79,6 +85,7 @@ const claimsSchema = z.object({
   auth_time: z.number().int(),
   scope: z.string().optional(),
   roles: z.array(z.string()).optional(),
+  email_verified: z.boolean().optional(),
 });
 
 const clientClaimsSchema = z.object({
@@ -111,6 +118,8 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
       };
       if (c.scope !== undefined) payload.scope = c.scope;
       if (c.roles !== undefined) payload.roles = c.roles;
+      const verified = c.email_verified ?? (await opts.emailVerifiedOf?.(c.sub)) ?? null;
+      if (verified !== null) payload.email_verified = verified;
       const token = await new SignJWT(payload)
         .setProtectedHeader({ alg: k.alg, kid: k.kid, typ: AT_TYP })
         .setIssuer(opts.issuer)
@@ -208,6 +217,7 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
       const parsed = claimsSchema.safeParse(payload);
       if (!parsed.success) throw new InvalidTokenError('claims do not match RFC 9068');
       if (parsed.data.iat > nowS() + CLOCK_TOLERANCE_S) throw new InvalidTokenError('issued in the future');
+      metrics.tokenVerifications.inc({ result: 'valid' });
       return parsed.data;
     },
   };
