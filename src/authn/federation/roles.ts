@@ -6,6 +6,7 @@ import type { AuditEvent } from '../../audit/audit.ts';
  * the IdP asserted at this login: a mapped role whose group is gone is taken away, a newly mapped
  * one given. Roles granted by hand (`source = 'manual'`) are never touched, and a role the user
  * already holds by hand stays manual. Answers the audit events of the changes (empty: nothing changed).
+ * Mapped roles are global bindings (namespace ''); namespaced bindings stay an administrator's.
  * Stops a person removed from a group at the IdP from keeping its role here.
  */
 export async function syncMappedRoles(q: Queryable, o: { identityId: string; providerId: string; providerSlug: string; groups: string[] }): Promise<AuditEvent[]> {
@@ -16,20 +17,20 @@ export async function syncMappedRoles(q: Queryable, o: { identityId: string; pro
   );
   const want = new Map(desired.rows.map((r) => [r.role, r.groups]));
   const held = await q.query<{ role: string }>(
-    "SELECT role FROM user_roles WHERE identity_id = $1 AND source = 'mapping' AND source_provider = $2",
+    "SELECT role FROM user_roles WHERE identity_id = $1 AND namespace = '' AND source = 'mapping' AND source_provider = $2",
     [o.identityId, o.providerId],
   );
   const have = new Set(held.rows.map((r) => r.role));
   const events: AuditEvent[] = [];
   for (const role of have) {
     if (want.has(role)) continue;
-    await q.query("DELETE FROM user_roles WHERE identity_id = $1 AND role = $2 AND source = 'mapping' AND source_provider = $3", [o.identityId, role, o.providerId]);
+    await q.query("DELETE FROM user_roles WHERE identity_id = $1 AND role = $2 AND namespace = '' AND source = 'mapping' AND source_provider = $3", [o.identityId, role, o.providerId]);
     events.push({ type: 'user_role.revoked', actor: `idp:${o.providerSlug}`, subject: o.identityId, reason: 'IDP_MAPPING', data: { role, provider: o.providerSlug } });
   }
   for (const [role, groups] of want) {
     if (have.has(role)) continue;
     const r = await q.query(
-      "INSERT INTO user_roles (identity_id, role, source, source_provider) VALUES ($1, $2, 'mapping', $3) ON CONFLICT (identity_id, role) DO NOTHING",
+      "INSERT INTO user_roles (identity_id, role, namespace, source, source_provider) VALUES ($1, $2, '', 'mapping', $3) ON CONFLICT (identity_id, role, namespace) DO NOTHING",
       [o.identityId, role, o.providerId],
     );
     if (r.rowCount === 1) events.push({ type: 'user_role.granted', actor: `idp:${o.providerSlug}`, subject: o.identityId, reason: 'IDP_MAPPING', data: { role, provider: o.providerSlug, groups } });
