@@ -83,10 +83,8 @@ export const AUDIT_EVENT_TYPES = [
   'api_key.rotated', // a key was replaced by a new one; the old one works until the overlap ends
   'api_key.revoked', // a key was revoked (reason OWNER | CREATOR | ADMIN)
   'api_key.refused', // a known key was refused (reason REVOKED | EXPIRED | IDENTITY_INACTIVE | ADDRESS_REFUSED | RATE_LIMITED), once per key, reason and 5 min
-  'user.roles_changed', // an administrator bound or unbound a role (data.before, data.after)
+  'user.roles_changed', // an administrator bound or unbound a role (data.before, data.after); or, reason IDP_MAPPING, a federated login re-evaluated the IdP-group-mapped roles (data.provider, granted, revoked, groups)
   'user.permissions_changed', // an administrator granted or withdrew a direct permission (data.before, data.after)
-  'user_role.granted', // a role was given to a user; reason IDP_MAPPING when an IdP group mapping gave it (data: provider, groups)
-  'user_role.revoked', // a role was taken from a user; reason IDP_MAPPING when the IdP group behind it is gone
   // Federation (identity providers)
   'idp.created', // an identity provider was configured (reason ADMIN | CONFIG_FILE)
   'idp.updated', // its settings changed (never with the secret)

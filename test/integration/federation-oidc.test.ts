@@ -41,13 +41,13 @@ describe('OIDC login end to end', () => {
     expect(me.json).toMatchObject({ user: { email: 'ann@acme.test', displayName: 'Ann' }, roles: ['PATHOLOGIST'], session: { amr: ['fed'], acr: 'urn:threshold:acr:aal1' } });
 
     const { rows } = await f.t.db.query<{ type: string; reason: string }>(
-      "SELECT type, reason FROM audit_events WHERE type IN ('user.created', 'federation.linked', 'user_role.granted', 'login.succeeded') ORDER BY seq",
+      "SELECT type, reason FROM audit_events WHERE type IN ('user.created', 'federation.linked', 'user.roles_changed', 'login.succeeded') ORDER BY seq",
     );
     expect(rows.filter((r) => r.type !== 'login.succeeded' || r.reason === 'fed')).toEqual(
       expect.arrayContaining([
         { type: 'user.created', reason: 'JIT' },
         { type: 'federation.linked', reason: 'JIT' },
-        { type: 'user_role.granted', reason: 'IDP_MAPPING' },
+        { type: 'user.roles_changed', reason: 'IDP_MAPPING' },
         { type: 'login.succeeded', reason: 'fed' },
       ]),
     );
@@ -73,8 +73,11 @@ describe('OIDC login end to end', () => {
     expect((await b.fetch(callback)).status).toBe(303);
     const me = await b.fetch(`${f.url}/auth/me`);
     expect(me.json.roles).toEqual(['TECHNICIAN']);
-    const revoked = await f.t.db.query("SELECT subject, data FROM audit_events WHERE type = 'user_role.revoked'");
-    expect(revoked.rows).toEqual([{ subject: annId, data: { role: 'PATHOLOGIST', provider: 'acme' } }]);
+    const changed = await f.t.db.query("SELECT subject, data FROM audit_events WHERE type = 'user.roles_changed' ORDER BY seq");
+    expect(changed.rows).toEqual([
+      { subject: annId, data: { provider: 'acme', granted: ['PATHOLOGIST'], revoked: [], groups: ['pathologists', 'staff'] } },
+      { subject: annId, data: { provider: 'acme', granted: [], revoked: ['PATHOLOGIST'], groups: ['staff'] } },
+    ]);
 
     // Back in the group: the role returns at the next login.
     f.accounts.ann.groups = ['pathologists'];

@@ -113,7 +113,7 @@ export function createIdentityResolver(deps: {
         try {
           const r = await attempt(a);
           await deps.audit.appendMany(r.events);
-          if (r.events.some((e) => e.type.startsWith('user_role.'))) await deps.rolesChanged();
+          if (r.events.some((e) => e.type === 'user.roles_changed')) await deps.rolesChanged();
           return { ok: true, identityId: r.identityId, methods: await deps.methodsOf(r.identityId), amr: r.amr, upstreamMfa: r.upstreamMfa, upstreamAuthTime: a.authTime };
         } catch (e) {
           if (e instanceof Refused) return refuse(e.reason);

@@ -21,19 +21,22 @@ export async function syncMappedRoles(q: Queryable, o: { identityId: string; pro
     [o.identityId, o.providerId],
   );
   const have = new Set(held.rows.map((r) => r.role));
-  const events: AuditEvent[] = [];
+  const revoked: string[] = [];
+  const granted: string[] = [];
   for (const role of have) {
     if (want.has(role)) continue;
     await q.query("DELETE FROM user_roles WHERE identity_id = $1 AND role = $2 AND namespace = '' AND source = 'mapping' AND source_provider = $3", [o.identityId, role, o.providerId]);
-    events.push({ type: 'user_role.revoked', actor: `idp:${o.providerSlug}`, subject: o.identityId, reason: 'IDP_MAPPING', data: { role, provider: o.providerSlug } });
+    revoked.push(role);
   }
-  for (const [role, groups] of want) {
+  for (const role of want.keys()) {
     if (have.has(role)) continue;
     const r = await q.query(
       "INSERT INTO user_roles (identity_id, role, namespace, source, source_provider) VALUES ($1, $2, '', 'mapping', $3) ON CONFLICT (identity_id, role, namespace) DO NOTHING",
       [o.identityId, role, o.providerId],
     );
-    if (r.rowCount === 1) events.push({ type: 'user_role.granted', actor: `idp:${o.providerSlug}`, subject: o.identityId, reason: 'IDP_MAPPING', data: { role, provider: o.providerSlug, groups } });
+    if (r.rowCount === 1) granted.push(role);
   }
-  return events;
+  if (!granted.length && !revoked.length) return [];
+  // The same audit type as an administrator's binding change, with the IdP as actor and reason.
+  return [{ type: 'user.roles_changed', actor: `idp:${o.providerSlug}`, subject: o.identityId, reason: 'IDP_MAPPING', data: { provider: o.providerSlug, granted: granted.sort(), revoked: revoked.sort(), groups: [...o.groups].sort().slice(0, 50) } }];
 }
