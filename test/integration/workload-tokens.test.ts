@@ -57,6 +57,8 @@ describe('service-account tokens at /auth/authorize and /auth/verify', () => {
       expect(r.status, JSON.stringify(body)).toBe(403);
       expect(r.body.code).toBe('PERMISSION_DENIED');
     }
+    // The same refusal again (a retry loop): audited once per window.
+    expect((await authorize(t, { permission: 'VIEW_CASES', namespace: 'billing' })).status).toBe(403);
     const denied = await srv.db.query<{ data: { why: string } }>("SELECT data FROM audit_events WHERE type = 'authorization.denied' AND data->>'principal' = $1", ['system:serviceaccount:payments:api']);
     expect(denied.rows.map((r) => r.data.why).sort()).toEqual(['NAMESPACE_REQUIRED', 'NOT_GRANTED', 'OTHER_NAMESPACE']);
   });

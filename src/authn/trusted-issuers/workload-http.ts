@@ -54,10 +54,26 @@ async function machineClientOf(token: string, s: Services): Promise<WorkloadPrin
   }
 }
 
+/**
+ * The same refusal (principal, permission, namespace, reason) is audited at most once per window
+ * and process: a proxy asks on every request, and a workload retrying in a loop must not flood
+ * the audit chain (as forward-auth does for people).
+ */
+const AUDIT_WINDOW_MS = 5 * 60_000;
+const audited = new Map<string, number>();
+function firstInWindow(key: string, now: number): boolean {
+  const last = audited.get(key);
+  if (last !== undefined && now - last < AUDIT_WINDOW_MS) return false;
+  audited.delete(key);
+  audited.set(key, now);
+  while (audited.size > 10_000) audited.delete(audited.keys().next().value as string);
+  return true;
+}
+
 /** The decision for a workload, with refusals audited (the reason says which check refused). */
 export async function decideForWorkload(s: Services, p: WorkloadPrincipal, permission: string, namespace: string | undefined, via: string): Promise<WorkloadDecision> {
   const d = await authorizeWorkload(p, permission, namespace, (roles, perm) => s.rbac.grantForRoles(roles, perm));
-  if (!d.allow) {
+  if (!d.allow && firstInWindow(`${p.issuer}\n${p.subject}\n${permission}\n${namespace ?? ''}\n${d.reason}\n${via}`, s.clock.now())) {
     await s.audit.append({ type: 'authorization.denied', actor: null, subject: permission, reason: d.code, data: { kind: p.kind, principal: p.subject, issuer: p.issuer, why: d.reason, via, ...(namespace ? { namespace } : {}) } });
   }
   return d;
