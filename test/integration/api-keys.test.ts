@@ -208,6 +208,25 @@ describe('API keys over HTTP', () => {
     expect(refused.rows).toEqual([{ reason: 'REVOKED', data: { ip: IP.london } }]);
   });
 
+  it("an admin's lock, disable or delete of the identity stops its keys at once (no cache grace)", async () => {
+    const bot = await t.services.users.create({ email: 'lockable-bot@example.test', roles: ['TECHNICIAN'] });
+    const admin = await signInAdmin(t);
+    const r = await admin.post('/api/api-keys', { name: 'bot', permissions: ['VIEW_CASES'], identityId: bot.id });
+    // From an address of its own: London has spent its wrong-key budget in the tests above.
+    const use = () => call({ 'x-api-key': r.body.key }, 'VIEW_CASES', '198.51.100.20');
+    expect((await use()).status).toBe(200); // held verified now
+    expect((await admin.post(`/api/users/${bot.id}/lock`)).status).toBe(200);
+    expect((await use()).status).toBe(401);
+    expect((await admin.post(`/api/users/${bot.id}/unlock`)).status).toBe(200);
+    expect((await use()).status).toBe(200);
+    expect((await admin.post(`/api/users/${bot.id}/disable`)).status).toBe(200);
+    expect((await use()).status).toBe(401);
+    expect((await admin.post(`/api/users/${bot.id}/enable`)).status).toBe(200);
+    expect((await use()).status).toBe(200);
+    expect((await admin.req('DELETE', `/api/users/${bot.id}`)).status).toBe(204);
+    expect((await use()).status).toBe(401);
+  });
+
   it('keys are stored hashed: the secret is nowhere in the database', async () => {
     const k = await create({});
     const { rows } = await t.db.query<{ hit: boolean }>("SELECT EXISTS (SELECT 1 FROM api_keys WHERE row_to_json(api_keys)::text LIKE '%' || $1 || '%') AS hit", [k.key.slice(15)]);
