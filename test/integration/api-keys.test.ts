@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { generateApiKey, isWellFormedApiKey } from '../../src/credentials/api-keys/format.ts';
 import { IP, signIn, signInAdmin, startTestServer, type Client, type TestServer } from '../helpers/server.ts';
 import { countQueries } from '../bench/sessions.ts';
@@ -115,6 +115,11 @@ describe('API keys over HTTP', () => {
     for (let i = 0; i < 12; i++) codes.push((await call({ 'x-api-key': generateApiKey().key }, 'VIEW_CASES', burst)).status);
     expect(codes.slice(0, 8)).toEqual(Array(8).fill(401));
     expect(new Set(codes.slice(8))).toEqual(new Set([429]));
+    // The cut-off is audited once for the address, not once per guess.
+    // Written in the background (the answer does not wait for it): wait for the row, not a guessed pause.
+    const cut = () => t.db.query<{ subject: string | null }>("SELECT subject FROM audit_events WHERE type = 'api_key.refused' AND reason = 'TOO_MANY_WRONG_KEYS' AND data->>'ip' = $1", [burst]);
+    await vi.waitFor(async () => expect((await cut()).rows.length).toBeGreaterThan(0), { timeout: 10_000, interval: 20 });
+    expect((await cut()).rows).toEqual([{ subject: null }]);
     // A valid key from that address is not refused by the wrong-key budget (it is held in memory).
     const k = await create({});
     expect((await call({ 'x-api-key': k.key })).status).toBe(200);
