@@ -232,7 +232,7 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   // client_credentials secrets: HMAC under their own key derived from the master key (clients.ts says why not argon2id).
   const machineClients = createMachineClients({ db, clock, pepper: createHmac('sha256', d.masterKey).update('machine-client-secrets').digest() });
   const recoveryFlows = createRecoveryFlows({
-    db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, methodsOf, ports, notifyUser,
+    db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, methodsOf, ports, notifyUser, policy: passwordPolicy,
     key: createHmac('sha256', d.masterKey).update('recovery-links').digest(),
     sendLink: (o) => notify.send({ channel: 'email', to: o.to, template: 'recovery_link', data: { link: o.link, code: o.code, ttlMinutes: o.ttlMinutes } }, notifyJobId('recovery_link', o.flowId)),
   });

@@ -75,9 +75,9 @@ export function createUserService(deps: { db: Db; clock: Clock; passwords: Passw
       const id = randomUUID();
       try {
         await db.tx(async (q) => {
-          // An administrator typed this address and vouches for it: verified (account recovery sends
-          // links only to verified addresses; self-service sign-up starts unverified instead).
-          await q.query('INSERT INTO identities (id, email, display_name, created_at, email_verified) VALUES ($1, $2, $3, $4, true)', [
+          // Unverified until the user proves the address (POST /auth/email/verification): an address an
+          // administrator typed may be mistyped, and recovery links and federation linking trust it.
+          await q.query('INSERT INTO identities (id, email, display_name, created_at) VALUES ($1, $2, $3, $4)', [
             id,
             normalizeIdentifier(u.email),
             u.displayName ?? null,
