@@ -124,6 +124,7 @@ export function userRoutes(s: Services) {
     const before = await admin.remove(id);
     if (!before) throw new AppError('NOT_FOUND');
     await s.rbac.changed(); // their grants are gone
+    await s.apiKeys.identityChanged(); // and their keys, in every process's key cache
     await audit('user.deleted', p.identityId, id, { before, endedSessions: ended.length });
     return c.body(null, 204);
   });
@@ -136,6 +137,7 @@ export function userRoutes(s: Services) {
       if (action === 'lock') notSelf(p.identityId, id);
       await outranks(p, { id });
       if (!(await s.users[action](id))) throw new AppError('NOT_FOUND');
+      await s.apiKeys.identityChanged(); // the user's API keys follow at once, in every process
       // A locked account keeps no way in: its live sessions (and their tokens) end at once.
       const ended = action === 'lock' ? await s.sessions.revokeAllFor(id, 'account_locked') : [];
       const after = found(await s.users.get(id));
@@ -152,6 +154,7 @@ export function userRoutes(s: Services) {
       await outranks(p, { id });
       const r = await admin.setStatus(id, status);
       if (!r) throw new AppError('NOT_FOUND');
+      await s.apiKeys.identityChanged(); // the user's API keys follow at once, in every process
       // Sessions of a disabled account are refused anyway; revoking them also reaches access
       // tokens and verification caches in every process, and ends their refresh families.
       const ended = action === 'disable' ? await s.sessions.revokeAllFor(id, 'account_disabled') : [];
