@@ -62,6 +62,8 @@ export interface LoginContext extends LoginInput {
   outcome: LoginOutput['outcome'] | null;
   /** Public WebAuthn request options while a passkey is asked for. */
   challenge: Record<string, unknown> | null;
+  /** The proven password is known breached (server-side; the finished login asks for a change). */
+  passwordCompromised?: boolean;
 }
 
 export interface PasskeyResult {
@@ -160,6 +162,7 @@ export const loginMachine = setup({
       methods: out.methods,
       amr: ['pwd'],
       factors: ['pwd'],
+      passwordCompromised: out.passwordCompromised === true,
     })),
     recordPasswordFailure: assign(({ context }, out: PasswordResult) => ({
       identityId: out.identityId,

@@ -76,6 +76,8 @@ export interface PasswordResult {
   methods: MfaMethod[];
   /** True when the account is (now) locked; presented exactly like a wrong password. */
   accountLocked: boolean;
+  /** The (right) password is known breached: the finished login asks for a change (only when ok). */
+  passwordCompromised?: boolean;
 }
 
 export interface RiskActorInput {

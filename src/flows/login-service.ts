@@ -269,7 +269,8 @@ export function createLoginService(deps: {
     }
     const completion: Completion = { sessionToken: f.created!.token, session: f.created!.session };
     if (f.tokens) completion.tokens = f.tokens;
-    if (await deps.compromised?.changeRequired(f.identityId)) completion.passwordChangeRequired = true;
+    // Read with the password (or set by the breach check) during the flow: no statement here.
+    if (f.ctx.passwordCompromised) completion.passwordChangeRequired = true;
     return { flow, completion };
   }
 
