@@ -24,7 +24,7 @@ import {
  * allowed | stepUp (invokes the MFA machine) | denied; locked after repeated failures.
  * Bump the version when behaviour changes; flows under way keep the rules they started with.
  */
-export const LOGIN_MACHINE_VERSION = 5;
+export const LOGIN_MACHINE_VERSION = 6;
 
 /**
  * What a stored login flow is versioned by: it carries the MFA child's snapshot too, so a change
@@ -44,6 +44,8 @@ export interface LoginInput {
   identifier?: string | null;
   /** `passkey`: sign in with a discoverable WebAuthn credential, no identifier or password. */
   method?: 'password' | 'passkey';
+  /** A remembered device the client presented at flow start (its id, not its token); risk decides what it is worth. */
+  rememberedDevice?: string | null;
 }
 
 export interface LoginContext extends LoginInput {
@@ -55,6 +57,8 @@ export interface LoginContext extends LoginInput {
   amr: string[];
   factors: string[];
   messages: FlowMessage[];
+  /** The proven password is known breached: the done answer says a change is required. */
+  passwordChangeRequired?: boolean;
   /** Why the last event was not accepted (the route answers with it); null when it was. */
   error: FlowErrorCode | null;
   /** Why the flow ended denied or locked. */
@@ -62,8 +66,6 @@ export interface LoginContext extends LoginInput {
   outcome: LoginOutput['outcome'] | null;
   /** Public WebAuthn request options while a passkey is asked for. */
   challenge: Record<string, unknown> | null;
-  /** The proven password is known breached (server-side; the finished login asks for a change). */
-  passwordCompromised?: boolean;
 }
 
 export interface PasskeyResult {
@@ -160,9 +162,9 @@ export const loginMachine = setup({
     recordPasswordOk: assign((_, out: PasswordResult) => ({
       identityId: out.identityId,
       methods: out.methods,
+      ...(out.changeRequired ? { passwordChangeRequired: true } : {}),
       amr: ['pwd'],
       factors: ['pwd'],
-      passwordCompromised: out.passwordCompromised === true,
     })),
     recordPasswordFailure: assign(({ context }, out: PasswordResult) => ({
       identityId: out.identityId,
@@ -330,6 +332,7 @@ export const loginMachine = setup({
           deviceId: context.deviceId,
           ip: context.ip,
           userAgent: context.userAgent ?? null,
+          rememberedDevice: context.rememberedDevice ?? null,
         }),
         onDone: { target: 'deciding', actions: { type: 'setRisk', params: ({ event }) => event.output } },
         onError: { target: 'deciding', actions: { type: 'setRisk', params: riskUnavailable } },

@@ -7,7 +7,10 @@
  * What a client is asked for in a state: every state of a flow machine declares it as
  * `meta: { step }`, and the presenter reads it (it never guesses from state names).
  */
-export type FlowStep = 'password' | 'webauthn' | 'choose_method' | 'totp' | 'recovery_code' | 'code' | 'signup' | 'done' | 'denied' | 'locked';
+export type FlowStep =
+  | 'password' | 'webauthn' | 'choose_method' | 'totp' | 'recovery_code' | 'code' | 'signup' | 'done' | 'denied' | 'locked'
+  // Account recovery (machines/recovery.machine.ts): the emailed link, then the new password.
+  | 'recovery_link' | 'new_password';
 export interface StepMeta {
   step: FlowStep;
 }
@@ -76,8 +79,8 @@ export interface PasswordResult {
   methods: MfaMethod[];
   /** True when the account is (now) locked; presented exactly like a wrong password. */
   accountLocked: boolean;
-  /** The (right) password is known breached: the finished login asks for a change (only when ok). */
-  passwordCompromised?: boolean;
+  /** The password is known breached (flagged now or before): the login's answer asks for a change. */
+  changeRequired?: boolean;
 }
 
 export interface RiskActorInput {
@@ -86,6 +89,8 @@ export interface RiskActorInput {
   deviceId: string | null;
   ip: string;
   userAgent?: string | null;
+  /** The remembered device presented at flow start, if any (checked against the identity by the scorer's caller). */
+  rememberedDevice?: string | null;
 }
 
 /** Second-factor events a client can send (to a login's MFA step or a step-up flow). */

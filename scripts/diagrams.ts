@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { LOGIN_MACHINE_VERSION, loginMachine } from '../machines/login.machine.ts';
+import { RECOVERY_MACHINE_VERSION, recoveryMachine } from '../machines/recovery.machine.ts';
 import { MFA_MACHINE_VERSION, mfaMachine } from '../machines/mfa.machine.ts';
 import { SESSION_MACHINE_VERSION, sessionMachine } from '../machines/session.machine.ts';
 import { REFRESH_MACHINE_VERSION, refreshMachine } from '../machines/refresh.machine.ts';
@@ -228,6 +229,14 @@ const MACHINES: DocumentedMachine[] = [
     versionName: 'MFA_MACHINE_VERSION',
     version: MFA_MACHINE_VERSION,
     machine: mfaMachine,
+  },
+  {
+    title: 'Account recovery',
+    file: 'recovery.machine.ts',
+    exportName: 'recoveryMachine',
+    versionName: 'RECOVERY_MACHINE_VERSION',
+    version: RECOVERY_MACHINE_VERSION,
+    machine: recoveryMachine,
   },
   {
     title: 'Session lifecycle',

@@ -8,6 +8,8 @@ export const ERRORS = {
   UNAUTHENTICATED: { status: 401, title: 'Authentication is required.' },
   STEP_UP_REQUIRED: { status: 401, title: 'Stronger or fresher authentication is required.' },
   PERMISSION_DENIED: { status: 403, title: 'You do not have this permission.' },
+  /** Told only to administrators: the permission named does not exist (a typo in a proxy's configuration). */
+  PERMISSION_UNKNOWN: { status: 403, title: 'No permission of this name exists.' },
   /** A state-changing request from another site (or a sibling subdomain) with the user's cookies. */
   CROSS_SITE_REQUEST: { status: 403, title: 'This request did not come from an allowed origin.' },
   ACCOUNT_LOCKED: { status: 423, title: 'The account is locked.' },
@@ -40,13 +42,27 @@ export const ERRORS = {
   CODE_RESEND_TOO_SOON: { status: 429, title: 'Wait a little before asking for another code.' },
   DELIVERY_FAILED: { status: 503, title: 'The message could not be delivered; try again or choose another method.' },
   LOGIN_DENIED: { status: 403, title: 'The sign-in was refused.' },
+  /** A recovery link that is wrong, used or expired (said the same way for each). */
+  RECOVERY_LINK_INVALID: { status: 400, title: 'This recovery link is not valid, was already used or has expired.' },
+  /** The recovery was refused after the link was proven (risk, or a risky attempt on an account without a second factor). */
+  RECOVERY_DENIED: { status: 403, title: 'The account recovery was refused.' },
   MFA_ENROLMENT_REQUIRED: { status: 403, title: 'No second factor can satisfy this request; enrol one first.' },
+  /** An API key that fails its shape or checksum: refused before any lookup. */
+  API_KEY_MALFORMED: { status: 400, title: 'The API key is malformed.' },
+  /** A valid API key used from an address outside its allow-list. */
+  API_KEY_ADDRESS_REFUSED: { status: 403, title: 'This API key may not be used from this address.' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send application/json.' },
   RATE_LIMITED: { status: 429, title: 'Too many requests.' },
   SERVICE_UNAVAILABLE: { status: 503, title: 'A dependency is unavailable; try again later.' },
   /** The rate-limit store (Redis) cannot answer: sign-in fails closed rather than unlimited. */
   RATE_LIMIT_UNAVAILABLE: { status: 503, title: 'Sign-in is temporarily unavailable; try again shortly.' },
+  /** A page cursor that this API did not hand out (forged, truncated or from another list). */
+  INVALID_CURSOR: { status: 400, title: 'The cursor is not one this list returned; start from the first page.' },
+  /** Deleting a role that a user still holds. */
+  ROLE_IN_USE: { status: 409, title: 'The role is still held by users; remove it from them first.' },
+  /** An administrator deleting, disabling or locking their own account. */
+  SELF_ACTION_REFUSED: { status: 409, title: 'You cannot do this to your own account.' },
   INTERNAL: { status: 500, title: 'An internal error occurred.' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -12,6 +12,13 @@ import { createSessionService } from './session/sessions.ts';
 import { createKeyStore } from './tokens/keys.ts';
 import { createTokenService } from './tokens/access-token.ts';
 import { createRbac } from './rbac/rbac.ts';
+import { createAuthorizer } from './authz/authorizer.ts';
+import { defaultPipeline } from './principals/index.ts';
+import { apiKeyAuthenticator } from './principals/api-key-authenticator.ts';
+import { createApiKeyStore } from './credentials/api-keys/store.ts';
+import { createApiKeyVerifier } from './credentials/api-keys/verifier.ts';
+import { createUsageRecorder } from './credentials/api-keys/usage.ts';
+import { createApiKeyService } from './credentials/api-keys/service.ts';
 import { createRbacSnapshot, memoryVersionSource, redisVersionSource } from './rbac/snapshot.ts';
 import { createUserService } from './identity/users.ts';
 import { createLoginService } from './flows/login-service.ts';
@@ -19,6 +26,8 @@ import { createStepUpService } from './flows/stepup-service.ts';
 import type { Services } from './http/services.ts';
 import { createFactorRegistry } from './authn/methods/factors.ts';
 import { createLoginReports } from './session/login-reports.ts';
+import { createRememberedDevices } from './session/remembered-devices.ts';
+import { createRecoveryFlows } from './flows/recovery-service.ts';
 import { createRefreshService, type RefreshService } from './tokens/refresh.ts';
 import { openGeo } from './risk/geo.ts';
 import { createRiskApi } from './risk/risk-api.ts';
@@ -42,6 +51,10 @@ import { createCompromisedPasswords } from './authn/passwords/compromised.ts';
 import { createSignupService } from './authn/signup/signup-service.ts';
 import { createEmailVerification } from './authn/signup/email-verification.ts';
 import { createLoginLimiter, limiterRedis, limitSettings, loginLimiterOptions } from './security/limits.ts';
+import { applyTrustedIssuersFile, createTrustedIssuers } from './authn/trusted-issuers/index.ts';
+import { createLoginEffects } from './flows/login-effects.ts';
+import type { FlowRow } from './flows/runtime.ts';
+import { createMachineClients } from './credentials/machine-clients/clients.ts';
 
 /** Wires adapters into services. Tests call this with their own db, jobs and clock. */
 export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clock: Clock; logger: Logger; masterKey: Buffer }): Promise<Services> {
@@ -111,6 +124,7 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   // New passwords (every path that sets one) and breached ones proven at sign-in.
   const passwordPolicy = passwordPolicyFromConfig(config, logger, methodsOf);
   const compromised = createCompromisedPasswords({ db, audit, policy: passwordPolicy, enabled: config.PASSWORD_BREACH_CHECK_AT_LOGIN === 'on', logger });
+  const authz = createAuthorizer({ snapshot: rbac.snapshot, clock, audit, logger, flushMs: config.AUTHZ_AUDIT_FLUSH_SECONDS * 1000 });
   const webauthn = createWebAuthnService({ db, clock, audit, rpID: config.webauthn.rpID, rpName: config.webauthn.rpName, origins: config.webauthn.origins });
   const codes = createCodeService({
     db,
@@ -175,12 +189,53 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     onReuse: async (o) => notifyUser(o.identityId, 'factor_changed', { factor: 'session', action: 'locked because a used refresh token was presented again' }, `reuse-${o.familyId}`),
   });
   refreshRef.current = refresh;
-  const reports = createLoginReports({ db, clock, audit, sessions });
+  const remembered = createRememberedDevices({ db, clock, audit, key: createHmac('sha256', d.masterKey).update('remembered-devices').digest() });
+  const reports = createLoginReports({ db, clock, audit, sessions, remembered });
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
-  const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder, compromised });
+  const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder, compromised, remembered });
   const emailVerification = createEmailVerification({ db, audit, codes, notify, ttlMinutes: String(Math.round(config.CODE_TTL_SECONDS / 60)) });
   const signup = createSignupService({ db, clock, config, logger, audit, jobs, passwords, policy: passwordPolicy, codes, notify });
   const stepup = createStepUpService({ db, clock, logger, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports, refresh });
+  // Trusted token issuers: RFC 8693 exchange, the okta/sid schemes, workload tokens.
+  const loginEvents = createLoginEffects({ db, clock, audit, risk: risk.recorder });
+  const trusted = createTrustedIssuers({
+    db,
+    clock,
+    config,
+    audit,
+    logger,
+    sessions,
+    tokens,
+    refresh,
+    roleNames: rbac.rolesOf,
+    score: async (o) => {
+      const r = await jobs.request<RiskOutcome>(
+        config.RISK_QUEUE,
+        RISK_JOB,
+        { identityId: o.identityId, deviceId: o.deviceId, ip: o.ip, at: clock.now(), userAgent: o.userAgent },
+        { jobId: riskJobId(o.key, 0), timeoutMs: config.RISK_TIMEOUT_MS },
+      );
+      if (!r || !['allow', 'step_up', 'deny'].includes(r.decision) || !Array.isArray(r.reasons)) throw new Error('malformed risk result');
+      return r;
+    },
+    // A login event like an interactive login's (risk history, explanations); its "flow" is the exchange's key.
+    recordLogin: (o) =>
+      loginEvents.loginEvent(
+        { id: o.key, device_id: o.ctx.deviceId, ip: o.ctx.ip, snapshot: { context: { userAgent: o.ctx.userAgent } } } as unknown as FlowRow,
+        o.outcome,
+        o.identityId,
+        o.risk,
+        { factors: ['fed'], ...(o.reason ? { reason: o.reason } : {}), ...(o.sessionId ? { sessionId: o.sessionId } : {}) },
+      ),
+  });
+  await applyTrustedIssuersFile(trusted, config, audit, logger);
+  // client_credentials secrets: HMAC under their own key derived from the master key (clients.ts says why not argon2id).
+  const machineClients = createMachineClients({ db, clock, pepper: createHmac('sha256', d.masterKey).update('machine-client-secrets').digest() });
+  const recoveryFlows = createRecoveryFlows({
+    db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, methodsOf, ports, notifyUser, policy: passwordPolicy,
+    key: createHmac('sha256', d.masterKey).update('recovery-links').digest(),
+    sendLink: (o) => notify.send({ channel: 'email', to: o.to, template: 'recovery_link', data: { link: o.link, code: o.code, ttlMinutes: o.ttlMinutes } }, notifyJobId('recovery_link', o.flowId)),
+  });
   // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
   const limitRedis = config.REDIS_URL ? limiterRedis(config.REDIS_URL) : null;
   const limitHashKey = createHmac('sha256', d.masterKey).update('rate-limit-keys').digest();
@@ -189,10 +244,33 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     redis: limitRedis,
     hashKey: limitHashKey,
   };
+  const principals = defaultPipeline({ config, sessions, tokens, users, revocations, verifyCache });
+  // API keys: revocation and rotation bump a version every process reads per request (as RBAC does).
+  const apiKeyStore = createApiKeyStore(db);
+  const apiKeyVersion = redis ? redisVersionSource(redis, 'threshold:apikeys:version') : memoryVersionSource();
+  const apiKeyVerifier = createApiKeyVerifier({
+    store: apiKeyStore,
+    clock,
+    audit,
+    logger,
+    version: apiKeyVersion,
+    redis: limitRedis,
+    hashKey: limitHashKey,
+    defaultRatePerMinute: config.API_KEY_RATE_LIMIT_PER_MINUTE,
+    failuresPerIp: config.API_KEY_FAILURES_PER_IP,
+    failureWindowSeconds: config.API_KEY_FAILURE_WINDOW_SECONDS,
+    cacheMs: config.API_KEY_CACHE_SECONDS * 1000,
+    storeTimeoutMs: config.RATE_LIMIT_STORE_TIMEOUT_MS,
+  });
+  const apiKeyUsage = createUsageRecorder({ store: apiKeyStore, clock, logger, flushMs: config.API_KEY_USAGE_FLUSH_SECONDS * 1000 });
+  const apiKeys = createApiKeyService({ store: apiKeyStore, clock, audit, rbac: rbac.snapshot, version: apiKeyVersion, verifier: apiKeyVerifier, usage: apiKeyUsage });
+  principals.register(apiKeyAuthenticator({ verifier: apiKeyVerifier, usage: apiKeyUsage }));
   const close = async () => {
+    await authz.close();
+    await apiKeyUsage.close();
     await revocations.close();
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, passwordPolicy, compromised, signup, emailVerification, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, principals, authz, apiKeys, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, machineClients, passwordPolicy, compromised, signup, emailVerification, remembered, recoveryFlows, close };
 }

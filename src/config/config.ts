@@ -38,7 +38,18 @@ export const ConfigSchema = z.object({
   REFRESH_REUSE_GRACE_SECONDS: int(0, 0, 300),
   /** `aud` of access tokens (the resource servers'); defaults to PUBLIC_URL. */
   TOKEN_AUDIENCE: z.string().min(1).optional(),
+  /** Trusted token issuers (token exchange, okta scheme, workload tokens) applied at start: a JSON array. */
+  TRUSTED_ISSUERS_FILE: z.string().default(''),
+  /** How long an issuer's JWKS is kept; the least time between refreshes an unknown `kid` may cause. */
+  TRUSTED_ISSUER_JWKS_TTL_SECONDS: int(600, 10, 86400),
+  TRUSTED_ISSUER_JWKS_REFRESH_FLOOR_SECONDS: int(30, 1, 3600),
+  /** Token exchanges are risk-scored like logins (the risk worker): `step_up`/`deny` refuse unless the IdP proved trusted MFA. */
+  TOKEN_EXCHANGE_RISK: z.enum(['on', 'off']).default('on'),
   FLOW_TTL_SECONDS: int(15 * 60, 30, 86400),
+  /** Days a device may be remembered after a passed step-up (policy bands may cap it); 0 = never. */
+  REMEMBER_DEVICE_DAYS: int(30, 0, 400),
+  /** Lifetime of an account-recovery link (and of its flow). */
+  RECOVERY_TTL_SECONDS: int(30 * 60, 60, 86400),
   RISK_TIMEOUT_MS: int(2000, 50, 60000),
   RISK_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('risk'),
   RISK_MAX_TRAVEL_KMH: int(900, 1),
@@ -113,8 +124,18 @@ export const ConfigSchema = z.object({
   NOTIFY_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('notify'),
   /** The dev mailbox (GET /dev/mailbox); on by default only in the embedded default. */
   DEV_MAILBOX: z.enum(['on', 'off']).optional(),
+  /** API keys: requests per minute of a key without its own limit; wrong keys one address may try per window; how often usage counts are written; how long a verified key is held (revocation is immediate regardless). */
+  API_KEY_RATE_LIMIT_PER_MINUTE: int(600, 1, 1_000_000),
+  API_KEY_FAILURES_PER_IP: int(20, 1, 100_000),
+  API_KEY_FAILURE_WINDOW_SECONDS: int(300, 1, 86_400),
+  API_KEY_USAGE_FLUSH_SECONDS: int(10, 1, 3600),
+  API_KEY_CACHE_SECONDS: int(30, 1, 3600),
+  /** Granted authorizations are counted in memory and written to the audit chain this often (one event per identity, permission, namespace). */
+  AUTHZ_AUDIT_FLUSH_SECONDS: int(60, 1, 3600),
   /** The worker process's probes (/health/live, /health/ready) listen here on HOST; 0 = none. */
   WORKER_HEALTH_PORT: int(0, 0, 65535),
+  /** Bearer token for GET /metrics (Prometheus); unset = no metrics endpoint. */
+  METRICS_TOKEN: z.string().min(32, 'at least 32 characters').max(256).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -14,12 +14,21 @@ import { signupRoutes } from './routes/signup.ts';
 import { emailRoutes } from './routes/email.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
+import { devicesRoutes } from './routes/devices.ts';
+import { adminRecoveryRoutes, recoveryRoutes } from './routes/recovery.ts';
 import { mountMethodRoutes } from './routes/methods.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { bindingRoutes } from './routes/bindings.ts';
+import { apiKeyRoutes } from '../credentials/api-keys/routes.ts';
 import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
+import { trustedIssuerRoutes } from '../authn/trusted-issuers/routes.ts';
+import { knownUserRoutes } from '../authn/trusted-issuers/known-user.ts';
+import { clientCredentialsGrant } from '../credentials/machine-clients/grant.ts';
+import { machineClientRoutes } from '../credentials/machine-clients/routes.ts';
+import { TOKEN_EXCHANGE_GRANT, tokenExchangeGrant } from '../authn/trusted-issuers/exchange-grant.ts';
 import { riskBacktestRoutes } from './routes/risk-backtests.ts';
 import { deviceId } from './middleware/client.ts';
 import { requestLog } from './middleware/request-log.ts';
@@ -30,18 +39,22 @@ import { contractRoutes } from './openapi/routes.ts';
 import { sessionCookieName } from './middleware/auth.ts';
 import { csrfProtection } from './middleware/csrf.ts';
 import { noFraming } from './middleware/frames.ts';
+import { httpMetrics, metricsRoutes } from '../metrics/routes.ts';
 import type { Env, Services } from './services.ts';
 
 export function createApp(s: Services, extra: { checks?: Record<string, () => Promise<void>> } = {}) {
   const app = new Hono<Env>();
 
   app.use('*', noFraming()); // first: every answer, even a 413 from the body limit, forbids framing
+  app.use('*', httpMetrics()); // latency of every answer, refusals by later middleware included
 
   app.use('*', async (c, next) => {
     c.set('requestId', randomUUID());
     c.header('X-Content-Type-Options', 'nosniff');
     c.header('Referrer-Policy', 'no-referrer');
     await next();
+    // After the answer is final (onError included): e.g. an API key's use is counted unless refused.
+    c.get('settle')?.(c.res.status);
   });
   const smallBodies = bodyLimit({ maxSize: 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } });
   // Back-test uploads carry JSONL files; that route applies its own (configured) bound.
@@ -73,6 +86,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     const err = methods ? new AppError('METHOD_NOT_ALLOWED', { headers: { Allow: methods.join(', ') } }) : new AppError('NOT_FOUND');
     return problem(c, err, c.get('requestId'));
   });
+  app.route('/metrics', metricsRoutes(s));
   // The HTTP contract (OpenAPI 3.1) and its reference page.
   app.route('/', contractRoutes({ devMailbox: s.config.devMailbox, sessionCookie: sessionCookieName(s.config.secureCookies), publicUrl: s.config.PUBLIC_URL }));
 
@@ -156,6 +170,12 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/auth/signup', signupRoutes(s));
   app.route('/auth/email', emailRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
+  app.route('/auth/devices', devicesRoutes(s));
+  app.post(
+    '/auth/recovery',
+    rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:recovery-start', points: lim.RATE_LIMIT_FLOW_STARTS_PER_MINUTE, duration: 60, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS }),
+  );
+  app.route('/auth/recovery', recoveryRoutes(s));
   // Methods with routes of their own elsewhere (a federated method's start and callback).
   mountMethodRoutes(app, s);
   app.route('/auth/stepup', stepUpRoutes(s));
@@ -165,14 +185,29 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
       refresh: s.refresh,
       clientIp: (c) => c.get('clientIp'),
       deviceId: (c) => deviceId(c, s.config.secureCookies, false),
-      onError: (err) => s.logger.error({ err }, 'refresh failed'),
+      onError: (err) => s.logger.error({ err }, 'token grant failed'),
+      grants: {
+        [TOKEN_EXCHANGE_GRANT]: tokenExchangeGrant<Env>({
+          exchange: s.trusted.exchange,
+          audience: s.config.TOKEN_AUDIENCE ?? s.config.PUBLIC_URL,
+          context: (c) => ({ ip: c.get('clientIp'), deviceId: deviceId(c, s.config.secureCookies, false), userAgent: c.req.header('user-agent')?.slice(0, 512) ?? null }),
+        }),
+        client_credentials: clientCredentialsGrant<Env>({ clients: s.machineClients, tokens: s.tokens, audit: s.audit }),
+      },
     }),
   );
   // Forward-auth for reverse proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
   app.route('/auth/verify', verifyRoutes(s));
+  // The okta/sid compatibility schemes (the demandKnownUser middleware and its route).
+  app.route('/auth/known-user', knownUserRoutes(s));
   app.route('/auth', sessionRoutes(s));
   app.route('/api/risk/backtests', riskBacktestRoutes(s));
   app.route('/api/risk', riskRoutes(s));
+  app.route('/api/trusted-issuers', trustedIssuerRoutes(s));
+  app.route('/api/machine-clients', machineClientRoutes(s));
+  app.route('/api', adminRecoveryRoutes(s));
+  app.route('/api/api-keys', apiKeyRoutes(s));
+  app.route('/api/users', bindingRoutes(s));
   app.route('/api', adminRoutes(s));
   return app;
 }

@@ -7,6 +7,7 @@ import { delegateSnapshot, type FlowRow, type PersistedSnapshot } from '../flows
 import { loginMachine } from '../../machines/login.machine.ts';
 import { mfaMachine } from '../../machines/mfa.machine.ts';
 import { signupMachine } from '../../machines/signup.machine.ts';
+import { recoveryMachine } from '../../machines/recovery.machine.ts';
 import { stepOfValue, type FlowMessage, type FlowStep, type MfaMethod, type RiskOutcome } from '../../machines/types.ts';
 import type { SessionRecord } from '../session/sessions.ts';
 import { userMessage } from '../risk/explain.ts';
@@ -17,7 +18,7 @@ import { CHALLENGE_STEPS } from '../authn/methods/registry.ts';
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The machine each stored flow type runs; its states' `meta.step` is what the client is asked for. */
-const FLOW_MACHINES: Record<string, AnyStateMachine> = { login: loginMachine, stepup: mfaMachine, signup: signupMachine };
+const FLOW_MACHINES: Record<string, AnyStateMachine> = { login: loginMachine, stepup: mfaMachine, signup: signupMachine, recovery: recoveryMachine };
 
 /**
  * The state a flow is at, and the machine that runs it: the flow's own, or — while the flow

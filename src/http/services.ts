@@ -10,7 +10,11 @@ import type { RecoveryService } from '../authn/methods/recovery/recovery.ts';
 import type { SessionService } from '../session/sessions.ts';
 import type { TokenService } from '../tokens/access-token.ts';
 import type { KeyStore } from '../tokens/keys.ts';
-import type { Rbac, Principal } from '../rbac/rbac.ts';
+import type { Rbac } from '../rbac/rbac.ts';
+import type { AnyPrincipal } from '../principals/types.ts';
+import type { PrincipalPipeline } from '../principals/pipeline.ts';
+import type { Authorizer } from '../authz/authorizer.ts';
+import type { ApiKeyService } from '../credentials/api-keys/service.ts';
 import type { UserService } from '../identity/users.ts';
 import type { LoginService } from '../flows/login-service.ts';
 import type { StepUpService } from '../flows/stepup-service.ts';
@@ -25,10 +29,15 @@ import type { Redis } from 'ioredis';
 import type { LoginLimiter } from '../security/limits.ts';
 import type { RefreshService } from '../tokens/refresh.ts';
 import type { RiskApi } from '../risk/risk-api.ts';
+import type { TrustedIssuerServices } from '../authn/trusted-issuers/index.ts';
+import type { KnownUser } from '../authn/trusted-issuers/known-user.ts';
+import type { MachineClients } from '../credentials/machine-clients/clients.ts';
 import type { PasswordPolicy } from '../authn/passwords/policy.ts';
 import type { CompromisedPasswords } from '../authn/passwords/compromised.ts';
 import type { SignupService } from '../authn/signup/signup-service.ts';
 import type { EmailVerification } from '../authn/signup/email-verification.ts';
+import type { RememberedDevices } from '../session/remembered-devices.ts';
+import type { RecoveryFlows } from '../flows/recovery-service.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -45,6 +54,12 @@ export interface Services {
   tokens: TokenService;
   keys: KeyStore;
   rbac: Rbac;
+  /** Who is calling: the ordered list of authenticators (src/principals/). */
+  principals: PrincipalPipeline;
+  /** Authorization of any principal, audited (src/authz/authorizer.ts). */
+  authz: Authorizer;
+  /** API keys: creation, rotation, revocation, usage (src/credentials/api-keys/). */
+  apiKeys: ApiKeyService;
   users: UserService;
   login: LoginService;
   stepup: StepUpService;
@@ -59,6 +74,10 @@ export interface Services {
   refresh: RefreshService;
   /** Risk policies, events, labels and simulation for /api/risk. */
   risk: RiskApi;
+  /** Trusted token issuers: token exchange, the okta/sid schemes, workload tokens. */
+  trusted: TrustedIssuerServices;
+  /** Registered machine clients (OAuth client_credentials). */
+  machineClients: MachineClients;
   /** The rule every new password meets: call assertNewPassword on every path that sets one. */
   passwordPolicy: PasswordPolicy;
   /** Breached passwords proven at sign-in: the flag that asks for a change. */
@@ -67,6 +86,10 @@ export interface Services {
   signup: SignupService;
   /** A signed-in user proving their address (accounts that did not sign up themselves). */
   emailVerification: EmailVerification;
+  /** Devices remembered after a passed step-up (GET/DELETE /auth/devices). */
+  remembered: RememberedDevices;
+  /** Account recovery flows (POST /auth/recovery, admin reset). */
+  recoveryFlows: RecoveryFlows;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */
@@ -79,9 +102,13 @@ export type Env = {
   Variables: {
     requestId: string;
     clientIp: string;
-    principal?: Principal;
-    via?: 'cookie' | 'bearer';
+    principal?: AnyPrincipal;
+    /** Set by demandKnownUser (the okta/sid schemes). */
+    knownUser?: KnownUser;
+    via?: AnyPrincipal['via'];
     /** Set by the login route for a password event: whether the password was right (the limiter reads it). */
     loginOutcome?: LoginAttemptOutcome;
+    /** Told the final status once the route answered (API-key usage counts only uses that were not refused). */
+    settle?: (status: number) => void;
   };
 };

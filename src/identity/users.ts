@@ -37,31 +37,34 @@ export interface UserService {
   count(): Promise<number>;
 }
 
+/** A row selected with USER_COLUMNS (from `identities i`). */
+export interface UserRow {
+  id: string; email: string; display_name: string | null; status: string; locked_at: Date | null;
+  locked_until: Date | null; created_at: Date; roles: string[] | null; email_verified: boolean;
+}
+
+/** The columns of a UserView, for any reader of `identities i` (the admin list reads pages of them). */
+export const USER_COLUMNS = `i.id, i.email, i.display_name, i.status, i.locked_at, i.locked_until, i.created_at, i.email_verified,
+       (SELECT coalesce(json_agg(role ORDER BY role), '[]'::json) FROM user_roles WHERE identity_id = i.id AND namespace = '') AS roles`;
+
+export function userViewOf(r: UserRow, now: number): UserView {
+  return {
+    id: r.id,
+    email: r.email,
+    displayName: r.display_name,
+    roles: r.roles ?? [],
+    status: r.status,
+    locked: r.locked_at !== null && (r.locked_until === null || r.locked_until.getTime() > now),
+    emailVerified: r.email_verified === true,
+    createdAt: r.created_at.toISOString(),
+  };
+}
+
 export function createUserService(deps: { db: Db; clock: Clock; passwords: PasswordService }): UserService {
   const { db, clock } = deps;
   const view = async (where: string, arg: string): Promise<UserView | null> => {
-    const { rows } = await db.query<{
-      id: string; email: string; display_name: string | null; status: string; locked_at: Date | null;
-      locked_until: Date | null; created_at: Date; roles: string[] | null; email_verified: boolean;
-    }>(
-      `SELECT i.id, i.email, i.display_name, i.status, i.locked_at, i.locked_until, i.created_at, i.email_verified,
-              (SELECT coalesce(json_agg(role ORDER BY role), '[]'::json) FROM user_roles WHERE identity_id = i.id) AS roles
-         FROM identities i WHERE ${where}`,
-      [arg],
-    );
-    const r = rows[0];
-    if (!r) return null;
-    const now = clock.now();
-    return {
-      id: r.id,
-      email: r.email,
-      displayName: r.display_name,
-      roles: r.roles ?? [],
-      status: r.status,
-      locked: r.locked_at !== null && (r.locked_until === null || r.locked_until.getTime() > now),
-      emailVerified: r.email_verified === true,
-      createdAt: r.created_at.toISOString(),
-    };
+    const { rows } = await db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM identities i WHERE ${where}`, [arg]);
+    return rows[0] ? userViewOf(rows[0], clock.now()) : null;
   };
   return {
     async create(u) {
@@ -72,6 +75,8 @@ export function createUserService(deps: { db: Db; clock: Clock; passwords: Passw
       const id = randomUUID();
       try {
         await db.tx(async (q) => {
+          // Unverified until the user proves the address (POST /auth/email/verification): an address an
+          // administrator typed may be mistyped, and recovery links and federation linking trust it.
           await q.query('INSERT INTO identities (id, email, display_name, created_at) VALUES ($1, $2, $3, $4)', [
             id,
             normalizeIdentifier(u.email),

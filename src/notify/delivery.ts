@@ -21,6 +21,8 @@ export const DEFAULT_POLICY: Record<TemplateName, DeliveryPolicy> = {
   new_device: 'at-least-once',
   email_verification: 'at-most-once',
   signup_attempt: 'at-least-once',
+  // Like a code: the user asks again when it does not come; a duplicate link is harmless (one flow, one use).
+  recovery_link: 'at-most-once',
 };
 
 export interface DeliveryDeps {

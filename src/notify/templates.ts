@@ -5,7 +5,7 @@ import { z } from 'zod';
  * or a location comes from the request and must not inject markup into a mail client), and
  * links must be http(s) URLs (no `javascript:`).
  */
-export const TEMPLATES = ['login_code', 'factor_changed', 'new_device', 'email_verification', 'signup_attempt'] as const;
+export const TEMPLATES = ['login_code', 'factor_changed', 'new_device', 'email_verification', 'signup_attempt', 'recovery_link'] as const;
 export type TemplateName = (typeof TEMPLATES)[number];
 
 export interface RenderedMessage {
@@ -67,6 +67,13 @@ const DATA = {
   signup_attempt: z.object({
     time: line.optional(),
     signInUrl: httpUrl,
+  }),
+  recovery_link: z.object({
+    /** The single-use link (the code rides in its fragment, never sent to a server by a browser). */
+    link: httpUrl,
+    /** The same code, for an app that asks for it to be typed or pasted. */
+    code: z.string().regex(/^[A-Za-z0-9_-]{20,64}$/),
+    ttlMinutes: z.string().regex(/^\d{1,4}$/),
   }),
 } satisfies Record<TemplateName, z.ZodType>;
 
@@ -178,6 +185,23 @@ export function render(template: TemplateName, data: Record<string, string>): Re
             html`<p>If it was you, <a href="${d.signInUrl}">sign in</a> instead. If it wasn't, you can ignore this message; your account was not changed.</p>`,
         ),
         sms: 'Threshold: someone tried to sign up with your address; you already have an account.',
+      };
+    }
+    case 'recovery_link': {
+      const d = parse('recovery_link', data);
+      return {
+        subject: 'Recover your Threshold account',
+        text:
+          `Someone (we hope you) asked to recover your account. To choose a new password, open:\n${d.link}\n\n` +
+          `Or enter this code: ${d.code}\nIt works once, in the next ${d.ttlMinutes} minutes. If your account has a second factor you will need it too.\n\n` +
+          `If you did not ask, ignore this message: your password stays as it is.\n`,
+        html: page(
+          'Recover your account',
+          html`<p>Someone (we hope you) asked to recover your account.</p><p><a href="${d.link}">Choose a new password</a></p>` +
+            html`<p>Or enter this code: <code>${d.code}</code>. It works once, in the next ${d.ttlMinutes} minutes.</p>` +
+            `<p>If you did not ask, ignore this message: your password stays as it is.</p>`,
+        ),
+        sms: `Threshold account recovery: ${d.link}`,
       };
     }
     default:

@@ -1,3 +1,4 @@
+import { metrics } from '../metrics/metrics.ts';
 import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
 import { z } from 'zod';
@@ -30,8 +31,15 @@ export type VerifiedAccessClaims = AccessClaims & {
 
 export interface TokenService {
   issue(c: AccessClaims): Promise<{ token: string; expiresIn: number; jti: string }>;
+  /**
+   * A token for a machine client (client_credentials): `sub` = `client_id`, no session, no
+   * amr. `verify` refuses it (it requires `sid`), so no session-based route accepts it.
+   */
+  issueForClient(c: { client_id: string; scope?: string; roles?: string[] }): Promise<{ token: string; expiresIn: number; jti: string }>;
   /** Throws InvalidTokenError (`code: 'INVALID_TOKEN'`) on any failure. */
   verify(token: string): Promise<VerifiedAccessClaims>;
+  /** A machine client's token (issueForClient): no `sid`, `sub` = `client_id`. Throws InvalidTokenError. */
+  verifyClient(token: string): Promise<{ client_id: string; roles: string[]; scope?: string; exp: number }>;
 }
 
 export interface TokenServiceOptions {
@@ -52,6 +60,7 @@ export class InvalidTokenError extends Error {
   constructor(readonly detail: string, options?: { cause?: unknown }) {
     super('The access token is not valid.', options);
     this.name = 'InvalidTokenError';
+    metrics.tokenVerifications.inc({ result: 'invalid' }); // thrown only by verify(): one per refused token
   }
 }
 
@@ -77,6 +86,14 @@ const claimsSchema = z.object({
   scope: z.string().optional(),
   roles: z.array(z.string()).optional(),
   email_verified: z.boolean().optional(),
+});
+
+const clientClaimsSchema = z.object({
+  sub: z.string().min(1),
+  client_id: z.string().min(1),
+  exp: z.number().int(),
+  scope: z.string().optional(),
+  roles: z.array(z.string()).optional(),
 });
 
 /** Header typ, compared the way RFC 8725 §3.11 says (case-insensitive, optional application/). */
@@ -115,6 +132,56 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
       return { token, expiresIn: opts.ttlSeconds, jti };
     },
 
+    async issueForClient(c) {
+      const k = await keys.active();
+      const iat = nowS();
+      const jti = randomUUID();
+      const payload: Record<string, unknown> = { client_id: c.client_id };
+      if (c.scope) payload.scope = c.scope;
+      if (c.roles) payload.roles = c.roles;
+      const token = await new SignJWT(payload)
+        .setProtectedHeader({ alg: k.alg, kid: k.kid, typ: AT_TYP })
+        .setIssuer(opts.issuer)
+        .setSubject(c.client_id)
+        .setAudience(opts.audience)
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + opts.ttlSeconds)
+        .setJti(jti)
+        .sign(k.key);
+      return { token, expiresIn: opts.ttlSeconds, jti };
+    },
+
+    // Stops forged, altered or expired machine tokens, and a person's token presented as one.
+    async verifyClient(token) {
+      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new InvalidTokenError('malformed token');
+      let header: ReturnType<typeof decodeProtectedHeader>;
+      try {
+        header = decodeProtectedHeader(token);
+      } catch (e) {
+        throw new InvalidTokenError('malformed header', { cause: e });
+      }
+      if (!isAtJwt(header.typ) || typeof header.kid !== 'string') throw new InvalidTokenError('not an access token');
+      const key = await keys.publicKey(header.kid);
+      if (!key || header.alg !== key.alg) throw new InvalidTokenError('unknown kid or alg');
+      let payload: Record<string, unknown>;
+      try {
+        ({ payload } = await jwtVerify(token, key.key, {
+          algorithms: [key.alg],
+          typ: AT_TYP,
+          issuer: opts.issuer,
+          audience: opts.audience,
+          currentDate: new Date(clock.now()),
+          clockTolerance: CLOCK_TOLERANCE_S,
+          requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id'],
+        }));
+      } catch (e) {
+        throw new InvalidTokenError(e instanceof Error ? e.message : 'verification failed', { cause: e });
+      }
+      const parsed = clientClaimsSchema.safeParse(payload);
+      if (!parsed.success || parsed.data.sub !== parsed.data.client_id || 'sid' in payload) throw new InvalidTokenError('not a machine client token');
+      return { client_id: parsed.data.client_id, roles: parsed.data.roles ?? [], exp: parsed.data.exp, ...(parsed.data.scope ? { scope: parsed.data.scope } : {}) };
+    },
+
     // Stops forged, altered, replayed-after-expiry, wrong-audience and type-confused tokens
     // (an ID token or a token signed with `none`/HMAC over our public key).
     async verify(token) {
@@ -150,6 +217,7 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
       const parsed = claimsSchema.safeParse(payload);
       if (!parsed.success) throw new InvalidTokenError('claims do not match RFC 9068');
       if (parsed.data.iat > nowS() + CLOCK_TOLERANCE_S) throw new InvalidTokenError('issued in the future');
+      metrics.tokenVerifications.inc({ result: 'valid' });
       return parsed.data;
     },
   };

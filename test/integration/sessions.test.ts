@@ -71,7 +71,7 @@ describe('session lifecycle over HTTP', () => {
     const admin = await signInAdmin(t);
     const olga = await t.services.users.byEmail('olga@example.test');
     const listed = await admin.get(`/api/sessions?userId=${olga!.id}`);
-    expect(listed.body.map((x: { id: string }) => x.id)).toContain(sid);
+    expect(listed.body.items.map((x: { id: string }) => x.id)).toContain(sid);
     expect((await admin.post(`/api/sessions/${sid}/lock`)).status).toBe(204);
     expect((await c.get('/auth/check')).body.authenticated).toBe(false);
     expect((await c.post('/auth/authorize', { permission: 'VIEW_CASES' })).status).toBe(401);

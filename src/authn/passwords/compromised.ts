@@ -10,7 +10,7 @@ import type { PasswordPolicy } from './policy.ts';
  * `passwordChangeRequired` until a new password is set (PasswordService.setPassword clears it).
  */
 export interface CompromisedPasswords {
-  /** After a right password: flag the account when the password is known breached (answers whether it is). Never throws, never blocks the login. */
+  /** After a right password: flag the account when the password is known breached (true then). Never throws, never blocks the login. */
   checkAtLogin(identityId: string, password: string): Promise<boolean>;
   /** Whether the account must change its password. */
   changeRequired(identityId: string): Promise<boolean>;

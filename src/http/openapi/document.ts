@@ -10,10 +10,18 @@ import { stepUpDocs } from '../routes/stepup.ts';
 import { tokenDocs } from '../routes/token.ts';
 import { verifyDocs } from '../routes/verify.ts';
 import { adminDocs } from '../routes/admin.ts';
+import { bindingDocs } from '../routes/bindings.ts';
+import { apiKeyDocs } from '../../credentials/api-keys/routes.ts';
 import { riskDocs } from '../routes/risk.ts';
 import { riskBacktestDocs } from '../routes/risk-backtests.ts';
+import { metricsDocs } from '../../metrics/routes.ts';
+import { trustedIssuerDocs } from '../../authn/trusted-issuers/routes.ts';
+import { knownUserDocs } from '../../authn/trusted-issuers/known-user.ts';
+import { machineClientDocs } from '../../credentials/machine-clients/routes.ts';
 import { signupDocs } from '../routes/signup.ts';
 import { emailDocs } from '../routes/email.ts';
+import { devicesDocs } from '../routes/devices.ts';
+import { adminRecoveryDocs, recoveryDocs } from '../routes/recovery.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
@@ -28,8 +36,17 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...verifyDocs,
   ...sessionDocs,
   ...adminDocs,
+  ...bindingDocs,
+  ...apiKeyDocs,
   ...riskDocs,
   ...riskBacktestDocs,
+  ...metricsDocs,
+  ...trustedIssuerDocs,
+  ...knownUserDocs,
+  ...machineClientDocs,
+  ...devicesDocs,
+  ...recoveryDocs,
+  ...adminRecoveryDocs,
 ];
 
 /** Problems any route can answer: the URL rule, the body limit, a wrong method, a fault. */

@@ -118,8 +118,8 @@ export async function createPasswordService(deps: {
       // Unknown, disabled, password-less or over-long: the same work as a wrong password, counted for no one.
       if (!row || !row.hash || row.status !== 'active' || tooLong) return attempt(null, row?.hash ?? dummy, tooLong ? 'x' : password, row?.id ?? null);
       const r = await attempt(row.id, row.hash, password);
-      // Flagged at an earlier sign-in and not changed since: read with the row, no extra statement.
-      return r.ok && row.password_compromised ? { ...r, passwordCompromised: true } : r;
+      // Flagged at an earlier sign-in (a breached password): read with the row, not asked again.
+      return r.ok && row.password_compromised ? { ...r, changeRequired: true } : r;
     },
     async verifyCurrent(identityId, pw) {
       const { rows } = await db.query<{ hash: string }>('SELECT hash FROM password_credentials WHERE identity_id = $1', [identityId]);
@@ -133,8 +133,11 @@ export async function createPasswordService(deps: {
     async setPassword(identityId, pw) {
       checkPasswordPolicy(pw);
       const h = await doHash(pw);
+      // A new password forgets every remembered device in the same statement (issue 12): whoever
+      // remembered a device with the old password (perhaps not the owner) must prove a factor again.
       await db.query(
-        `INSERT INTO password_credentials (identity_id, hash, updated_at) VALUES ($1, $2, $3)
+        `WITH forgot AS (UPDATE remembered_devices SET revoked_at = $3, revoked_reason = 'PASSWORD_CHANGED' WHERE identity_id = $1 AND revoked_at IS NULL)
+         INSERT INTO password_credentials (identity_id, hash, updated_at) VALUES ($1, $2, $3)
          ON CONFLICT (identity_id) DO UPDATE SET hash = EXCLUDED.hash, updated_at = EXCLUDED.updated_at`,
         [identityId, h, new Date(clock.now())],
       );
