@@ -8,8 +8,9 @@ import { AppError } from '../../../errors.ts';
 import { CreateUserSchema, type UserView } from '../../../identity/users.ts';
 import { createUserAdmin } from '../../../identity/user-admin.ts';
 import { routeDocs, type RouteDoc } from '../../openapi/doc.ts';
-import { ADMIN_ERRORS, Cursor, idParam, jsonDoc, Limit, pageDoc } from './common.ts';
+import { ADMIN_ERRORS, assertWithin, Cursor, heldAnywhere, idParam, jsonDoc, Limit, pageDoc, reachOf } from './common.ts';
 import type { Env, Services } from '../../services.ts';
+import type { AnyPrincipal } from '../../../principals/types.ts';
 
 /*
  * /api/users (MANAGE_USERS). Every change is audited with the account before and after.
@@ -63,15 +64,17 @@ export function userRoutes(s: Services) {
    * delete someone who holds more than they do. The actor must hold every permission the target
    * holds (or would hold, for roles given at creation); an ADMIN holds them all.
    */
-  const outranks = async (actor: { identityId: string }, target: { id?: string; roles?: string[] }) => {
-    const mine = await s.rbac.accessOf(actor.identityId);
-    if (mine.roles.includes('ADMIN')) return;
-    const held = new Set(mine.permissions.map((x) => x.name));
+  const outranks = async (actor: AnyPrincipal, target: { id?: string; roles?: string[] }) => {
+    const roles = target.roles ?? [];
     const theirs = target.id
-      ? (await s.rbac.permissionsOf(target.id)).map((x) => x.name)
-      : (await s.db.query<{ permission: string }>('SELECT DISTINCT permission FROM role_permissions WHERE role = ANY($1::text[])', [target.roles ?? []])).rows.map((r) => r.permission);
-    const beyond = theirs.filter((x) => !held.has(x));
-    if (beyond.length) throw new AppError('PERMISSION_DENIED', { detail: `The user would hold permissions you do not: ${beyond.sort().join(', ')}` });
+      ? await heldAnywhere(s, target.id)
+      : // ADMIN grants every permission, including ones no role_permissions row names.
+        (await s.db.query<{ permission: string }>(
+          `SELECT name AS permission FROM permissions WHERE $2
+           UNION SELECT permission FROM role_permissions WHERE role = ANY($1::text[])`,
+          [roles, roles.includes('ADMIN')],
+        )).rows.map((r) => r.permission);
+    assertWithin(await reachOf(s, actor), theirs, 'The user would hold permissions you do not');
   };
   const found = (u: UserView | null) => {
     if (!u) throw new AppError('NOT_FOUND');
