@@ -179,10 +179,12 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     redis: limitRedis,
     hashKey: limitHashKey,
   };
+  // The sign-in and account pages' form tokens (src/pages/security.ts): one key for every API process.
+  const pageCsrfKey = createHmac('sha256', d.masterKey).update('page-csrf').digest();
   const close = async () => {
     await revocations.close();
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, pageCsrfKey, close };
 }
