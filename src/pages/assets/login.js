@@ -41,10 +41,14 @@
   // The first page: start a passkey sign-in (a flow of its own), by button or from autofill.
   const passkeyForm = $('#passkey-form');
   if (passkeyForm && W && W.browserSupportsWebAuthn()) {
+    let manual = false;
     const start = async (autofill) => {
+      if (!autofill) manual = true;
       const r = await fetch('/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ method: 'passkey' }) });
       if (r.status !== 201) throw new Error('flow');
       const flow = await r.json();
+      // The button was pressed meanwhile: autofill must not cancel that request.
+      if (autofill && manual) return;
       const response = await W.startAuthentication({ optionsJSON: flow.challenge, useBrowserAutofill: autofill });
       passkeyForm.action = '/login/' + encodeURIComponent(flow.id) + (passkeyForm.dataset.return ? '?return_to=' + encodeURIComponent(passkeyForm.dataset.return) : '');
       submitWith(passkeyForm, response);
