@@ -76,7 +76,19 @@ describe('the sign-in and account pages in a real browser', () => {
   const navigate = async (page: Page, js: string) => {
     const loaded = chromium.waitFor('Page.loadEventFired', page.sessionId, () => true, 20_000);
     await page.evaluate(js);
-    await loaded;
+    await loaded.catch(async (e) => {
+      throw new Error(`${(e as Error).message} after ${js} (now at ${await path(page)})`);
+    });
+  };
+  /**
+   * Back or forward: the browser may restore the page from its back/forward cache (no load event),
+   * so wait for the frame to navigate and the document to be complete.
+   */
+  const historyGo = async (page: Page, js: string) => {
+    const moved = chromium.waitFor('Page.frameNavigated', page.sessionId, (p) => !p.frame.parentId, 20_000);
+    await page.evaluate(js);
+    await moved;
+    await page.evaluate("new Promise((r) => (document.readyState === 'complete' ? r(1) : addEventListener('load', () => r(1))))");
   };
   const fill = (sel: string, v: string) => `document.querySelector(${JSON.stringify(sel)}).value = ${JSON.stringify(v)};`;
   const click = (sel: string) => `document.querySelector(${JSON.stringify(sel)}).click();`;
@@ -113,9 +125,9 @@ describe('the sign-in and account pages in a real browser', () => {
     // Reload, then back and forward: the flow's current step each time, the identifier kept.
     await navigate(page, 'location.reload()');
     expect(await page.evaluate("document.querySelector('#identifier').value")).toBe('ann@example.test');
-    await navigate(page, 'history.back()');
+    await historyGo(page, 'history.back()');
     expect(await path(page)).toBe('/login');
-    await navigate(page, 'history.forward()');
+    await historyGo(page, 'history.forward()');
     expect(await path(page)).toBe(flowPage);
     expect(await page.evaluate("!!document.querySelector('#password')")).toBe(true);
     // A wrong password: a sentence tied to the field.
@@ -127,6 +139,24 @@ describe('the sign-in and account pages in a real browser', () => {
     expect(await path(page)).toBe('/account');
     expect(await text(page)).toContain('Signed in as ann@example.test');
     await shot(page, '04-account');
+
+    // Add an authenticator app: a QR code as an image (no script), the key to type, a code to confirm.
+    await navigate(page, click('form[action="/account/totp"] button'));
+    expect(await page.evaluate<string>("document.querySelector('img.qr').src")).toMatch(/^data:image\/svg\+xml;base64,/);
+    const secret = (await page.evaluate<string>("document.querySelector('code.secret').textContent")).replace(/\s/g, '');
+    await shot(page, '04b-account-totp');
+    await navigate(page, fill('#code', '12345') + click('form[action$="/confirm"] button'));
+    expect(await text(page)).toContain('That code is not right');
+    expect(await page.evaluate("document.querySelector('#code').getAttribute('aria-describedby')")).toBe('code-error');
+    expect(await page.evaluate<string>("document.querySelector('code.secret').textContent")).toBe(secret.replace(/(.{4})/g, '$1 ').trim());
+    await navigate(page, fill('#code', oathtool(secret, t.clock.now())) + click('form[action$="/confirm"] button'));
+    expect(await text(page)).toContain('Your authenticator app is set up');
+    expect(await page.evaluate('document.querySelectorAll("ol.codes li").length')).toBe(10);
+    await navigate(page, click('a.button'));
+    // Rename it.
+    await navigate(page, fill('input[name=label]', 'Work phone') + click('form[action$="/rename"] button'));
+    expect(await text(page)).toContain('Renamed.');
+    expect(await page.evaluate<string>("document.querySelector('ul.factors h3').textContent")).toBe('Work phone');
   });
 
   it('a risky sign-in asks for TOTP and says why; back and reload keep the step; a later change asks to confirm it is you', async () => {
@@ -147,8 +177,8 @@ describe('the sign-in and account pages in a real browser', () => {
     await shot(page, '06-stepup-totp');
     await navigate(page, 'location.reload()');
     expect(await page.evaluate("!!document.querySelector('#code')")).toBe(true);
-    await navigate(page, 'history.back()');
-    await navigate(page, 'history.forward()');
+    await historyGo(page, 'history.back()');
+    await historyGo(page, 'history.forward()');
     expect(await page.evaluate("!!document.querySelector('#code')")).toBe(true);
     t.clock.advance(30_000);
     await navigate(page, fill('#code', oathtool(secret, t.clock.now())) + click('form input[name=type][value=totp] ~ button, #code ~ button, form button[type=submit]'));
@@ -187,13 +217,26 @@ describe('the sign-in and account pages in a real browser', () => {
     await shot(page, '09-account-passkey');
     await navigate(page, click('form[action="/account/logout"] button'));
     expect(await path(page)).toBe('/login');
-    // The passkey button on the first page: no identifier, no password.
+    // The passkey button on the first page (in a browser without passkey autofill): no identifier, no password.
+    const { identifier } = await page.send('Page.addScriptToEvaluateOnNewDocument', { source: 'PublicKeyCredential.isConditionalMediationAvailable = async () => false;' });
     await page.goto(`${T}/login?return_to=${encodeURIComponent('/account')}`);
     await navigate(page, click('#passkey-start'));
     expect(await path(page)).toBe('/account');
     expect(await text(page)).toContain('Signed in as pat@example.test');
     const me = await page.evaluate<any>("fetch('/auth/me').then((r) => r.json())");
     expect(me.session.amr).toEqual(expect.arrayContaining(['mfa']));
+    await navigate(page, click('form[action="/account/logout"] button'));
+    await page.send('Page.removeScriptToEvaluateOnNewDocument', { identifier });
+
+    // Conditional mediation: the first page asks for a passkey quietly; choosing it (the virtual
+    // authenticator picks its only one) signs in with no click at all.
+    let loads = 0;
+    const signedIn = new Promise<void>((r) => chromium.onEvent((m) => m.method === 'Page.loadEventFired' && m.sessionId === page.sessionId && ++loads === 2 && r()));
+    await page.goto(`${T}/login?return_to=${encodeURIComponent('/account')}`);
+    await signedIn;
+    expect(await page.evaluate('PublicKeyCredential.isConditionalMediationAvailable()')).toBe(true);
+    expect(await path(page)).toBe('/account');
+    expect(await text(page)).toContain('Signed in as pat@example.test');
   });
 
   it('ends another session from the account page', async () => {
