@@ -39,17 +39,44 @@ export const AUDIT_EVENT_TYPES = [
   'session.unlocked',
   'session.stepped_up', // a live session was raised by a step-up flow (its id rotated)
   'stepup.started', // a step-up flow was begun for a live session
+  'remembered_device.created', // after a passed step-up the user chose to remember the device (reason DAYS_<n>)
+  'remembered_device.revoked', // a remembered device was forgotten: reason USER | TOKEN_REUSE | USER_REPORT | REPLACED | RECOVERY (a password change forgets them in its own statement)
   'flow.refused', // a flow id presented by another browser (reason OTHER_DEVICE) or session (OTHER_SESSION)
   // Refresh tokens
   'refresh.issued',
   'refresh.refused',
   'refresh.reuse_detected',
   'refresh.family_revoked',
+  // Federation: trusted token issuers (src/authn/trusted-issuers)
+  'token_exchange.refused', // an RFC 8693 exchange or `okta` scheme token refused; reason: UNTRUSTED_ISSUER, WRONG_AUDIENCE, EXPIRED, SUBJECT_TOKEN_REPLAYED, FED_SUBJECT_NOT_LINKED, …
+  'trusted_issuer.created', // an admin (or TRUSTED_ISSUERS_FILE at start) added a trusted token issuer
+  'trusted_issuer.updated', // an admin changed one (data: before/after)
+  'trusted_issuer.deleted', // an admin removed one
+  'machine_client.created', // an admin registered a client_credentials client (its secret shown once)
+  'machine_client.deleted', // an admin removed one
+  'client_credentials.refused', // a client_credentials grant was refused; reason INVALID_CLIENT | DISABLED | INVALID_SCOPE
   // Accounts and access
-  'user.created',
+  'user.created', // reason ADMIN | CLI | BOOTSTRAP_ADMIN | SIGNUP (a self-service sign-up created an unverified identity)
+  'signup.requested', // a sign-up named an address that already has an account (reason EXISTING_ACCOUNT): its owner was told
+  'signup.denied', // the risk assessment refused a sign-up; reason: the risk reasons
+  'email.verified', // the identity proved its address with a code (reason SIGNUP, or SESSION: a signed-in user, POST /auth/email/verification)
   'user.locked',
   'user.unlocked',
-  'password.changed',
+  'user.updated', // an admin changed a user's email or display name; data { before, after }
+  'user.disabled', // an admin disabled an account (its sessions and refresh families end); data { before, after }
+  'user.enabled', // an admin re-enabled a disabled account; data { before, after }
+  'user.deleted', // an admin deleted an account with its sessions, factors and grants; data { before }
+  'role.created', // an admin created a role; data { after: { name, description, permissions } }
+  'role.updated', // an admin changed a role's description or permissions; data { before, after }
+  'role.deleted', // an admin deleted a role no one held; data { before }
+  'audit.exported', // an admin exported audit events as JSONL; data { filters, rows }
+  'password.flagged', // a password proven at sign-in was found breached (reason BREACHED): a change is required
+  'password.changed', // reason END_OTHER_SESSIONS | KEEP_SESSIONS (the user) | RECOVERY (account recovery)
+  'recovery.requested', // account recovery asked for (reason USER | ADMIN); subject null for an unknown identifier, data.sent says whether a link went out
+  'recovery.link_failed', // a wrong, used or expired recovery link was presented to a recovery flow
+  'recovery.denied', // the recovery was refused after the link was proven (reason RISK_DENIED | MFA_REQUIRED_NO_FACTOR)
+  'recovery.locked', // the recovery flow spent its link or second-factor budget
+  'recovery.completed', // a new password was set through recovery; every session and refresh family ended
   'authorization.denied',
 ] as const;
 

@@ -44,6 +44,8 @@ export interface LoginInput {
   identifier?: string | null;
   /** `passkey`: sign in with a discoverable WebAuthn credential, no identifier or password. */
   method?: 'password' | 'passkey';
+  /** A remembered device the client presented at flow start (its id, not its token); risk decides what it is worth. */
+  rememberedDevice?: string | null;
 }
 
 export interface LoginContext extends LoginInput {
@@ -327,6 +329,7 @@ export const loginMachine = setup({
           deviceId: context.deviceId,
           ip: context.ip,
           userAgent: context.userAgent ?? null,
+          rememberedDevice: context.rememberedDevice ?? null,
         }),
         onDone: { target: 'deciding', actions: { type: 'setRisk', params: ({ event }) => event.output } },
         onError: { target: 'deciding', actions: { type: 'setRisk', params: riskUnavailable } },

@@ -7,7 +7,10 @@
  * What a client is asked for in a state: every state of a flow machine declares it as
  * `meta: { step }`, and the presenter reads it (it never guesses from state names).
  */
-export type FlowStep = 'password' | 'webauthn' | 'choose_method' | 'totp' | 'recovery_code' | 'code' | 'done' | 'denied' | 'locked';
+export type FlowStep =
+  | 'password' | 'webauthn' | 'choose_method' | 'totp' | 'recovery_code' | 'code' | 'signup' | 'done' | 'denied' | 'locked'
+  // Account recovery (machines/recovery.machine.ts): the emailed link, then the new password.
+  | 'recovery_link' | 'new_password';
 export interface StepMeta {
   step: FlowStep;
 }
@@ -23,7 +26,11 @@ export type FlowErrorCode =
   | 'MFA_CODE_INVALID'
   | 'MFA_CODE_EXPIRED'
   | 'DELIVERY_FAILED'
-  | 'CODE_RESEND_TOO_SOON';
+  | 'CODE_RESEND_TOO_SOON'
+  // Sign-up (machines/signup.machine.ts)
+  | 'PASSWORD_REJECTED'
+  | 'EMAIL_DOMAIN_NOT_ALLOWED'
+  | 'EMAIL_DISPOSABLE';
 
 /** Why a login was refused after the user proved who they are; published with LOGIN_DENIED. */
 export type LoginDenialReason = 'RISK_DENIED' | 'MFA_REQUIRED_NO_FACTOR' | 'SERVICE_UNAVAILABLE' | 'SESSION_LIMIT_REACHED';
@@ -80,6 +87,8 @@ export interface RiskActorInput {
   deviceId: string | null;
   ip: string;
   userAgent?: string | null;
+  /** The remembered device presented at flow start, if any (checked against the identity by the scorer's caller). */
+  rememberedDevice?: string | null;
 }
 
 /** Second-factor events a client can send (to a login's MFA step or a step-up flow). */

@@ -7,9 +7,11 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { LOGIN_MACHINE_VERSION, loginMachine } from '../machines/login.machine.ts';
+import { RECOVERY_MACHINE_VERSION, recoveryMachine } from '../machines/recovery.machine.ts';
 import { MFA_MACHINE_VERSION, mfaMachine } from '../machines/mfa.machine.ts';
 import { SESSION_MACHINE_VERSION, sessionMachine } from '../machines/session.machine.ts';
 import { REFRESH_MACHINE_VERSION, refreshMachine } from '../machines/refresh.machine.ts';
+import { SIGNUP_MACHINE_VERSION, signupMachine } from '../machines/signup.machine.ts';
 
 export const README_PATH = fileURLToPath(new URL('../machines/README.md', import.meta.url));
 
@@ -229,6 +231,14 @@ const MACHINES: DocumentedMachine[] = [
     machine: mfaMachine,
   },
   {
+    title: 'Account recovery',
+    file: 'recovery.machine.ts',
+    exportName: 'recoveryMachine',
+    versionName: 'RECOVERY_MACHINE_VERSION',
+    version: RECOVERY_MACHINE_VERSION,
+    machine: recoveryMachine,
+  },
+  {
     title: 'Session lifecycle',
     file: 'session.machine.ts',
     exportName: 'sessionMachine',
@@ -243,6 +253,14 @@ const MACHINES: DocumentedMachine[] = [
     versionName: 'REFRESH_MACHINE_VERSION',
     version: REFRESH_MACHINE_VERSION,
     machine: refreshMachine,
+  },
+  {
+    title: 'Sign-up and email verification',
+    file: 'signup.machine.ts',
+    exportName: 'signupMachine',
+    versionName: 'SIGNUP_MACHINE_VERSION',
+    version: SIGNUP_MACHINE_VERSION,
+    machine: signupMachine,
   },
 ];
 

@@ -14,6 +14,8 @@ import { migrate } from '../src/db/migrate.ts';
 import { openDb } from '../src/db/open.ts';
 import { isAppError } from '../src/errors.ts';
 import { createUserService } from '../src/identity/users.ts';
+import { passwordPolicyFromConfig } from '../src/authn/passwords/policy.ts';
+import { createLogger } from '../src/logger.ts';
 
 /**
  * The operator's way in when nobody can sign in: `npm run user:create` (e.g. the first
@@ -94,6 +96,8 @@ export async function runUserCli(
     const password = typed ? await (io.readPassword ?? readPasswordFromStdin)() : randomBytes(18).toString('base64url');
     const roles = (args.roles ?? '').split(',').map((r) => r.trim()).filter(Boolean);
     try {
+      // A typed password meets the same policy as one set through the API (a generated one does).
+      if (typed) await passwordPolicyFromConfig(config, createLogger('warn')).assertNewPassword({ password, identifier: args.email, hasSecondFactor: false });
       const u = await users.create({ email: args.email, password, roles, displayName: args['display-name'] });
       await audit.append({ type: 'user.created', actor, subject: u.id, reason: 'CLI', data: { roles: u.roles } });
       out(`created ${u.email} (${u.id}) with roles ${u.roles.join(', ') || '(none)'}`);

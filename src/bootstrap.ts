@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config } from './config/config.ts';
+import { ConfigError, type Config } from './config/config.ts';
+import { describe, type PasswordPolicy } from './authn/passwords/policy.ts';
 import type { Logger } from './logger.ts';
 import type { UserService } from './identity/users.ts';
 import type { Audit } from './audit/audit.ts';
@@ -41,8 +42,13 @@ export async function resolveMasterKey(config: Config, logger: Logger): Promise<
 /**
  * The first administrator: from THRESHOLD_ADMIN_EMAIL/PASSWORD, or in the embedded default a
  * generated one printed once. Nothing happens once any user exists.
+ *
+ * A configured password meets the password policy like any other, or the start is refused
+ * (ConfigError naming THRESHOLD_ADMIN_PASSWORD and the reasons): the most powerful account of a
+ * new install must not begin with a breached or guessable password, and nothing exists yet that
+ * refusing could lock out.
  */
-export async function bootstrapAdmin(config: Config, users: UserService, audit: Audit, print: (s: string) => void) {
+export async function bootstrapAdmin(config: Config, users: UserService, audit: Audit, print: (s: string) => void, policy?: PasswordPolicy) {
   if ((await users.count()) > 0) return null;
   let email = config.THRESHOLD_ADMIN_EMAIL;
   let password = config.THRESHOLD_ADMIN_PASSWORD;
@@ -52,6 +58,10 @@ export async function bootstrapAdmin(config: Config, users: UserService, audit: 
     email ??= 'admin@threshold.local';
     password = randomBytes(18).toString('base64url');
     generated = true;
+  }
+  if (!generated && policy) {
+    const v = await policy.checkNewPassword({ password, identifier: email, hasSecondFactor: false });
+    if (!v.ok) throw new ConfigError(`Invalid configuration:\n  THRESHOLD_ADMIN_PASSWORD: ${describe(v.reasons, v.minLength)} (${v.reasons.join(', ')})`);
   }
   const u = await users.create({ email, password, roles: ['ADMIN'] });
   await audit.append({ type: 'user.created', actor: 'system', subject: u.id, reason: 'BOOTSTRAP_ADMIN', data: { roles: u.roles } });

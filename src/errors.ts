@@ -19,6 +19,16 @@ export const ERRORS = {
   INVALID_EVENT: { status: 409, title: 'The flow does not accept this event in its current step.' },
   CONFLICT: { status: 409, title: 'The resource already exists.' },
   SESSION_LIMIT_REACHED: { status: 409, title: 'Too many active sessions; sign out elsewhere first.' },
+  /** A new password the policy refuses (src/authn/passwords/policy.ts); `reasons` say why. */
+  PASSWORD_REJECTED: { status: 400, title: 'This password cannot be used.' },
+  /** Sign-up is off (SIGNUP_ENABLED=off, the default). */
+  SIGNUP_DISABLED: { status: 404, title: 'Self-service sign-up is not available here.' },
+  /** The address's domain is not one sign-up is allowed for (SIGNUP_ALLOWED_DOMAINS). */
+  EMAIL_DOMAIN_NOT_ALLOWED: { status: 400, title: 'Sign-up is not open to this email domain.' },
+  /** A throwaway-mail domain (the disposable-email deny list). */
+  EMAIL_DISPOSABLE: { status: 400, title: 'Use a permanent email address, not a disposable one.' },
+  /** The risk assessment of a sign-up refused it. */
+  SIGNUP_DENIED: { status: 403, title: 'The sign-up was refused.' },
   MFA_CODE_INVALID: { status: 400, title: 'The code is incorrect or was already used.' },
   MFA_FACTOR_NOT_FOUND: { status: 404, title: 'The factor does not exist.' },
   MFA_ALREADY_CONFIRMED: { status: 409, title: 'The factor is already confirmed.' },
@@ -30,6 +40,10 @@ export const ERRORS = {
   CODE_RESEND_TOO_SOON: { status: 429, title: 'Wait a little before asking for another code.' },
   DELIVERY_FAILED: { status: 503, title: 'The message could not be delivered; try again or choose another method.' },
   LOGIN_DENIED: { status: 403, title: 'The sign-in was refused.' },
+  /** A recovery link that is wrong, used or expired (said the same way for each). */
+  RECOVERY_LINK_INVALID: { status: 400, title: 'This recovery link is not valid, was already used or has expired.' },
+  /** The recovery was refused after the link was proven (risk, or a risky attempt on an account without a second factor). */
+  RECOVERY_DENIED: { status: 403, title: 'The account recovery was refused.' },
   MFA_ENROLMENT_REQUIRED: { status: 403, title: 'No second factor can satisfy this request; enrol one first.' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send application/json.' },
@@ -37,6 +51,12 @@ export const ERRORS = {
   SERVICE_UNAVAILABLE: { status: 503, title: 'A dependency is unavailable; try again later.' },
   /** The rate-limit store (Redis) cannot answer: sign-in fails closed rather than unlimited. */
   RATE_LIMIT_UNAVAILABLE: { status: 503, title: 'Sign-in is temporarily unavailable; try again shortly.' },
+  /** A page cursor that this API did not hand out (forged, truncated or from another list). */
+  INVALID_CURSOR: { status: 400, title: 'The cursor is not one this list returned; start from the first page.' },
+  /** Deleting a role that a user still holds. */
+  ROLE_IN_USE: { status: 409, title: 'The role is still held by users; remove it from them first.' },
+  /** An administrator deleting, disabling or locking their own account. */
+  SELF_ACTION_REFUSED: { status: 409, title: 'You cannot do this to your own account.' },
   INTERNAL: { status: 500, title: 'An internal error occurred.' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

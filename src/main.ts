@@ -15,6 +15,7 @@ import { riskProcessor } from '../workers/risk-score.worker.ts';
 import { notifyProcessor } from '../workers/notify.worker.ts';
 import { createNotifier } from './notify/notifier.ts';
 import { activeAdmins, bootstrapAdmin, resolveMasterKey } from './bootstrap.ts';
+import { breachFilter } from './authn/passwords/breach-corpus.ts';
 import { buildServices } from './services.ts';
 import { createApp } from './http/app.ts';
 
@@ -52,11 +53,13 @@ export async function start(env: Record<string, string | undefined> = process.en
   const masterKey = await resolveMasterKey(config, logger);
   const services = await buildServices({ config, db, jobs, clock, logger, masterKey });
   await services.keys.active();
-  await bootstrapAdmin(config, services.users, services.audit, (s) => process.stdout.write(s + '\n'));
+  await bootstrapAdmin(config, services.users, services.audit, (s) => process.stdout.write(s + '\n'), services.passwordPolicy);
   warnOperator(config, logger, await activeAdmins(db));
   // Expired sessions are removed from the store (also on access); a sweep catches the idle ones.
   const sweeper = setInterval(() => void services.sessions.sweep().catch(() => {}), 10 * 60_000);
   sweeper.unref();
+  // The breach filter (1.1 MB) is read now rather than on the first password to be checked.
+  breachFilter();
   const app = createApp(services);
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST });
   await new Promise<void>((r) => server.once('listening', () => r()));

@@ -19,6 +19,8 @@ import { createStepUpService } from './flows/stepup-service.ts';
 import type { Services } from './http/services.ts';
 import { createFactorRegistry } from './authn/methods/factors.ts';
 import { createLoginReports } from './session/login-reports.ts';
+import { createRememberedDevices } from './session/remembered-devices.ts';
+import { createRecoveryFlows } from './flows/recovery-service.ts';
 import { createRefreshService, type RefreshService } from './tokens/refresh.ts';
 import { openGeo } from './risk/geo.ts';
 import { createRiskApi } from './risk/risk-api.ts';
@@ -37,7 +39,15 @@ import { createCodeService } from './authn/methods/codes/codes.ts';
 import { createNotifyClient } from './notify/enqueue.ts';
 import { notifyJobId } from '../workers/queues.ts';
 import { maskDestination } from './notify/mask.ts';
+import { passwordPolicyFromConfig } from './authn/passwords/policy.ts';
+import { createCompromisedPasswords } from './authn/passwords/compromised.ts';
+import { createSignupService } from './authn/signup/signup-service.ts';
+import { createEmailVerification } from './authn/signup/email-verification.ts';
 import { createLoginLimiter, limiterRedis, limitSettings, loginLimiterOptions } from './security/limits.ts';
+import { applyTrustedIssuersFile, createTrustedIssuers } from './authn/trusted-issuers/index.ts';
+import { createLoginEffects } from './flows/login-effects.ts';
+import type { FlowRow } from './flows/runtime.ts';
+import { createMachineClients } from './credentials/machine-clients/clients.ts';
 
 /** Wires adapters into services. Tests call this with their own db, jobs and clock. */
 export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clock: Clock; logger: Logger; masterKey: Buffer }): Promise<Services> {
@@ -99,10 +109,14 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     issuer: config.PUBLIC_URL,
     audience: config.TOKEN_AUDIENCE ?? config.PUBLIC_URL,
     ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+    emailVerifiedOf: async (sub) => (await db.query<{ v: boolean }>('SELECT email_verified AS v FROM identities WHERE id = $1', [sub])).rows[0]?.v ?? null,
   });
   // Authorization from memory; a change in any process is seen by every process's next check.
   const rbac = createRbac(db, clock, createRbacSnapshot({ db, clock, source: redis ? redisVersionSource(redis) : memoryVersionSource() }));
   const users = createUserService({ db, clock, passwords });
+  // New passwords (every path that sets one) and breached ones proven at sign-in.
+  const passwordPolicy = passwordPolicyFromConfig(config, logger, methodsOf);
+  const compromised = createCompromisedPasswords({ db, audit, policy: passwordPolicy, enabled: config.PASSWORD_BREACH_CHECK_AT_LOGIN === 'on', logger });
   const webauthn = createWebAuthnService({ db, clock, audit, rpID: config.webauthn.rpID, rpName: config.webauthn.rpName, origins: config.webauthn.origins });
   const codes = createCodeService({
     db,
@@ -167,10 +181,53 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     onReuse: async (o) => notifyUser(o.identityId, 'factor_changed', { factor: 'session', action: 'locked because a used refresh token was presented again' }, `reuse-${o.familyId}`),
   });
   refreshRef.current = refresh;
-  const reports = createLoginReports({ db, clock, audit, sessions });
+  const remembered = createRememberedDevices({ db, clock, audit, key: createHmac('sha256', d.masterKey).update('remembered-devices').digest() });
+  const reports = createLoginReports({ db, clock, audit, sessions, remembered });
   const notice = { create: reports.create, send: (id: string, data: Record<string, string>, key: string) => notifyUser(id, 'new_device', data, key) };
-  const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder });
+  const login = createLoginService({ db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, tokens, roleNames: rbac.rolesOf, ports, passkey, notice, refresh, risk: risk.recorder, compromised, remembered });
+  const emailVerification = createEmailVerification({ db, audit, codes, notify, ttlMinutes: String(Math.round(config.CODE_TTL_SECONDS / 60)) });
+  const signup = createSignupService({ db, clock, config, logger, audit, jobs, passwords, policy: passwordPolicy, codes, notify });
   const stepup = createStepUpService({ db, clock, logger, config, audit, totp, recovery, sessions, tokens, rbac, methodsOf, roleNames: rbac.rolesOf, ports, refresh });
+  // Trusted token issuers: RFC 8693 exchange, the okta/sid schemes, workload tokens.
+  const loginEvents = createLoginEffects({ db, clock, audit, risk: risk.recorder });
+  const trusted = createTrustedIssuers({
+    db,
+    clock,
+    config,
+    audit,
+    logger,
+    sessions,
+    tokens,
+    refresh,
+    roleNames: rbac.rolesOf,
+    score: async (o) => {
+      const r = await jobs.request<RiskOutcome>(
+        config.RISK_QUEUE,
+        RISK_JOB,
+        { identityId: o.identityId, deviceId: o.deviceId, ip: o.ip, at: clock.now(), userAgent: o.userAgent },
+        { jobId: riskJobId(o.key, 0), timeoutMs: config.RISK_TIMEOUT_MS },
+      );
+      if (!r || !['allow', 'step_up', 'deny'].includes(r.decision) || !Array.isArray(r.reasons)) throw new Error('malformed risk result');
+      return r;
+    },
+    // A login event like an interactive login's (risk history, explanations); its "flow" is the exchange's key.
+    recordLogin: (o) =>
+      loginEvents.loginEvent(
+        { id: o.key, device_id: o.ctx.deviceId, ip: o.ctx.ip, snapshot: { context: { userAgent: o.ctx.userAgent } } } as unknown as FlowRow,
+        o.outcome,
+        o.identityId,
+        o.risk,
+        { factors: ['fed'], ...(o.reason ? { reason: o.reason } : {}), ...(o.sessionId ? { sessionId: o.sessionId } : {}) },
+      ),
+  });
+  await applyTrustedIssuersFile(trusted, config, audit, logger);
+  // client_credentials secrets: HMAC under their own key derived from the master key (clients.ts says why not argon2id).
+  const machineClients = createMachineClients({ db, clock, pepper: createHmac('sha256', d.masterKey).update('machine-client-secrets').digest() });
+  const recoveryFlows = createRecoveryFlows({
+    db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, methodsOf, ports, notifyUser,
+    key: createHmac('sha256', d.masterKey).update('recovery-links').digest(),
+    sendLink: (o) => notify.send({ channel: 'email', to: o.to, template: 'recovery_link', data: { link: o.link, code: o.code, ttlMinutes: o.ttlMinutes } }, notifyJobId('recovery_link', o.flowId)),
+  });
   // Brute-force limits: Redis shared by all API processes, memory in the embedded default.
   const limitRedis = config.REDIS_URL ? limiterRedis(config.REDIS_URL) : null;
   const limitHashKey = createHmac('sha256', d.masterKey).update('rate-limit-keys').digest();
@@ -186,5 +243,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, pageCsrfKey, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, machineClients, passwordPolicy, compromised, signup, emailVerification, remembered, recoveryFlows, pageCsrfKey, close };
 }

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 
 /**
@@ -30,7 +31,13 @@ export async function readiness(checks: HealthChecks, timeoutMs = 2000): Promise
   return { status: failed ? 503 : 200, body: { status: failed ? 'degraded' : 'ok', checks: results } };
 }
 
-export function startHealthServer(o: { port: number; host: string; checks: HealthChecks }): Promise<Server> {
+/** GET /metrics beside the probes, with the API's bearer token (METRICS_TOKEN); absent = 404. */
+export interface MetricsExposure {
+  token: string;
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+export function startHealthServer(o: { port: number; host: string; checks: HealthChecks; metrics?: MetricsExposure }): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
     const send = (status: number, body: unknown) => {
@@ -39,6 +46,15 @@ export function startHealthServer(o: { port: number; host: string; checks: Healt
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { status: 'method not allowed' });
     if (path === '/health/live') return send(200, { status: 'ok' });
+    if (path === '/metrics' && o.metrics) {
+      const m = o.metrics;
+      const a = createHash('sha256').update(req.headers.authorization ?? '').digest();
+      if (!timingSafeEqual(a, createHash('sha256').update(`Bearer ${m.token}`).digest())) return send(401, { status: 'unauthorized' });
+      return void m.render().then(({ contentType, body }) => {
+        res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' });
+        res.end(body);
+      }, () => send(500, { status: 'error' }));
+    }
     if (path === '/health/ready' || path === '/health')
       return void readiness(o.checks).then(({ status, body }) => send(status, body));
     send(404, { status: 'not found' });

@@ -10,6 +10,7 @@ import { startNotifyWorker } from './notify.worker.ts';
 import { startBacktestWorker } from './backtest.worker.ts';
 import { createNotifier } from '../src/notify/notifier.ts';
 import { startHealthServer } from './health-server.ts';
+import { observeWorker, registry } from '../src/metrics/metrics.ts';
 
 /** `npm run worker`: the BullMQ workers as their own process (needs DATABASE_URL and REDIS_URL). */
 async function main() {
@@ -36,6 +37,7 @@ async function main() {
   });
   const backtest = startBacktestWorker({ redisUrl: config.REDIS_URL, queueName: config.BACKTEST_QUEUE, deps: { db, clock: systemClock, geo, config }, logger });
   logger.info({ queues: [config.RISK_QUEUE, config.NOTIFY_QUEUE, config.BACKTEST_QUEUE] }, 'Threshold workers running');
+  for (const [w, q] of [[risk, config.RISK_QUEUE], [notify, config.NOTIFY_QUEUE], [backtest, config.BACKTEST_QUEUE]] as const) observeWorker(w.worker, q);
   // Probes for orchestrators: ready while the database answers and every worker consumes.
   const consuming = (w: { worker: { isRunning(): boolean; isPaused(): boolean; closing?: unknown } }) => async () => {
     if (!w.worker.isRunning() || w.worker.isPaused() || w.worker.closing) throw new Error('not consuming');
@@ -45,6 +47,8 @@ async function main() {
         port: config.WORKER_HEALTH_PORT,
         host: config.HOST,
         checks: { db: async () => void (await db.query('SELECT 1')), risk: consuming(risk), notify: consuming(notify), backtest: consuming(backtest) },
+        // The worker's own metrics (job processing times, process) on its probe port, not pushed via Redis.
+        metrics: config.METRICS_TOKEN ? { token: config.METRICS_TOKEN, render: async () => ({ contentType: registry.contentType, body: await registry.metrics() }) } : undefined,
       })
     : null;
   if (health) logger.info({ port: config.WORKER_HEALTH_PORT }, 'worker probes on /health/live and /health/ready');

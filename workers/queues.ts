@@ -21,6 +21,8 @@ export const RiskJobSchema = z.strictObject({
   // Optional so jobs queued by an older API process still validate.
   userAgent: z.string().max(1000).nullable().optional(),
   passwordCorrect: z.boolean().optional(),
+  // A live remembered-device token of this identity was presented (checked by the API).
+  rememberedDevice: z.boolean().optional(),
 });
 
 export type RiskJob = z.infer<typeof RiskJobSchema>;

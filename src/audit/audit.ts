@@ -4,6 +4,7 @@ import type { Db, Queryable } from '../db/db.ts';
 import { sha256 } from '../crypto/seal.ts';
 import { isStorableText, storableText } from '../db/text.ts';
 import type { AuditEventType } from '../../contracts/audit-events.ts';
+import { metrics } from '../metrics/metrics.ts';
 
 /**
  * One audit event. `data` is stored as jsonb and is part of the hash chain forever: it must be
@@ -145,6 +146,7 @@ export function createAudit(db: Db, clock: Clock): Audit {
   /** Checked at the call, so a bad event fails its caller and never a batch of others. */
   function prepare(e: AuditEvent): Prepared {
     if (!TYPE_RE.test(e.type)) throw new TypeError(`audit type must be <noun>.<past-verb>: ${e.type}`);
+    metrics.auditEvents.inc({ type: e.type });
     return {
       id: randomUUID(),
       at: new Date(clock.now()).toISOString(),

@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { Queryable } from '../db/db.ts';
+import { metrics } from '../metrics/metrics.ts';
 
 /** Which consecutive-failure counter an attempt spends; both share the account's one lock. */
 export type Counter = 'failed_attempts' | 'mfa_failed_attempts';
@@ -38,7 +39,8 @@ export async function clearAfterSuccess(db: Queryable, identityId: string, count
 /** After a failure that reached the threshold: lock (until now + seconds, or for an admin when 0). */
 export async function lockAccount(db: Queryable, identityId: string, now: number, lockoutSeconds: number): Promise<void> {
   const until = lockoutSeconds > 0 ? new Date(now + lockoutSeconds * 1000) : null;
-  await db.query('UPDATE identities SET locked_at = $2, locked_until = $3 WHERE id = $1 AND locked_at IS NULL', [identityId, new Date(now), until]);
+  const r = await db.query('UPDATE identities SET locked_at = $2, locked_until = $3 WHERE id = $1 AND locked_at IS NULL', [identityId, new Date(now), until]);
+  if (r.rowCount === 1) metrics.lockouts.inc({ counter: 'mfa' });
 }
 
 /**
@@ -64,6 +66,7 @@ export async function settleFailure(
       RETURNING locked_at = $2 AS locked_now`,
     [identityId, new Date(now), until, threshold],
   );
+  if (r.rows[0]?.locked_now === true) metrics.lockouts.inc({ counter: counter === 'failed_attempts' ? 'password' : 'mfa' });
   return r.rows[0]?.locked_now === true;
 }
 

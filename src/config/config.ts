@@ -38,7 +38,18 @@ export const ConfigSchema = z.object({
   REFRESH_REUSE_GRACE_SECONDS: int(0, 0, 300),
   /** `aud` of access tokens (the resource servers'); defaults to PUBLIC_URL. */
   TOKEN_AUDIENCE: z.string().min(1).optional(),
+  /** Trusted token issuers (token exchange, okta scheme, workload tokens) applied at start: a JSON array. */
+  TRUSTED_ISSUERS_FILE: z.string().default(''),
+  /** How long an issuer's JWKS is kept; the least time between refreshes an unknown `kid` may cause. */
+  TRUSTED_ISSUER_JWKS_TTL_SECONDS: int(600, 10, 86400),
+  TRUSTED_ISSUER_JWKS_REFRESH_FLOOR_SECONDS: int(30, 1, 3600),
+  /** Token exchanges are risk-scored like logins (the risk worker): `step_up`/`deny` refuse unless the IdP proved trusted MFA. */
+  TOKEN_EXCHANGE_RISK: z.enum(['on', 'off']).default('on'),
   FLOW_TTL_SECONDS: int(15 * 60, 30, 86400),
+  /** Days a device may be remembered after a passed step-up (policy bands may cap it); 0 = never. */
+  REMEMBER_DEVICE_DAYS: int(30, 0, 400),
+  /** Lifetime of an account-recovery link (and of its flow). */
+  RECOVERY_TTL_SECONDS: int(30 * 60, 60, 86400),
   RISK_TIMEOUT_MS: int(2000, 50, 60000),
   RISK_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('risk'),
   RISK_MAX_TRAVEL_KMH: int(900, 1),
@@ -77,6 +88,21 @@ export const ConfigSchema = z.object({
   RATE_LIMIT_STORE_TIMEOUT_MS: int(1000, 50, 10_000),
   /** argon2id hashes at once; more than the cores only adds latency (measured: npm run bench). */
   PASSWORD_HASH_CONCURRENCY: int(Math.max(1, Math.min(4, availableParallelism())), 1, 64),
+  /** New passwords (NIST SP 800-63B): shortest with a second factor, and when the password is the only factor (63B-4: 15). */
+  PASSWORD_MIN_LENGTH: int(8, 8, 64),
+  PASSWORD_MIN_LENGTH_SINGLE_FACTOR: int(15, 8, 64),
+  /** A k-anonymity range API compatible with Have I Been Pwned's (e.g. https://api.pwnedpasswords.com); off when unset. */
+  PWNED_PASSWORDS_URL: url.optional(),
+  /** Past this the range API counts as unreachable and the check fails open (logged). */
+  PWNED_PASSWORDS_TIMEOUT_MS: int(1500, 50, 10_000),
+  /** At sign-in, a proven password found breached flags the account: the session says a change is required. */
+  PASSWORD_BREACH_CHECK_AT_LOGIN: z.enum(['on', 'off']).default('on'),
+  /** Self-service sign-up (POST /auth/signup); off by default (the routes answer 404 SIGNUP_DISABLED). */
+  SIGNUP_ENABLED: z.enum(['on', 'off']).default('off'),
+  /** Domains sign-up is open to, comma separated (`.example.com` = its subdomains too); empty = any. */
+  SIGNUP_ALLOWED_DOMAINS: z.string().default(''),
+  /** Sign-up flows one client IP may start per hour (a flow registers at most one address). */
+  RATE_LIMIT_SIGNUPS_PER_HOUR: int(20, 1),
   /** WebAuthn relying party: rpID defaults to PUBLIC_URL's host, origins to PUBLIC_URL's origin. */
   WEBAUTHN_RP_ID: z.string().min(1).optional(),
   WEBAUTHN_RP_NAME: z.string().min(1).default('Threshold'),
@@ -102,6 +128,8 @@ export const ConfigSchema = z.object({
   DEV_MAILBOX: z.enum(['on', 'off']).optional(),
   /** The worker process's probes (/health/live, /health/ready) listen here on HOST; 0 = none. */
   WORKER_HEALTH_PORT: int(0, 0, 65535),
+  /** Bearer token for GET /metrics (Prometheus); unset = no metrics endpoint. */
+  METRICS_TOKEN: z.string().min(32, 'at least 32 characters').max(256).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -133,6 +161,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const c = r.data;
   if (c.SESSION_IDLE_SECONDS > c.SESSION_ABSOLUTE_SECONDS)
     throw new ConfigError('Invalid configuration:\n  SESSION_IDLE_SECONDS: must not exceed SESSION_ABSOLUTE_SECONDS');
+  if (c.PASSWORD_MIN_LENGTH_SINGLE_FACTOR < c.PASSWORD_MIN_LENGTH)
+    throw new ConfigError('Invalid configuration:\n  PASSWORD_MIN_LENGTH_SINGLE_FACTOR: must not be below PASSWORD_MIN_LENGTH');
   if (c.RATE_LIMIT_DELAY_MAX_MS < c.RATE_LIMIT_DELAY_BASE_MS)
     throw new ConfigError('Invalid configuration:\n  RATE_LIMIT_DELAY_MAX_MS: must not be below RATE_LIMIT_DELAY_BASE_MS');
   if (c.NODE_ENV === 'production' && !c.THRESHOLD_MASTER_KEY)

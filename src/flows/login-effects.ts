@@ -7,6 +7,7 @@ import type { FlowRow } from './runtime.ts';
 import { deviceRef } from './binding.ts';
 import type { RiskRecorder } from '../risk/recorder.ts';
 import { deviceNewSql, RISK_EVENT_COLUMNS, riskEventColumns } from '../risk/event-columns.ts';
+import { countLogin, countRiskDecision } from '../metrics/metrics.ts';
 
 /** login_events.outcome. Risk history trusts `succeeded` only: it is written once a session exists. */
 export type LoginEventOutcome = 'succeeded' | 'failed' | 'denied' | 'locked' | 'stepped_up';
@@ -23,6 +24,7 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit; r
     // Risk history columns (issue 8, src/risk/event-columns.ts): $18-$23; device_new (an established
     // account on a device it never succeeded from, or an unknown identifier) is decided here,
     // before this row exists — the same rule as MemoryRiskHistory.isDeviceNew.
+    countLogin(outcome, extra.factors);
     const ua = (flow.snapshot?.context as { userAgent?: string | null } | undefined)?.userAgent;
     // With `sessionId` (a success), the flow learns its session in the same statement.
     await db.query(
@@ -67,6 +69,7 @@ export function createLoginEffects(deps: { db: Db; clock: Clock; audit: Audit; r
           audits.push({ type: 'login.locked', subject: e.identityId, reason: e.reason, data: base });
           break;
         case 'risk.decided':
+          countRiskDecision(e.risk);
           audits.push({
             type: 'risk.decided',
             subject: e.identityId,

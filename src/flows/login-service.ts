@@ -16,11 +16,13 @@ import type { PasskeyPort } from '../authn/methods/passkey/index.ts';
 import { loginMachine, LOGIN_FLOW_VERSION, type LoginContext, type LoginInput, type LoginOutput } from '../../machines/login.machine.ts';
 import { publishAmr, type FlowEffect, type LoginDenialReason, type RiskOutcome } from '../../machines/types.ts';
 import { AppError, isAppError } from '../errors.ts';
-import { RISK_JOB, riskJobId } from '../../workers/queues.ts';
+import { requestRiskScore } from './risk-request.ts';
 import type { RiskRecorder } from '../risk/recorder.ts';
 import { createFlowRuntime, type FlowRow } from './runtime.ts';
 import { createLoginEffects } from './login-effects.ts';
 import { deviceRef, loadBound, type BindingFailure, type FlowClient } from './binding.ts';
+import type { CompromisedPasswords } from '../authn/passwords/compromised.ts';
+import type { RememberedDevices, UseResult } from '../session/remembered-devices.ts';
 
 /** The steps run, in this order, once a flow allowed a login. */
 export const COMPLETION_STEPS = ['decideSession', 'tokens', 'recordSuccess', 'audit', 'notice'] as const;
@@ -33,6 +35,10 @@ export interface Completion {
   sessionToken: string;
   session: SessionRecord;
   tokens?: { access_token: string; token_type: 'Bearer'; expires_in: number; refresh_token?: string };
+  /** The password was found breached: the user must choose a new one (POST /auth/password). */
+  passwordChangeRequired?: boolean;
+  /** The device was remembered (the user asked, after a passed step-up): the cookie to set. */
+  remember?: { token: string; expiresAt: number };
 }
 
 export function createLoginService(deps: {
@@ -61,25 +67,23 @@ export function createLoginService(deps: {
   passkey?: PasskeyPort;
   /** Shadow decisions and step-up labels on recorded login events (src/risk/recorder.ts). */
   risk?: RiskRecorder;
+  /** Breached passwords proven at sign-in flag the account (src/authn/passwords/compromised.ts). */
+  compromised?: CompromisedPasswords;
+  /** Remembered devices (issue 12); without it nothing is remembered and no token lowers risk. */
+  remembered?: RememberedDevices;
 }) {
   const { db, clock, config } = deps;
 
-  const firstFactorActors: LoginActors = Object.assign({}, ...FIRST_FACTORS.map((m) => m.loginActors?.({ passwords: deps.passwords, passkey: deps.passkey }) ?? {}));
+  const firstFactorActors: LoginActors = Object.assign({}, ...FIRST_FACTORS.map((m) => m.loginActors?.({ passwords: deps.passwords, passkey: deps.passkey, compromised: deps.compromised }) ?? {}));
   const machine = loginMachine.provide({
     actors: {
       // First-factor methods (src/authn/methods/) provide how they verify.
       ...firstFactorActors,
       // Scored by the risk worker through the job queue; the machine's deadline fails closed.
       scoreRisk: fromPromise(async ({ input }) => {
-        const r = await deps.jobs.request<RiskOutcome>(
-          config.RISK_QUEUE,
-          RISK_JOB,
-          { identityId: input.identityId, deviceId: input.deviceId, ip: input.ip, at: clock.now(), userAgent: input.userAgent ?? null },
-          { jobId: riskJobId(input.flowId, 0), timeoutMs: config.RISK_TIMEOUT_MS },
-        );
-        // An answer we do not understand (another worker version, a bug) is no answer: fail closed.
-        if (!r || !['allow', 'step_up', 'deny'].includes(r.decision) || !Array.isArray(r.reasons)) throw new Error('malformed risk result');
-        return r;
+        // A remembered device counts only for the identity that remembered it, on that device, while live.
+        const remembered = input.rememberedDevice ? await deps.remembered?.isLive(input.rememberedDevice, input.identityId, input.deviceId) : false;
+        return requestRiskScore({ jobs: deps.jobs, config, clock }, input, { rememberedDevice: remembered === true });
       }),
       mfa: provideMfa({ db, clock, config, totp: deps.totp, recovery: deps.recovery, ports: deps.ports ?? {} }),
     },
@@ -227,7 +231,7 @@ export function createLoginService(deps: {
    * Runs the completion steps for the one request that finished the flow. Answers the flow as it
    * now stands (denied when the session was refused) and, when a session exists, its token.
    */
-  async function complete(flow: FlowRow, pending: AuditEvent[]): Promise<{ flow: FlowRow; completion?: Completion }> {
+  async function complete(flow: FlowRow, pending: AuditEvent[], remember = false): Promise<{ flow: FlowRow; completion?: Completion }> {
     const out = flow.snapshot.output as LoginOutput | undefined;
     if (!out || out.outcome !== 'allowed' || !out.identityId) {
       await deps.audit.appendMany(pending);
@@ -264,7 +268,27 @@ export function createLoginService(deps: {
     }
     const completion: Completion = { sessionToken: f.created!.token, session: f.created!.session };
     if (f.tokens) completion.tokens = f.tokens;
+    if (await deps.compromised?.changeRequired(f.identityId)) completion.passwordChangeRequired = true;
+    if (remember) {
+      const r = await rememberDevice(f);
+      if (r) completion.remember = r;
+    }
     return { flow, completion };
+  }
+
+  /**
+   * Remembers the device after a login that passed a step-up, when the user asked: only a second
+   * factor proven in this flow (a step-up the risk asked for) creates one — never an allowed
+   * login, never a remembered device itself. Days: REMEMBER_DEVICE_DAYS, capped by the policy's
+   * band (`rememberDeviceDays`); 0 remembers nothing.
+   */
+  async function rememberDevice(f: Finishing): Promise<Completion['remember'] | undefined> {
+    const risk = f.ctx.risk as (RiskOutcome & { rememberDays?: number }) | null;
+    if (!deps.remembered || !f.flow.device_id || risk?.decision !== 'step_up' || f.out.factors.length < 2) return undefined;
+    const days = Math.min(config.REMEMBER_DEVICE_DAYS, risk.rememberDays ?? config.REMEMBER_DEVICE_DAYS);
+    if (days <= 0) return undefined;
+    const r = await deps.remembered.create({ identityId: f.identityId, deviceId: f.flow.device_id, userAgent: f.ctx.userAgent ?? null, country: risk.country, days });
+    return { token: r.token, expiresAt: r.expiresAt };
   }
 
   /** A flow presented by another device than the one that started it: audited, then answered as unknown. */
@@ -283,7 +307,15 @@ export function createLoginService(deps: {
   return {
     runtime,
     open,
-    start(meta: { deviceId: string | null; ip: string; userAgent?: string | null; identifier?: string | null; returnTokens: boolean; method?: LoginInput['method'] }) {
+    /**
+     * The remember cookie presented when a login starts: consumed and rotated (the answer carries
+     * the next token), or refused — a replayed token forgets its device.
+     */
+    presentRemembered(token: string | null | undefined, deviceId: string | null): Promise<UseResult> {
+      if (!deps.remembered || config.REMEMBER_DEVICE_DAYS === 0) return Promise.resolve({ ok: false, reason: 'NONE' });
+      return deps.remembered.use(token, deviceId);
+    },
+    start(meta: { deviceId: string | null; ip: string; userAgent?: string | null; identifier?: string | null; returnTokens: boolean; method?: LoginInput['method']; rememberedDevice?: string | null }) {
       return runtime.create(
         {
           deviceId: meta.deviceId,
@@ -294,6 +326,7 @@ export function createLoginService(deps: {
           maxMfaAttempts: config.MFA_MAX_ATTEMPTS,
           riskTimeoutMs: config.RISK_TIMEOUT_MS,
           method: meta.method ?? 'password',
+          ...(meta.rememberedDevice ? { rememberedDevice: meta.rememberedDevice } : {}),
         },
         { deviceId: meta.deviceId, ip: meta.ip, returnTokens: meta.returnTokens },
       );
@@ -305,7 +338,9 @@ export function createLoginService(deps: {
      * is null when no password was checked (another event, or a dependency failed): the login
      * limiter counts from it, never from the answer's body.
      */
-    async submit(id: string, event: { type: string }, client: FlowClient): Promise<{ flow: FlowRow; completion?: Completion; passwordCheck: PasswordCheck }> {
+    async submit(id: string, submitted: { type: string; remember?: boolean }, client: FlowClient): Promise<{ flow: FlowRow; completion?: Completion; passwordCheck: PasswordCheck }> {
+      // `remember` rides on the factor event (API compatible: optional); the machine never sees it.
+      const { remember, ...event } = submitted;
       const row = await open(id, client);
       const advanced = await runtime.advance<FlowEffect>(id, event, row);
       const ctx = advanced.flow.snapshot.context as unknown as LoginContext;
@@ -320,7 +355,7 @@ export function createLoginService(deps: {
               ? 'passed'
               : null;
       if (!advanced.finished) return { flow: advanced.flow, passwordCheck };
-      return { ...(await complete(advanced.flow, pending)), passwordCheck };
+      return { ...(await complete(advanced.flow, pending, remember === true)), passwordCheck };
     },
   };
 }

@@ -3,6 +3,7 @@ import type { Clock } from '../clock.ts';
 import type { Config } from '../config/config.ts';
 import type { Db } from '../db/db.ts';
 import type { Audit } from '../audit/audit.ts';
+import { metrics } from '../metrics/metrics.ts';
 import type { TotpService } from '../authn/methods/totp/totp.ts';
 import type { RecoveryService } from '../authn/methods/recovery/recovery.ts';
 import type { SessionRecord, SessionService } from '../session/sessions.ts';
@@ -102,6 +103,7 @@ export function createStepUpService(deps: {
         { identityId: p.identityId, methods, maxAttempts: config.MFA_MAX_ATTEMPTS, standalone: true },
         { deviceId: meta.deviceId, ip: meta.ip, returnTokens: meta.returnTokens, identityId: p.identityId, sessionId: p.sessionId },
       );
+      metrics.stepUps.inc({ stage: 'started' });
       await deps.audit.append({ type: 'stepup.started', actor: p.identityId, subject: p.sessionId, reason: req.permission ?? req.acrValues ?? 'REQUESTED', data: { flow: row.id, methods } });
       return row;
     },
@@ -125,6 +127,7 @@ export function createStepUpService(deps: {
       if (!raised) throw new AppError('UNAUTHENTICATED');
       await deps.refresh?.rebindSession(session.id, raised.session.id, { ip: flow.ip ?? '', deviceId: flow.device_id });
       await db.query('UPDATE flows SET session_id = $2 WHERE id = $1', [flow.id, raised.session.id]);
+      metrics.stepUps.inc({ stage: 'completed' });
       await deps.audit.append({ type: 'session.stepped_up', actor: p.identityId, subject: raised.session.id, reason: out.method ?? 'MFA', data: { previous: session.id, amr, flow: flow.id } });
       const completion: StepUpCompletion = { sessionToken: raised.token, session: raised.session };
       if (flow.return_tokens) {

@@ -10,14 +10,23 @@ import { ipGetter, loginAttemptGuard, rateLimit } from './middleware/rate-limit.
 import { limitSettings } from '../security/limits.ts';
 import { problem } from './present.ts';
 import { loginRoutes } from './routes/login.ts';
+import { signupRoutes } from './routes/signup.ts';
+import { emailRoutes } from './routes/email.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { mfaRoutes } from './routes/mfa.ts';
+import { devicesRoutes } from './routes/devices.ts';
+import { adminRecoveryRoutes, recoveryRoutes } from './routes/recovery.ts';
 import { mountMethodRoutes } from './routes/methods.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
 import { tokenRoutes } from './routes/token.ts';
+import { trustedIssuerRoutes } from '../authn/trusted-issuers/routes.ts';
+import { knownUserRoutes } from '../authn/trusted-issuers/known-user.ts';
+import { clientCredentialsGrant } from '../credentials/machine-clients/grant.ts';
+import { machineClientRoutes } from '../credentials/machine-clients/routes.ts';
+import { TOKEN_EXCHANGE_GRANT, tokenExchangeGrant } from '../authn/trusted-issuers/exchange-grant.ts';
 import { riskBacktestRoutes } from './routes/risk-backtests.ts';
 import { deviceId } from './middleware/client.ts';
 import { requestLog } from './middleware/request-log.ts';
@@ -28,6 +37,7 @@ import { contractRoutes } from './openapi/routes.ts';
 import { sessionCookieName } from './middleware/auth.ts';
 import { csrfProtection } from './middleware/csrf.ts';
 import { noFraming } from './middleware/frames.ts';
+import { httpMetrics, metricsRoutes } from '../metrics/routes.ts';
 import type { Env, Services } from './services.ts';
 import { PAGE_FORMS, pageRoutes } from '../pages/routes.ts';
 
@@ -35,6 +45,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   const app = new Hono<Env>();
 
   app.use('*', noFraming()); // first: every answer, even a 413 from the body limit, forbids framing
+  app.use('*', httpMetrics()); // latency of every answer, refusals by later middleware included
 
   app.use('*', async (c, next) => {
     c.set('requestId', randomUUID());
@@ -72,6 +83,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     const err = methods ? new AppError('METHOD_NOT_ALLOWED', { headers: { Allow: methods.join(', ') } }) : new AppError('NOT_FOUND');
     return problem(c, err, c.get('requestId'));
   });
+  app.route('/metrics', metricsRoutes(s));
   // The HTTP contract (OpenAPI 3.1) and its reference page.
   app.route('/', contractRoutes({ devMailbox: s.config.devMailbox, sessionCookie: sessionCookieName(s.config.secureCookies), publicUrl: s.config.PUBLIC_URL }));
 
@@ -144,9 +156,23 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     '/auth/login',
     rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:flow-start', points: lim.RATE_LIMIT_FLOW_STARTS_PER_MINUTE, duration: 60, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS }),
   );
+  const signupStarts = rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:signup-start', points: s.config.RATE_LIMIT_SIGNUPS_PER_HOUR, duration: 3600, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS });
   app.use('/auth/login/:id', loginAttemptGuard(s.limits.login, ip, { onStoreError: (err) => s.logger.warn({ err }, 'rate-limit settle failed') }));
   app.route('/auth/login', loginRoutes(s));
+  // Sign-up: flows per IP per hour (each registers at most one address), scored by risk like a login.
+  app.post(
+    '/auth/signup',
+    (c, next) => (s.signup.enabled ? signupStarts(c, next) : next()),
+  );
+  app.route('/auth/signup', signupRoutes(s));
+  app.route('/auth/email', emailRoutes(s));
   app.route('/auth/mfa', mfaRoutes(s));
+  app.route('/auth/devices', devicesRoutes(s));
+  app.post(
+    '/auth/recovery',
+    rateLimit({ redis: s.limits.redis, hashKey: s.limits.hashKey, prefix: 'rl:recovery-start', points: lim.RATE_LIMIT_FLOW_STARTS_PER_MINUTE, duration: 60, key: ip, storeTimeoutMs: lim.RATE_LIMIT_STORE_TIMEOUT_MS }),
+  );
+  app.route('/auth/recovery', recoveryRoutes(s));
   // Methods with routes of their own elsewhere (a federated method's start and callback).
   mountMethodRoutes(app, s);
   app.route('/auth/stepup', stepUpRoutes(s));
@@ -156,14 +182,27 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
       refresh: s.refresh,
       clientIp: (c) => c.get('clientIp'),
       deviceId: (c) => deviceId(c, s.config.secureCookies, false),
-      onError: (err) => s.logger.error({ err }, 'refresh failed'),
+      onError: (err) => s.logger.error({ err }, 'token grant failed'),
+      grants: {
+        [TOKEN_EXCHANGE_GRANT]: tokenExchangeGrant<Env>({
+          exchange: s.trusted.exchange,
+          audience: s.config.TOKEN_AUDIENCE ?? s.config.PUBLIC_URL,
+          context: (c) => ({ ip: c.get('clientIp'), deviceId: deviceId(c, s.config.secureCookies, false), userAgent: c.req.header('user-agent')?.slice(0, 512) ?? null }),
+        }),
+        client_credentials: clientCredentialsGrant<Env>({ clients: s.machineClients, tokens: s.tokens, audit: s.audit }),
+      },
     }),
   );
   // Forward-auth for reverse proxies (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz).
   app.route('/auth/verify', verifyRoutes(s));
+  // The okta/sid compatibility schemes (the demandKnownUser middleware and its route).
+  app.route('/auth/known-user', knownUserRoutes(s));
   app.route('/auth', sessionRoutes(s));
   app.route('/api/risk/backtests', riskBacktestRoutes(s));
   app.route('/api/risk', riskRoutes(s));
+  app.route('/api/trusted-issuers', trustedIssuerRoutes(s));
+  app.route('/api/machine-clients', machineClientRoutes(s));
+  app.route('/api', adminRecoveryRoutes(s));
   app.route('/api', adminRoutes(s));
   // The sign-in and account pages: clients of the routes above, called in-process.
   app.route('/', pageRoutes(s, (req, env) => app.fetch(req, env as never)));

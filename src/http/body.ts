@@ -41,3 +41,26 @@ export async function readJson<T extends z.ZodType>(c: Context, schema: T): Prom
   }
   return r.data;
 }
+
+/**
+ * An `application/x-www-form-urlencoded` body (an IdP's auto-posted form, e.g. the SAML HTTP-POST
+ * binding) against a schema of string fields, under the same input rule as JSON bodies: storable
+ * text, and no field named twice (which value a reader takes would otherwise be a choice an
+ * attacker makes).
+ */
+export async function readForm<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
+  const type = (c.req.header('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') throw new AppError('UNSUPPORTED_MEDIA_TYPE', { detail: 'Send application/x-www-form-urlencoded.' });
+  const fields: Record<string, string> = {};
+  for (const [k, v] of new URLSearchParams(await c.req.text())) {
+    if (Object.hasOwn(fields, k)) throw new AppError('VALIDATION_FAILED', { detail: `${k}: given more than once` });
+    fields[k] = v;
+  }
+  assertStorable(fields);
+  const r = schema.safeParse(fields);
+  if (!r.success) {
+    const detail = r.error.issues.slice(0, MAX_ISSUES).map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+    throw new AppError('VALIDATION_FAILED', { detail: detail.slice(0, MAX_DETAIL) });
+  }
+  return r.data;
+}

@@ -6,6 +6,8 @@ import type { AnyStateMachine } from 'xstate';
 import { delegateSnapshot, type FlowRow, type PersistedSnapshot } from '../flows/runtime.ts';
 import { loginMachine } from '../../machines/login.machine.ts';
 import { mfaMachine } from '../../machines/mfa.machine.ts';
+import { signupMachine } from '../../machines/signup.machine.ts';
+import { recoveryMachine } from '../../machines/recovery.machine.ts';
 import { stepOfValue, type FlowMessage, type FlowStep, type MfaMethod, type RiskOutcome } from '../../machines/types.ts';
 import type { SessionRecord } from '../session/sessions.ts';
 import { userMessage } from '../risk/explain.ts';
@@ -16,7 +18,7 @@ import { CHALLENGE_STEPS } from '../authn/methods/registry.ts';
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /** The machine each stored flow type runs; its states' `meta.step` is what the client is asked for. */
-const FLOW_MACHINES: Record<string, AnyStateMachine> = { login: loginMachine, stepup: mfaMachine };
+const FLOW_MACHINES: Record<string, AnyStateMachine> = { login: loginMachine, stepup: mfaMachine, signup: signupMachine, recovery: recoveryMachine };
 
 /**
  * The state a flow is at, and the machine that runs it: the flow's own, or — while the flow
@@ -92,7 +94,7 @@ export function presentSession(s: SessionRecord) {
 export function presentCompletion(
   c: Context,
   row: FlowRow,
-  done: { sessionToken: string; session: SessionRecord; tokens?: Record<string, unknown> } | undefined,
+  done: { sessionToken: string; session: SessionRecord; tokens?: Record<string, unknown>; passwordChangeRequired?: boolean } | undefined,
   opts: { secure: boolean; setCookie: boolean },
 ): Record<string, unknown> {
   const body: Record<string, unknown> = { ...presentFlow(row) };
@@ -108,6 +110,7 @@ export function presentCompletion(
     const { id: _id, ...session } = presentSession(done.session);
     body.session = session;
     if (done.tokens) body.tokens = done.tokens;
+    if (done.passwordChangeRequired) body.passwordChangeRequired = true;
   }
   c.header('Cache-Control', 'no-store');
   return body;

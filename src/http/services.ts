@@ -25,6 +25,15 @@ import type { Redis } from 'ioredis';
 import type { LoginLimiter } from '../security/limits.ts';
 import type { RefreshService } from '../tokens/refresh.ts';
 import type { RiskApi } from '../risk/risk-api.ts';
+import type { TrustedIssuerServices } from '../authn/trusted-issuers/index.ts';
+import type { KnownUser } from '../authn/trusted-issuers/known-user.ts';
+import type { MachineClients } from '../credentials/machine-clients/clients.ts';
+import type { PasswordPolicy } from '../authn/passwords/policy.ts';
+import type { CompromisedPasswords } from '../authn/passwords/compromised.ts';
+import type { SignupService } from '../authn/signup/signup-service.ts';
+import type { EmailVerification } from '../authn/signup/email-verification.ts';
+import type { RememberedDevices } from '../session/remembered-devices.ts';
+import type { RecoveryFlows } from '../flows/recovery-service.ts';
 
 /** Everything the HTTP layer may call; built once by the composition root. */
 export interface Services {
@@ -55,6 +64,22 @@ export interface Services {
   refresh: RefreshService;
   /** Risk policies, events, labels and simulation for /api/risk. */
   risk: RiskApi;
+  /** Trusted token issuers: token exchange, the okta/sid schemes, workload tokens. */
+  trusted: TrustedIssuerServices;
+  /** Registered machine clients (OAuth client_credentials). */
+  machineClients: MachineClients;
+  /** The rule every new password meets: call assertNewPassword on every path that sets one. */
+  passwordPolicy: PasswordPolicy;
+  /** Breached passwords proven at sign-in: the flag that asks for a change. */
+  compromised: CompromisedPasswords;
+  /** Self-service sign-up and email verification (off unless SIGNUP_ENABLED=on). */
+  signup: SignupService;
+  /** A signed-in user proving their address (accounts that did not sign up themselves). */
+  emailVerification: EmailVerification;
+  /** Devices remembered after a passed step-up (GET/DELETE /auth/devices). */
+  remembered: RememberedDevices;
+  /** Account recovery flows (POST /auth/recovery, admin reset). */
+  recoveryFlows: RecoveryFlows;
   /** Key of the pages' form tokens (src/pages/security.ts), derived from the master key. */
   pageCsrfKey: Buffer;
   /** Release connections owned by the services (not the db or jobs passed in). */
@@ -70,6 +95,8 @@ export type Env = {
     requestId: string;
     clientIp: string;
     principal?: Principal;
+    /** Set by demandKnownUser (the okta/sid schemes). */
+    knownUser?: KnownUser;
     via?: 'cookie' | 'bearer';
     /** Set by the login route for a password event: whether the password was right (the limiter reads it). */
     loginOutcome?: LoginAttemptOutcome;

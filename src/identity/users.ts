@@ -23,6 +23,8 @@ export interface UserView {
   roles: string[];
   status: string;
   locked: boolean;
+  /** The address was proven (a sign-up code, or a trusted IdP); account linking relies on it. */
+  emailVerified: boolean;
   createdAt: string;
 }
 
@@ -35,30 +37,34 @@ export interface UserService {
   count(): Promise<number>;
 }
 
+/** A row selected with USER_COLUMNS (from `identities i`). */
+export interface UserRow {
+  id: string; email: string; display_name: string | null; status: string; locked_at: Date | null;
+  locked_until: Date | null; created_at: Date; roles: string[] | null; email_verified: boolean;
+}
+
+/** The columns of a UserView, for any reader of `identities i` (the admin list reads pages of them). */
+export const USER_COLUMNS = `i.id, i.email, i.display_name, i.status, i.locked_at, i.locked_until, i.created_at, i.email_verified,
+       (SELECT coalesce(json_agg(role ORDER BY role), '[]'::json) FROM user_roles WHERE identity_id = i.id) AS roles`;
+
+export function userViewOf(r: UserRow, now: number): UserView {
+  return {
+    id: r.id,
+    email: r.email,
+    displayName: r.display_name,
+    roles: r.roles ?? [],
+    status: r.status,
+    locked: r.locked_at !== null && (r.locked_until === null || r.locked_until.getTime() > now),
+    emailVerified: r.email_verified === true,
+    createdAt: r.created_at.toISOString(),
+  };
+}
+
 export function createUserService(deps: { db: Db; clock: Clock; passwords: PasswordService }): UserService {
   const { db, clock } = deps;
   const view = async (where: string, arg: string): Promise<UserView | null> => {
-    const { rows } = await db.query<{
-      id: string; email: string; display_name: string | null; status: string; locked_at: Date | null;
-      locked_until: Date | null; created_at: Date; roles: string[] | null;
-    }>(
-      `SELECT i.id, i.email, i.display_name, i.status, i.locked_at, i.locked_until, i.created_at,
-              (SELECT coalesce(json_agg(role ORDER BY role), '[]'::json) FROM user_roles WHERE identity_id = i.id) AS roles
-         FROM identities i WHERE ${where}`,
-      [arg],
-    );
-    const r = rows[0];
-    if (!r) return null;
-    const now = clock.now();
-    return {
-      id: r.id,
-      email: r.email,
-      displayName: r.display_name,
-      roles: r.roles ?? [],
-      status: r.status,
-      locked: r.locked_at !== null && (r.locked_until === null || r.locked_until.getTime() > now),
-      createdAt: r.created_at.toISOString(),
-    };
+    const { rows } = await db.query<UserRow>(`SELECT ${USER_COLUMNS} FROM identities i WHERE ${where}`, [arg]);
+    return rows[0] ? userViewOf(rows[0], clock.now()) : null;
   };
   return {
     async create(u) {
@@ -69,7 +75,9 @@ export function createUserService(deps: { db: Db; clock: Clock; passwords: Passw
       const id = randomUUID();
       try {
         await db.tx(async (q) => {
-          await q.query('INSERT INTO identities (id, email, display_name, created_at) VALUES ($1, $2, $3, $4)', [
+          // An administrator typed this address and vouches for it: verified (account recovery sends
+          // links only to verified addresses; self-service sign-up starts unverified instead).
+          await q.query('INSERT INTO identities (id, email, display_name, created_at, email_verified) VALUES ($1, $2, $3, $4, true)', [
             id,
             normalizeIdentifier(u.email),
             u.displayName ?? null,

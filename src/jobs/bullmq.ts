@@ -2,6 +2,7 @@ import { Queue, type Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { liveWorkers } from './heartbeat.ts';
 import { assertJobId, JobTimeoutError, withTimeout, type Jobs } from './jobs.ts';
+import { timeJob } from '../metrics/metrics.ts';
 import { startHeartbeat } from './heartbeat.ts';
 
 export const redisConnection = (url: string) => new Redis(url, { maxRetriesPerRequest: null, enableOfflineQueue: false });
@@ -153,7 +154,7 @@ export function createBullJobs(redisUrl: string, opts: { prefix?: string } = {})
       })();
       work.catch(() => {});
       try {
-        return await withTimeout(work, o.timeoutMs, () => new JobTimeoutError(queue, o.timeoutMs));
+        return await timeJob(queue, () => withTimeout(work, o.timeoutMs, () => new JobTimeoutError(queue, o.timeoutMs)));
       } finally {
         waiters.delete(settle);
         if (waiters.size === 0 && waiting.get(key) === waiters) waiting.delete(key);
@@ -177,6 +178,7 @@ export function createBullJobs(redisUrl: string, opts: { prefix?: string } = {})
     async workers(queue) {
       return liveWorkers(conn, queue, opts.prefix);
     },
+    counts: (queue) => get(queue).getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized'),
     async close() {
       for (const q of queues.values()) await q.close().catch(() => {});
       (sub as Redis | null)?.disconnect();

@@ -1,4 +1,5 @@
 import { assertJobId, JobTimeoutError, withTimeout, type Jobs, type Processor } from './jobs.ts';
+import { timeJob } from '../metrics/metrics.ts';
 
 /** The embedded default's job runner: same interface, processors called in this process. */
 export function createInProcessJobs(processors: Record<string, Processor>): Jobs {
@@ -19,7 +20,7 @@ export function createInProcessJobs(processors: Record<string, Processor>): Jobs
   };
   return {
     request: <R>(queue: string, name: string, payload: unknown, o: { jobId: string; timeoutMs: number }) =>
-      withTimeout(run(queue, name, payload, o.jobId) as Promise<R>, o.timeoutMs, () => new JobTimeoutError(queue, o.timeoutMs)),
+      timeJob(queue, () => withTimeout(run(queue, name, payload, o.jobId) as Promise<R>, o.timeoutMs, () => new JobTimeoutError(queue, o.timeoutMs))),
     async enqueue(queue, name, payload, o) {
       run(queue, name, payload, o.jobId).catch(() => {});
     },

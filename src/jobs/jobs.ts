@@ -18,6 +18,8 @@ export interface Jobs {
   ping(): Promise<void>;
   /** Workers listening on a queue (the in-process runner always has its processors). */
   workers(queue: string): Promise<number>;
+  /** Jobs in the queue by state (waiting, active, delayed, failed, prioritized), for /metrics. */
+  counts?(queue: string): Promise<Record<string, number>>;
   close(): Promise<void>;
 }
 

@@ -19,6 +19,10 @@ export const DEFAULT_POLICY: Record<TemplateName, DeliveryPolicy> = {
   // A lost security notice is never noticed by the person it should warn.
   factor_changed: 'at-least-once',
   new_device: 'at-least-once',
+  email_verification: 'at-most-once',
+  signup_attempt: 'at-least-once',
+  // Like a code: the user asks again when it does not come; a duplicate link is harmless (one flow, one use).
+  recovery_link: 'at-most-once',
 };
 
 export interface DeliveryDeps {

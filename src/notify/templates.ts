@@ -5,7 +5,7 @@ import { z } from 'zod';
  * or a location comes from the request and must not inject markup into a mail client), and
  * links must be http(s) URLs (no `javascript:`).
  */
-export const TEMPLATES = ['login_code', 'factor_changed', 'new_device'] as const;
+export const TEMPLATES = ['login_code', 'factor_changed', 'new_device', 'email_verification', 'signup_attempt', 'recovery_link'] as const;
 export type TemplateName = (typeof TEMPLATES)[number];
 
 export interface RenderedMessage {
@@ -57,6 +57,23 @@ const DATA = {
     time: line.optional(),
     /** The "this wasn't me" link: revokes that session and labels the login as fraudulent. */
     revokeUrl: httpUrl,
+  }),
+  /** The code that proves a new account's address (sign-up). */
+  email_verification: z.object({
+    code: z.string().regex(/^\d{6,10}$/, 'must be 6-10 digits'),
+    ttlMinutes: z.string().regex(/^\d{1,2}$/).default('10'),
+  }),
+  /** To the owner of an address someone tried to sign up with (the sign-up answer does not say it exists). */
+  signup_attempt: z.object({
+    time: line.optional(),
+    signInUrl: httpUrl,
+  }),
+  recovery_link: z.object({
+    /** The single-use link (the code rides in its fragment, never sent to a server by a browser). */
+    link: httpUrl,
+    /** The same code, for an app that asks for it to be typed or pasted. */
+    code: z.string().regex(/^[A-Za-z0-9_-]{20,64}$/),
+    ttlMinutes: z.string().regex(/^\d{1,4}$/),
   }),
 } satisfies Record<TemplateName, z.ZodType>;
 
@@ -135,6 +152,56 @@ export function render(template: TemplateName, data: Record<string, string>): Re
             html`<p><a href="${d.revokeUrl}">This wasn't me</a> — signs that device out; then change your password.</p>`,
         ),
         sms: `Threshold: new sign-in from ${d.device}${where}. Not you? ${d.revokeUrl}`,
+      };
+    }
+    case 'email_verification': {
+      const d = parse('email_verification', data);
+      return {
+        subject: 'Confirm your email address for Threshold',
+        text:
+          `Your confirmation code is ${d.code}.\n` +
+          `Enter it where you signed up. It expires in ${d.ttlMinutes} minutes and works once.\n\n` +
+          `If you did not sign up, ignore this message: no account is confirmed without the code.\n`,
+        html: page(
+          'Confirm your email address',
+          html`<p>Your confirmation code is</p><p style="font-size:28px;letter-spacing:4px"><strong>${d.code}</strong></p>` +
+            html`<p>Enter it where you signed up. It expires in ${d.ttlMinutes} minutes and works once.</p>` +
+            `<p>If you did not sign up, ignore this message: no account is confirmed without the code.</p>`,
+        ),
+        sms: `Your Threshold confirmation code is ${d.code}.`,
+      };
+    }
+    case 'signup_attempt': {
+      const d = parse('signup_attempt', data);
+      const when = d.time ? ` on ${d.time}` : '';
+      return {
+        subject: 'Someone tried to sign up with your email address',
+        text:
+          `Someone tried to create a new Threshold account with this address${when}. You already have one, so nothing was created.\n\n` +
+          `If it was you, sign in instead: ${d.signInUrl}\nIf it wasn't, you can ignore this message; your account was not changed.\n`,
+        html: page(
+          'Someone tried to sign up with your address',
+          html`<p>Someone tried to create a new Threshold account with this address${when}. You already have one, so nothing was created.</p>` +
+            html`<p>If it was you, <a href="${d.signInUrl}">sign in</a> instead. If it wasn't, you can ignore this message; your account was not changed.</p>`,
+        ),
+        sms: 'Threshold: someone tried to sign up with your address; you already have an account.',
+      };
+    }
+    case 'recovery_link': {
+      const d = parse('recovery_link', data);
+      return {
+        subject: 'Recover your Threshold account',
+        text:
+          `Someone (we hope you) asked to recover your account. To choose a new password, open:\n${d.link}\n\n` +
+          `Or enter this code: ${d.code}\nIt works once, in the next ${d.ttlMinutes} minutes. If your account has a second factor you will need it too.\n\n` +
+          `If you did not ask, ignore this message: your password stays as it is.\n`,
+        html: page(
+          'Recover your account',
+          html`<p>Someone (we hope you) asked to recover your account.</p><p><a href="${d.link}">Choose a new password</a></p>` +
+            html`<p>Or enter this code: <code>${d.code}</code>. It works once, in the next ${d.ttlMinutes} minutes.</p>` +
+            `<p>If you did not ask, ignore this message: your password stays as it is.</p>`,
+        ),
+        sms: `Threshold account recovery: ${d.link}`,
       };
     }
     default:

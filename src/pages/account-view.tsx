@@ -11,6 +11,13 @@ export interface SessionItem {
   lastSeenAt: string;
   amr: string[];
 }
+export interface DeviceItem {
+  id: string;
+  name: string | null;
+  country: string | null;
+  lastSeenAt: string | null;
+  expiresAt: string | null;
+}
 export interface FactorItem {
   id: string;
   type: string;
@@ -54,7 +61,7 @@ export function AccountPage(props: {
   csrf: string;
   sessions: SessionItem[];
   factors: FactorItem[];
-  devices: Record<string, unknown>[] | null;
+  devices: DeviceItem[] | null;
   notice?: string | null;
   error?: string | null;
 }) {
@@ -114,11 +121,22 @@ export function AccountPage(props: {
       {props.devices ? (
         <section aria-labelledby="devices-h">
           <h2 id="devices-h">Remembered devices</h2>
-          <ul>
-            {props.devices.map((d) => (
-              <li>{String(d.label ?? d.name ?? d.device ?? d.id ?? 'Device')}{d.lastSeenAt ? ` — last seen ${when(String(d.lastSeenAt))}` : ''}</li>
-            ))}
-          </ul>
+          <p class="hint">Devices you chose to remember after confirming it was you. Signing in from one of them is less likely to ask for a second factor.</p>
+          {props.devices.length ? (
+            <ul class="factors">
+              {props.devices.map((d) => (
+                <li>
+                  <h3 id={`rd-${d.id}`}>{d.name || 'A device'}</h3>
+                  <p class="hint">
+                    {place(d.country)} · last used {when(d.lastSeenAt)} · remembered until {when(d.expiresAt)}
+                  </p>
+                  <Action action={`/account/devices/${encodeURIComponent(d.id)}/forget`} csrf={csrf} label="Forget" describedBy={`rd-${d.id}`} danger />
+                </li>
+              ))}
+            </ul>
+          ) : (
+            <p>No remembered devices.</p>
+          )}
         </section>
       ) : null}
 

@@ -4,7 +4,7 @@ import QRCode from 'qrcode';
 import type { Env } from '../http/services.ts';
 import { isAppError } from '../errors.ts';
 import type { ApiAnswer } from './api.ts';
-import { AccountPage, CodesPage, TotpSetupPage, type FactorItem, type SessionItem } from './account-view.tsx';
+import { AccountPage, CodesPage, TotpSetupPage, type DeviceItem, type FactorItem, type SessionItem } from './account-view.tsx';
 import { Layout, Notice, sendPage } from './layout.tsx';
 import { problemSentence } from './messages.ts';
 import type { PageDeps } from './login.tsx';
@@ -14,6 +14,7 @@ import type { z } from 'zod';
 /** What `?done=` may announce after a change (a fixed list: nothing from the URL is echoed). */
 const DONE: Record<string, string> = {
   'session-ended': 'That device is signed out.',
+  'device-forgotten': 'That device is forgotten: signing in from it is checked like any other.',
   'others-ended': 'You are signed out everywhere else.',
   renamed: 'Renamed.',
   removed: 'Removed.',
@@ -52,7 +53,7 @@ export function accountPages(d: PageDeps) {
         csrf={d.csrf.issue('account', who.session.id)}
         sessions={(sessions.body ?? []) as SessionItem[]}
         factors={(factors.body ?? []) as FactorItem[]}
-        devices={devices.status === 200 && Array.isArray(devices.body) ? devices.body : null}
+        devices={devices.status === 200 && Array.isArray(devices.body) ? (devices.body as DeviceItem[]) : null}
         notice={o.notice}
         error={o.error}
       />,
@@ -112,6 +113,7 @@ export function accountPages(d: PageDeps) {
     done('others-ended'),
   );
 
+  action('/account/devices/:id/forget', (c) => d.api(c, 'DELETE', `/auth/devices/${encodeURIComponent(c.req.param('id')!)}`), done('device-forgotten'));
   action('/account/factors/:id/rename', (c, f) => d.api(c, 'PATCH', `/auth/mfa/${encodeURIComponent(c.req.param('id')!)}`, { label: field(f, 'label') }), done('renamed'));
   action('/account/factors/:id/remove', (c) => d.api(c, 'DELETE', `/auth/mfa/${encodeURIComponent(c.req.param('id')!)}`), done('removed'));
   action('/account/recovery-codes', (c) => d.api(c, 'POST', '/auth/mfa/recovery-codes'), codes('Your new recovery codes'));

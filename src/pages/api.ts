@@ -11,6 +11,13 @@ export interface ApiAnswer {
 /** The request headers a page passes on to the API: the browser's own, so every API rule judges the same request. */
 const FORWARDED = ['cookie', 'user-agent', 'origin', 'sec-fetch-site', 'x-forwarded-for', 'accept-language'];
 
+/**
+ * A cookie the API scopes to its login routes (the remembered-device token, Path=/auth/login) is
+ * scoped to the sign-in pages instead when a page obtained it: the browser then sends it to
+ * POST /login, which passes it on to POST /auth/login. Still one path, never wider.
+ */
+const pagePath = (setCookie: string) => setCookie.replace(/;\s*Path=\/auth\/login(?=;|$)/i, '; Path=/login');
+
 export type Api = (c: Context<Env>, method: string, path: string, body?: unknown) => Promise<ApiAnswer>;
 
 /**
@@ -28,7 +35,7 @@ export function inProcessApi(fetchApp: (req: Request, env: unknown) => Response 
     }
     if (body !== undefined) h.set('content-type', 'application/json');
     const res = await fetchApp(new Request(new URL(path, c.req.url), { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) }), c.env);
-    for (const sc of res.headers.getSetCookie()) c.header('Set-Cookie', sc, { append: true });
+    for (const sc of res.headers.getSetCookie()) c.header('Set-Cookie', pagePath(sc), { append: true });
     const text = await res.text();
     let parsed: unknown = null;
     if (text) {

@@ -58,6 +58,17 @@ function CodeField(props: { label: string; hint: string; error: boolean; numeric
   );
 }
 
+/** "Remember this device": sent with the factor event; the API decides whether it applies. */
+function Remember(props: { days: number }) {
+  if (props.days <= 0) return null;
+  return (
+    <div class="field check">
+      <input type="checkbox" id="remember" name="remember" value="on" />
+      <label for="remember">{`Remember this device for ${props.days} days`}</label>
+    </div>
+  );
+}
+
 function Form(props: { f: FormContext; type?: string; id?: string; children: Child; data?: Record<string, string> }) {
   const data = Object.fromEntries(Object.entries(props.data ?? {}).map(([k, v]) => [`data-${k}`, v]));
   return (
@@ -99,6 +110,8 @@ export function FlowPage(props: {
   restartHref: string;
   resendCooldown: number;
   justSent?: boolean;
+  /** Offer "remember this device" on a login's second-factor step (0: no offer). */
+  rememberDays: number;
 }) {
   const { flow, f } = props;
   const err = !!props.error;
@@ -144,6 +157,7 @@ export function FlowPage(props: {
       body = (
         <Form f={f} type="totp">
           <CodeField label="Code from your authenticator app" hint="Six digits, shown in the app for this account." error={err} numeric autocomplete="one-time-code" />
+          <Remember days={props.rememberDays} />
           <button type="submit">Confirm</button>
         </Form>
       );
@@ -152,6 +166,7 @@ export function FlowPage(props: {
       body = (
         <Form f={f} type="recovery_code">
           <CodeField label="Recovery code" hint="One of the codes you saved when you set up your second factor. Each works once." error={err} numeric={false} autocomplete="off" />
+          <Remember days={props.rememberDays} />
           <button type="submit">Confirm</button>
         </Form>
       );
@@ -163,6 +178,7 @@ export function FlowPage(props: {
         <>
           <Form f={f} type="code">
             <CodeField label="Code we sent you" hint={`We sent a code ${channel}${to}. It works for 10 minutes.`} error={err} numeric autocomplete="one-time-code" />
+            <Remember days={props.rememberDays} />
             <button type="submit">Confirm</button>
           </Form>
           <Form f={f} type="resend" id="resend-form" data={{ cooldown: String(props.justSent ? props.resendCooldown : 0) }}>
@@ -182,6 +198,7 @@ export function FlowPage(props: {
         <Form f={f} type="webauthn" id="webauthn-form" data={{ options: JSON.stringify(flow.challenge ?? {}) }}>
           <input type="hidden" name="response" value="" />
           <p>Use your security key or the passkey on this device.</p>
+          <Remember days={props.rememberDays} />
           <p class="js-off">This step needs JavaScript, which is turned off in this browser.</p>
           <button type="button" id="webauthn-start" hidden>
             Use security key or passkey

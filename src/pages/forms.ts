@@ -21,6 +21,7 @@ export const FlowStepForm = z
     method: str(32).optional(),
     code: str(64).optional(),
     response: str(16_384).optional().describe('AuthenticationResponseJSON, as JSON text'),
+    remember: z.literal('on').optional().describe('After a passed step-up: remember this device'),
   })
   .strict();
 export const AccountForm = z
@@ -65,6 +66,7 @@ export const pageDocs = routeDocs('', 'Pages', {
     [
       ['/account/sessions/:id/end', 'Sign one of my other sessions out'],
       ['/account/sessions/end-others', 'Sign every other session out'],
+      ['/account/devices/:id/forget', 'Forget a remembered device'],
       ['/account/factors/:id/rename', 'Rename a factor'],
       ['/account/factors/:id/remove', 'Remove a factor (may ask to confirm it is you first)'],
       ['/account/recovery-codes', 'New recovery codes (may ask to confirm it is you first)'],

@@ -17,11 +17,14 @@ export interface PageDeps {
   returnTo: ReturnToPolicy;
   secure: boolean;
   resendCooldown: number;
+  /** REMEMBER_DEVICE_DAYS (0: the offer is not made). */
+  rememberDays: number;
 }
 
 /** The form fields of a flow page, turned into the flow API's event (the API validates it). */
 export function eventOf(form: Record<string, string | undefined>): Record<string, unknown> | null {
   const str = (k: string) => form[k] ?? '';
+  const factor = (e: Record<string, unknown>) => (form.remember === 'on' ? { ...e, remember: true } : e);
   switch (str('type')) {
     case 'password':
       return { type: 'password', identifier: str('identifier').trim(), password: str('password') };
@@ -30,13 +33,13 @@ export function eventOf(form: Record<string, string | undefined>): Record<string
     case 'totp':
     case 'code':
     case 'recovery_code':
-      return { type: str('type'), code: str('code').replace(/\s+/g, '') };
+      return factor({ type: str('type'), code: str('code').replace(/\s+/g, '') });
     case 'resend':
       return { type: 'resend' };
     case 'webauthn': {
       try {
         const response = JSON.parse(str('response')) as unknown;
-        return response && typeof response === 'object' && !Array.isArray(response) ? { type: 'webauthn', response } : null;
+        return response && typeof response === 'object' && !Array.isArray(response) ? factor({ type: 'webauthn', response }) : null;
       } catch {
         return null;
       }
@@ -185,7 +188,7 @@ export function loginPages(d: PageDeps) {
       const restart = kind === 'login' ? withReturn('/login', rt) : destination(rt, fallback);
       return sendPage(
         c,
-        <FlowPage flow={flow} f={f} error={o.error} identifier={kind === 'login' ? hint(c, flow.id) : null} restartHref={restart} resendCooldown={d.resendCooldown} justSent={o.justSent} />,
+        <FlowPage flow={flow} f={f} rememberDays={kind === 'login' ? d.rememberDays : 0} error={o.error} identifier={kind === 'login' ? hint(c, flow.id) : null} restartHref={restart} resendCooldown={d.resendCooldown} justSent={o.justSent} />,
         o.status,
       );
     };

@@ -21,6 +21,7 @@ export function pageRoutes(s: Services, fetchApp: (req: Request, env: unknown) =
     returnTo: returnToPolicy(s.config.PUBLIC_URL, [...s.config.webauthn.origins, ...extra]),
     secure: s.config.secureCookies,
     resendCooldown: s.config.CODE_RESEND_COOLDOWN_SECONDS,
+    rememberDays: s.config.REMEMBER_DEVICE_DAYS,
   };
   const app = new Hono<Env>();
   app.route('/', assetRoutes());

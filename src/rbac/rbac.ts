@@ -30,6 +30,8 @@ export interface Rbac {
   permissionsOf(identityId: string): Promise<{ name: string; requirement: Requirement | null }[]>;
   /** Roles and permissions at the current version, together. */
   accessOf(identityId: string): Promise<{ roles: string[]; permissions: { name: string; requirement: Requirement | null }[] }>;
+  /** The requirement of a permission one of these roles grants (null: none), or undefined: for workload principals. */
+  grantForRoles(roles: string[], permission: string): Promise<Requirement | null | undefined>;
   /** Stops use of a permission without the role, or with weaker or staler authentication than it demands. */
   authorize(p: Principal, permission: string): Promise<Decision>;
   /**
@@ -95,6 +97,7 @@ export function createRbac(db: Queryable, clock: Clock, snapshot?: RbacSnapshot)
     rolesOf: (identityId) => snap.rolesOf(identityId),
     permissionsOf: (identityId) => snap.permissionsOf(identityId),
     accessOf: (identityId) => snap.accessOf(identityId),
+    grantForRoles: (roles, permission) => snap.grantForRoles(roles, permission),
     async authorize(p, permission) {
       const requirement = await snap.grant(p.identityId, permission);
       if (requirement === undefined) return { allow: false, code: 'PERMISSION_DENIED' };

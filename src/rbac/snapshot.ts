@@ -63,6 +63,8 @@ export interface RbacSnapshot {
   accessOf(identityId: string): Promise<{ roles: string[]; permissions: { name: string; requirement: Requirement | null }[] }>;
   /** The requirement of a permission the identity holds (null: none), or undefined when it does not hold it. */
   grant(identityId: string, permission: string): Promise<Requirement | null | undefined>;
+  /** The requirement of a permission one of these roles grants (null: none), or undefined (workload principals hold roles, not an identity). */
+  grantForRoles(roles: string[], permission: string): Promise<Requirement | null | undefined>;
   /** Whether a permission of this name exists at all. */
   known(permission: string): Promise<boolean>;
   /** Announce a change to roles, permissions or grants (call after it committed). */
@@ -182,6 +184,11 @@ export function createRbacSnapshot(o: {
       if (!m.requirements.has(permission)) return undefined;
       for (const r of await rolesIn(m, identityId)) if (m.roleGrants.get(r)?.includes(permission)) return m.requirements.get(permission) ?? null;
       return undefined;
+    },
+    async grantForRoles(roles, permission) {
+      const m = await sync();
+      if (!m.requirements.has(permission)) return undefined;
+      return roles.some((r) => m.roleGrants.get(r)?.includes(permission)) ? (m.requirements.get(permission) ?? null) : undefined;
     },
     async known(permission) {
       return (await sync()).requirements.has(permission);

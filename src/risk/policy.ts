@@ -21,7 +21,17 @@ export const RISK_SIGNAL_NAMES = [
 ] as const;
 
 /** Signals that say why an attempt looks like the account's owner; weight 0 or negative. */
-export const TRUST_SIGNAL_NAMES = ['KNOWN_DEVICE', 'KNOWN_NETWORK', 'ALLOWED_NETWORK'] as const;
+export const TRUST_SIGNAL_NAMES = ['KNOWN_DEVICE', 'KNOWN_NETWORK', 'ALLOWED_NETWORK', 'REMEMBERED_DEVICE'] as const;
+
+/**
+ * What REMEMBERED_DEVICE weighs under a policy that does not set it (every policy written before
+ * the signal existed, default-3 included): a device the user proved with a second factor and
+ * chose to remember takes a medium-band step-up (25-59) back under the step-up threshold, and
+ * lowers a high band to medium. It can never turn a deny into anything else (`decide`,
+ * src/risk/score.ts). A policy sets its own weight (0 turns the effect off). No recorded
+ * decision carries the signal, so replays of stored decisions are unchanged by this default.
+ */
+export const REMEMBERED_DEVICE_DEFAULT_WEIGHT = -35;
 
 export type RiskSignalName = (typeof RISK_SIGNAL_NAMES)[number];
 export type TrustSignalName = (typeof TRUST_SIGNAL_NAMES)[number];
@@ -61,6 +71,7 @@ export const PolicyDocumentSchema = z
       KNOWN_DEVICE: trustWeight.optional(),
       KNOWN_NETWORK: trustWeight.optional(),
       ALLOWED_NETWORK: trustWeight.optional(),
+      REMEMBERED_DEVICE: trustWeight.optional(),
     }),
     failedAttempts: z.strictObject({
       /** Failures in the window (per account or per IP) that make FAILED_ATTEMPTS fire. */
@@ -80,6 +91,11 @@ export const PolicyDocumentSchema = z
     thresholds: z.strictObject({ stepUp: points, high: points.optional(), deny: points }),
     /** From which band a step-up must use a phishing-resistant factor (WebAuthn) when the user has one. */
     phishingResistantAt: z.enum(['medium', 'high']).optional(),
+    /**
+     * For how many days a device may be remembered after a step-up in each band (capped by
+     * REMEMBER_DEVICE_DAYS; 0 = never remember after a step-up in that band). Unset: the config's.
+     */
+    rememberDeviceDays: z.strictObject({ medium: z.int().min(0).max(400).optional(), high: z.int().min(0).max(400).optional() }).optional(),
   })
   .refine((p) => p.thresholds.stepUp <= p.thresholds.deny, {
     path: ['thresholds', 'stepUp'],
@@ -151,6 +167,8 @@ export interface RiskAssessment {
   lon: number | null;
   /** A step-up in this band must use WebAuthn when the user has it (policy `phishingResistantAt`). */
   requirePhishingResistant: boolean;
+  /** The policy's cap on remembering a device after this step-up (`rememberDeviceDays`); absent when it sets none. */
+  rememberDays?: number;
 }
 
 /**
@@ -167,7 +185,7 @@ export function evaluate(signals: Signals, policy: PolicyDocument): Omit<RiskAss
   const weights = policy.weights as Partial<Record<SignalName, number>>;
   let score = 0;
   for (const name of SIGNAL_NAMES) {
-    const w = weights[name] ?? 0;
+    const w = weights[name] ?? (name === 'REMEMBERED_DEVICE' ? REMEMBERED_DEVICE_DEFAULT_WEIGHT : 0);
     if (fired[name] === true && w !== 0) {
       contributions[name] = w;
       score += w;
@@ -190,7 +208,9 @@ export function evaluate(signals: Signals, policy: PolicyDocument): Omit<RiskAss
   const band = policy.phishingResistantAt;
   const requirePhishingResistant =
     decision === 'step_up' && band !== undefined && (band === 'medium' || level === 'high');
+  const rememberDays = decision === 'step_up' ? policy.rememberDeviceDays?.[level] : undefined;
   return {
+    ...(rememberDays !== undefined ? { rememberDays } : {}),
     requirePhishingResistant,
     score,
     level,

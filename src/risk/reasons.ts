@@ -195,6 +195,14 @@ export const REASONS = {
     analyst: (d) => `The address is inside the allow-listed egress ${d.allowedCidr ?? '(unknown)'}.`,
     user: 'You are signing in from a trusted network.',
   },
+  REMEMBERED_DEVICE: {
+    direction: 'trust',
+    analyst: (d) =>
+      d.rememberedOverruled === true
+        ? 'The device presented a remembered-device token of this account, but the attempt scores a deny without it: it was not counted.'
+        : 'The device presented a live remembered-device token of this account (set after a passed step-up).',
+    user: 'You chose to remember this device.',
+  },
   NO_SIGNAL: {
     direction: 'trust',
     analyst: () => 'No risk signal fired for this attempt.',

@@ -41,9 +41,21 @@ export function decide(input: RiskInput, facts: HistoryFacts, network: NetworkVi
   const cfg = signalConfig(policy, settings);
   const signals = computeSignals(input, facts, network, cfg);
   // Kept with the snapshot so a shadow policy is decided on the very same observations.
-  signals.observed = { at: input.at, network, facts, settings: { maxTravelKmh: cfg.maxTravelKmh, failureWindowSeconds: cfg.failureWindowSeconds } };
+  const observed = { at: input.at, network, facts, settings: { maxTravelKmh: cfg.maxTravelKmh, failureWindowSeconds: cfg.failureWindowSeconds } };
+  signals.observed = observed;
+  let assessed = evaluate(signals, policy);
+  if (signals.REMEMBERED_DEVICE === true) {
+    // A remembered device lowers a step-up, never a deny: what the attempt scores without it
+    // decides whether it is refused. The snapshot still records that it was presented.
+    const plain = computeSignals({ ...input, rememberedDevice: false }, facts, network, cfg);
+    plain.observed = observed;
+    const without = evaluate(plain, policy);
+    if (without.decision === 'deny') {
+      assessed = { ...without, signals: { ...without.signals, REMEMBERED_DEVICE: true, details: { ...without.signals.details, rememberedOverruled: true } } };
+    }
+  }
   return {
-    ...evaluate(signals, policy),
+    ...assessed,
     country: network.geo?.country ?? null,
     lat: network.geo?.lat ?? null,
     lon: network.geo?.lon ?? null,

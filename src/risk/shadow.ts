@@ -47,7 +47,7 @@ const isObserved = (v: unknown): v is Observed =>
 export async function decideUnder(signals: Signals, subject: ShadowSubject, policy: PolicyDocument, history?: RiskHistory): Promise<Decided> {
   const o = signals.observed;
   if (!isObserved(o)) return evaluateLegacy(signals, policy);
-  const input = { identityId: subject.identityId, deviceId: subject.deviceId, ip: o.network.ip, at: o.at, userAgent: null };
+  const input = { identityId: subject.identityId, deviceId: subject.deviceId, ip: o.network.ip, at: o.at, userAgent: null, rememberedDevice: signals.REMEMBERED_DEVICE === true };
   const cfg = signalConfig(policy, o.settings);
   const recordedWindow = signals.details.velocityWindowSeconds;
   let facts = o.facts;

@@ -29,6 +29,11 @@ export interface Signals {
   KNOWN_NETWORK?: boolean;
   ALLOWED_NETWORK?: boolean;
   /**
+   * The device presented a live remembered-device token of this account (src/session/remembered-devices.ts):
+   * it counts as known. Absent from snapshots of attempts without one (and of older builds).
+   */
+  REMEMBERED_DEVICE?: boolean;
+  /**
    * The engine's inputs for this decision (set by `decide`, src/risk/score.ts), so another policy
    * can be decided on exactly the same observations (shadow mode). Absent from older snapshots.
    */
@@ -57,6 +62,8 @@ export interface Signals {
     subnetFailedAccounts?: number;
     failureWindowSeconds?: number;
     velocityWindowSeconds?: number;
+    /** A remembered device was presented but not counted: the attempt is denied without it. */
+    rememberedOverruled?: boolean;
   };
 }
 
@@ -79,6 +86,11 @@ export interface RiskInput {
   userAgent?: string | null;
   /** False for an attempt whose password was wrong (recorded, normally not scored). Default true. */
   passwordCorrect?: boolean;
+  /**
+   * The device presented a live remembered-device token of this identity. Recorded attempts
+   * without it (every back-test line, every older event) score exactly as before.
+   */
+  rememberedDevice?: boolean;
 }
 
 /** Tunables of the signals (thresholds that decide whether a signal fires, not its weight). */
@@ -140,7 +152,9 @@ export function historyQuery(input: RiskInput, net: NetworkView, cfg: SignalConf
  */
 export function computeSignals(input: RiskInput, h: HistoryFacts, net: NetworkView, cfg: SignalConfig): Signals {
   const point = net.geo;
-  const newDevice = input.identityId === null || !h.deviceKnown;
+  const remembered = input.rememberedDevice === true && input.identityId !== null;
+  // A remembered device was proven with a second factor on this device: it is known.
+  const newDevice = input.identityId === null || (!h.deviceKnown && !remembered);
   const allowed = net.allowedCidr !== null;
   // A network the user already succeeded from is familiar whatever its kind (corporate VPN, Private Relay).
   const familiarNet = h.networkKnown || allowed;
@@ -191,6 +205,8 @@ export function computeSignals(input: RiskInput, h: HistoryFacts, net: NetworkVi
     KNOWN_DEVICE: !newDevice,
     KNOWN_NETWORK: h.networkKnown,
     ALLOWED_NETWORK: allowed,
+    // Only present when true, so snapshots of attempts without a remembered device stay as they were.
+    ...(remembered ? { REMEMBERED_DEVICE: true } : {}),
     details: {
       hasHistory: h.hasHistory,
       accountFailures: h.accountFailures,

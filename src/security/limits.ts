@@ -1,4 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
+import { metrics } from '../metrics/metrics.ts';
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { AppError, ERRORS, type ErrorCode } from '../errors.ts';
@@ -79,10 +80,11 @@ export const limiterUnavailable = (cause: unknown) =>
   new AppError(LIMITER_UNAVAILABLE_CODE, { privateDetail: 'rate-limit store unavailable', cause });
 
 export const rateLimited = (msBeforeNext: number, which: string) =>
-  new AppError('RATE_LIMITED', {
+  // Every limiter's refusal is built here, so it is counted here (`which` names limiters, never keys).
+  (metrics.rateLimited.inc({ limiter: which }), new AppError('RATE_LIMITED', {
     privateDetail: `rate limit spent: ${which}`,
     headers: { 'Retry-After': String(retryAfterSeconds(msBeforeNext)) },
-  });
+  }));
 
 /** Whole seconds, at least 1 (a Retry-After of 0 invites a hot retry loop). */
 export const retryAfterSeconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));

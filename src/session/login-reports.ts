@@ -4,6 +4,7 @@ import type { Audit } from '../audit/audit.ts';
 import type { SessionService } from './sessions.ts';
 import { randomToken, sha256 } from '../crypto/seal.ts';
 import { addLabel } from '../risk/labels.ts';
+import type { RememberedDevices } from './remembered-devices.ts';
 
 const TTL_MS = 7 * 24 * 3600 * 1000;
 
@@ -14,7 +15,7 @@ export interface LoginReports {
   report(token: string): Promise<{ sessionId: string; loginEventId: string } | null>;
 }
 
-export function createLoginReports(deps: { db: Db; clock: Clock; audit: Audit; sessions: SessionService }): LoginReports {
+export function createLoginReports(deps: { db: Db; clock: Clock; audit: Audit; sessions: SessionService; remembered?: RememberedDevices }): LoginReports {
   const { db, clock } = deps;
   return {
     async create(o) {
@@ -38,6 +39,8 @@ export function createLoginReports(deps: { db: Db; clock: Clock; audit: Audit; s
       const r = rows[0];
       if (!r) return null;
       await deps.sessions.revoke(r.session_id, 'reported_fraudulent');
+      // Whoever signed in may have remembered a device: none of the account's stays trusted.
+      await deps.remembered?.forgetAll(r.identity_id, 'USER_REPORT', r.identity_id);
       // The owner's word is a strong `fraud` label: back-tests and the risk events API read it.
       await addLabel(db, { eventId: r.login_event_id, label: 'fraud', source: 'user_report', actor: r.identity_id, at: now });
       await deps.audit.append({ type: 'login.reported_fraudulent', actor: r.identity_id, subject: r.session_id, reason: 'USER_REPORT', data: { loginEvent: r.login_event_id } });

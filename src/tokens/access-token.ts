@@ -1,3 +1,4 @@
+import { metrics } from '../metrics/metrics.ts';
 import { randomUUID } from 'node:crypto';
 import { SignJWT, decodeProtectedHeader, jwtVerify } from 'jose';
 import { z } from 'zod';
@@ -15,6 +16,8 @@ export interface AccessClaims {
   client_id?: string;
   scope?: string;
   roles?: string[];
+  /** Whether the subject proved their email address (set by the service from emailVerifiedOf). */
+  email_verified?: boolean;
 }
 
 export type VerifiedAccessClaims = AccessClaims & {
@@ -28,6 +31,11 @@ export type VerifiedAccessClaims = AccessClaims & {
 
 export interface TokenService {
   issue(c: AccessClaims): Promise<{ token: string; expiresIn: number; jti: string }>;
+  /**
+   * A token for a machine client (client_credentials): `sub` = `client_id`, no session, no
+   * amr. `verify` refuses it (it requires `sid`), so no session-based route accepts it.
+   */
+  issueForClient(c: { client_id: string; scope?: string; roles?: string[] }): Promise<{ token: string; expiresIn: number; jti: string }>;
   /** Throws InvalidTokenError (`code: 'INVALID_TOKEN'`) on any failure. */
   verify(token: string): Promise<VerifiedAccessClaims>;
 }
@@ -38,6 +46,8 @@ export interface TokenServiceOptions {
   ttlSeconds: number;
   /** client_id when the claims carry none. Default 'threshold'. */
   clientId?: string;
+  /** The subject's email_verified, read at issue (login, step-up, refresh): resource servers linking accounts rely on it. */
+  emailVerifiedOf?: (sub: string) => Promise<boolean | null>;
 }
 
 /** Any reason an access token is not accepted; the reason stays private (`detail`). */
@@ -48,6 +58,7 @@ export class InvalidTokenError extends Error {
   constructor(readonly detail: string, options?: { cause?: unknown }) {
     super('The access token is not valid.', options);
     this.name = 'InvalidTokenError';
+    metrics.tokenVerifications.inc({ result: 'invalid' }); // thrown only by verify(): one per refused token
   }
 }
 
@@ -72,6 +83,7 @@ const claimsSchema = z.object({
   auth_time: z.number().int(),
   scope: z.string().optional(),
   roles: z.array(z.string()).optional(),
+  email_verified: z.boolean().optional(),
 });
 
 /** Header typ, compared the way RFC 8725 §3.11 says (case-insensitive, optional application/). */
@@ -96,10 +108,31 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
       };
       if (c.scope !== undefined) payload.scope = c.scope;
       if (c.roles !== undefined) payload.roles = c.roles;
+      const verified = c.email_verified ?? (await opts.emailVerifiedOf?.(c.sub)) ?? null;
+      if (verified !== null) payload.email_verified = verified;
       const token = await new SignJWT(payload)
         .setProtectedHeader({ alg: k.alg, kid: k.kid, typ: AT_TYP })
         .setIssuer(opts.issuer)
         .setSubject(c.sub)
+        .setAudience(opts.audience)
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + opts.ttlSeconds)
+        .setJti(jti)
+        .sign(k.key);
+      return { token, expiresIn: opts.ttlSeconds, jti };
+    },
+
+    async issueForClient(c) {
+      const k = await keys.active();
+      const iat = nowS();
+      const jti = randomUUID();
+      const payload: Record<string, unknown> = { client_id: c.client_id };
+      if (c.scope) payload.scope = c.scope;
+      if (c.roles) payload.roles = c.roles;
+      const token = await new SignJWT(payload)
+        .setProtectedHeader({ alg: k.alg, kid: k.kid, typ: AT_TYP })
+        .setIssuer(opts.issuer)
+        .setSubject(c.client_id)
         .setAudience(opts.audience)
         .setIssuedAt(iat)
         .setExpirationTime(iat + opts.ttlSeconds)
@@ -143,6 +176,7 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
       const parsed = claimsSchema.safeParse(payload);
       if (!parsed.success) throw new InvalidTokenError('claims do not match RFC 9068');
       if (parsed.data.iat > nowS() + CLOCK_TOLERANCE_S) throw new InvalidTokenError('issued in the future');
+      metrics.tokenVerifications.inc({ result: 'valid' });
       return parsed.data;
     },
   };

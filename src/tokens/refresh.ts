@@ -1,3 +1,4 @@
+import { metrics } from '../metrics/metrics.ts';
 import { createActor, fromPromise, toPromise, type ActorSystem } from 'xstate';
 import type { Audit } from '../audit/audit.ts';
 import type { Clock } from '../clock.ts';
@@ -182,6 +183,7 @@ export function createRefreshService(deps: RefreshDeps): RefreshService {
       reason: reuse ? 'REFRESH_REUSE' : 'RISK_DENY',
       data: { family: i.familyId, token: i.tokenId, country: client.country, familyRevoked: true },
     });
+    if (reuse) metrics.refreshReuse.inc();
     if (!i.lockSession) return;
     // The first detection ends the session; later ones (a burst of replays) only make sure it is,
     // e.g. when the first died between the two steps.

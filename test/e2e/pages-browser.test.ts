@@ -181,8 +181,14 @@ describe('the sign-in and account pages in a real browser', () => {
     await historyGo(page, 'history.forward()');
     expect(await page.evaluate("!!document.querySelector('#code')")).toBe(true);
     t.clock.advance(30_000);
-    await navigate(page, fill('#code', oathtool(secret, t.clock.now())) + click('form input[name=type][value=totp] ~ button, #code ~ button, form button[type=submit]'));
+    // She asks to remember this browser: the account page then lists it, and she can forget it.
+    await navigate(page, fill('#code', oathtool(secret, t.clock.now())) + click('#remember') + click('form button[type=submit]'));
     expect(await path(page)).toBe('/account');
+    expect(await page.evaluate('document.querySelectorAll("#devices-h ~ ul li").length')).toBe(1);
+    await shot(page, '06b-account-remembered');
+    await navigate(page, click('form[action$="/forget"] button'));
+    expect(await text(page)).toContain('That device is forgotten');
+    expect(await text(page)).toContain('No remembered devices.');
 
     // Twenty minutes later her second factor is no longer fresh: new recovery codes need a step-up.
     t.clock.advance(20 * 60_000);

@@ -72,7 +72,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
   });
   await notifyWorker.ready;
   const services = await buildServices({ config, db: tdb.db, jobs, clock, logger, masterKey: config.masterKey! });
-  await bootstrapAdmin(config, services.users, services.audit, () => {});
+  await bootstrapAdmin(config, services.users, services.audit, () => {}, services.passwordPolicy);
   const app = createApp(services);
   const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
   await new Promise<void>((r) => server.once('listening', () => r()));

@@ -11,7 +11,7 @@ import { ADMIN, Client, device, IP, oathtool, startTestServer, type TestServer }
 describe('adaptive login end to end', () => {
   let t: TestServer;
   let admin: Client;
-  const alice = { email: 'alice@example.test', password: 'alice-has-a-long-password' };
+  const alice = { email: 'alice@example.test', password: 'her-own-long-passphrase' };
   let aliceA: Client; // device A, London
   let totpSecret = '';
 

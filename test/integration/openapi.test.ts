@@ -107,7 +107,7 @@ describe('405 for a wrong method on a path that exists', () => {
       ['PUT', '/auth/mfa/123', 'DELETE, PATCH'],
       ['POST', '/health', 'GET, HEAD'],
       ['GET', '/auth/token', 'POST'],
-      ['GET', '/api/users', 'POST'],
+      ['PUT', '/api/users', 'GET, HEAD, POST'],
       ['PATCH', '/openapi.json', 'GET, HEAD'],
       ['GET', '/auth/logout', 'POST'],
     ];

@@ -35,7 +35,7 @@ describe('npm run user:create / user:unlock against PostgreSQL', () => {
   });
 
   it('reads a typed password from standard input and never prints it', async () => {
-    const typed = 'a typed passphrase 7f3c';
+    const typed = 'a secret passphrase 7f3c'; // not containing the address's local part (the password policy)
     const r = await runScript(['create', '--email', 'typed@example.test', '--roles', 'PATHOLOGIST', '--password-stdin'], env, `${typed}\n`);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^created typed@example\.test/);
@@ -45,7 +45,7 @@ describe('npm run user:create / user:unlock against PostgreSQL', () => {
     expect((await c.passwordLogin('typed@example.test', typed)).body.step).toBe('done');
   }, 30_000);
 
-  it('refuses bad input with exit 1 and a reason: duplicate email, unknown role, short password, no email, a password argument', async () => {
+  it('refuses bad input with exit 1 and a reason: duplicate email, unknown role, short or breached password, no email, a password argument', async () => {
     const lines: string[] = [];
     const run = (args: string[], pw?: string) => runUserCli(args, { env, out: (s) => lines.push(s), readPassword: async () => pw ?? '' });
     expect(await run(['create', '--email', 'ops@example.test', '--roles', 'ADMIN'])).toBe(1);
@@ -53,7 +53,10 @@ describe('npm run user:create / user:unlock against PostgreSQL', () => {
     expect(await run(['create', '--email', 'x@example.test', '--roles', 'SUPERUSER'])).toBe(1);
     expect(lines.pop()).toMatch(/^refused: VALIDATION_FAILED: Unknown roles: SUPERUSER/);
     expect(await run(['create', '--email', 'y@example.test', '--password-stdin'], 'short')).toBe(1);
-    expect(lines.pop()).toMatch(/^refused: VALIDATION_FAILED/);
+    expect(lines.pop()).toMatch(/^refused: PASSWORD_REJECTED/);
+    // A typed password meets the password policy: one from the breach corpus is refused.
+    expect(await run(['create', '--email', 'y@example.test', '--password-stdin'], '1qaz2wsx3edc4rfv')).toBe(1);
+    expect(lines.pop()).toMatch(/^refused: PASSWORD_REJECTED: .*data breaches/);
     expect(await run(['create', '--roles', 'ADMIN'])).toBe(1);
     expect(lines.pop()).toMatch(/--email is required/);
     expect(await run(['create', '--email', 'z@example.test', 'hunter22hunter22'])).toBe(1);

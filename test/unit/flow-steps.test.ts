@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { LOGIN_FLOW_VERSION, loginMachine } from '../../machines/login.machine.ts';
 import { MFA_MACHINE_VERSION, mfaMachine } from '../../machines/mfa.machine.ts';
+import { signupMachine } from '../../machines/signup.machine.ts';
 import { stepOfValue, TAG_DELEGATING } from '../../machines/types.ts';
+import { recoveryMachine } from '../../machines/recovery.machine.ts';
 
 /** Every atomic or final state, by path. */
 function leaves(node: AnyStateNode, path: string[] = []): { path: string[]; node: AnyStateNode; chain: AnyStateNode[] }[] {
@@ -22,6 +24,8 @@ describe('flow steps are declared on the machines (meta.step)', () => {
   it.each([
     ['login', loginMachine],
     ['mfa', mfaMachine],
+    ['signup', signupMachine],
+    ['recovery', recoveryMachine],
   ] as [string, AnyStateMachine][])('%s: every state declares its step, except a delegating one', (_, machine) => {
     for (const { path, chain } of leaves(machine.root)) {
       const delegating = chain.some((n) => n.tags.includes(TAG_DELEGATING));

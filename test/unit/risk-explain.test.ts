@@ -94,7 +94,7 @@ describe('explain', () => {
       expect(e, code).toBeDefined();
       expect(e.analyst(RICH).length, code).toBeGreaterThan(10);
       expect(e.user.length, code).toBeGreaterThan(10);
-      expect(e.direction, code).toBe(code.startsWith('KNOWN_') || code === 'ALLOWED_NETWORK' || code === NO_SIGNAL ? 'trust' : 'risk');
+      expect(e.direction, code).toBe(code.startsWith('KNOWN_') || code === 'ALLOWED_NETWORK' || code === 'REMEMBERED_DEVICE' || code === NO_SIGNAL ? 'trust' : 'risk');
     }
   });
 

@@ -17,6 +17,7 @@ import { webauthn } from './webauthn/index.ts';
 import { totp } from './totp/index.ts';
 import { codes } from './codes/index.ts';
 import { recovery } from './recovery/index.ts';
+import type { CompromisedPasswords } from '../passwords/compromised.ts';
 
 /**
  * The method registry: every way to prove who you are is one folder under src/authn/methods/
@@ -58,6 +59,8 @@ export interface MfaActorDeps {
 export interface LoginActorDeps {
   passwords: PasswordService;
   passkey?: PasskeyPort;
+  /** Breached passwords proven at sign-in flag the account (src/authn/passwords/compromised.ts). */
+  compromised?: CompromisedPasswords;
 }
 
 /** One view over every kind of second factor a user can hold (GET /auth/mfa). */

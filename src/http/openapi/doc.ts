@@ -80,8 +80,8 @@ const FlowMessage = z.object({ code: z.string(), text: z.string() });
 export const FlowSchema = z
   .object({
     id: z.string(),
-    type: z.enum(['login', 'stepup']),
-    step: z.enum(['password', 'choose_method', 'totp', 'webauthn', 'code', 'recovery_code', 'done', 'denied', 'locked', 'expired']),
+    type: z.enum(['login', 'stepup', 'signup']),
+    step: z.enum(['password', 'choose_method', 'totp', 'webauthn', 'code', 'recovery_code', 'signup', 'done', 'denied', 'locked', 'expired']),
     methods: z.array(z.enum(['webauthn', 'totp', 'sms', 'email', 'recovery_code'])).optional(),
     challenge: z.record(z.string(), z.unknown()).optional().describe('WebAuthn request options, or { channel, to } for a sent code'),
     risk: z.object({ level: z.string(), reasons: z.array(z.string()) }).optional(),
@@ -96,6 +96,7 @@ export const FlowSchema = z
       .object({ access_token: z.string(), token_type: z.literal('Bearer'), expires_in: z.number(), refresh_token: z.string() })
       .optional()
       .describe('When done and the flow was started with returnTokens'),
+    passwordChangeRequired: z.literal(true).optional().describe('When done and the password was found breached: change it (POST /auth/password)'),
   })
   .meta({ title: 'Flow' });
 

@@ -13,11 +13,21 @@ import { verifyDocs } from '../routes/verify.ts';
 import { adminDocs } from '../routes/admin.ts';
 import { riskDocs } from '../routes/risk.ts';
 import { riskBacktestDocs } from '../routes/risk-backtests.ts';
+import { metricsDocs } from '../../metrics/routes.ts';
+import { trustedIssuerDocs } from '../../authn/trusted-issuers/routes.ts';
+import { knownUserDocs } from '../../authn/trusted-issuers/known-user.ts';
+import { machineClientDocs } from '../../credentials/machine-clients/routes.ts';
+import { signupDocs } from '../routes/signup.ts';
+import { emailDocs } from '../routes/email.ts';
+import { devicesDocs } from '../routes/devices.ts';
+import { adminRecoveryDocs, recoveryDocs } from '../routes/recovery.ts';
 
 /** Every documented route. A new routes file adds its `…Docs` export here. */
 export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...appDocs,
   ...loginDocs,
+  ...signupDocs,
+  ...emailDocs,
   ...mfaDocs,
   ...methodDocs,
   ...stepUpDocs,
@@ -27,6 +37,13 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...adminDocs,
   ...riskDocs,
   ...riskBacktestDocs,
+  ...metricsDocs,
+  ...trustedIssuerDocs,
+  ...knownUserDocs,
+  ...machineClientDocs,
+  ...devicesDocs,
+  ...recoveryDocs,
+  ...adminRecoveryDocs,
   ...pageDocs,
 ];
 

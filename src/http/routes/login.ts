@@ -2,7 +2,9 @@ import { Hono, type Context } from 'hono';
 import { z } from 'zod';
 import { AppError, ERRORS } from '../../errors.ts';
 import { readJson } from '../body.ts';
+import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { deviceId } from '../middleware/client.ts';
+import { rememberCookieName } from '../../session/remembered-devices.ts';
 import { presentCompletion, presentFlow } from '../present.ts';
 import type { Completion } from '../../flows/login-service.ts';
 import { delegateSnapshot, type FlowRow } from '../../flows/runtime.ts';
@@ -16,7 +18,11 @@ export const MfaEventSchemas = MFA_EVENT_SCHEMAS;
 /** A flow event as a method's schema parsed it: `type` selects the machine event. */
 type FlowEventBody = { type: string } & Record<string, unknown>;
 const eventUnion = (schemas: readonly z.ZodObject[]) => z.discriminatedUnion('type', schemas as [z.ZodObject, ...z.ZodObject[]]) as unknown as z.ZodType<FlowEventBody>;
-export const LoginEventSchema = eventUnion(LOGIN_EVENT_SCHEMAS);
+/** `remember: true` on a factor event that passes a login's step-up remembers the device (REMEMBER_DEVICE_DAYS). */
+const remember = { remember: z.boolean().optional().describe('After a passed step-up: remember this device') };
+/** The second-factor events that prove a factor (not `choose`, not a bare `resend`). */
+const FACTOR_EVENTS = new Set(MFA_EVENT_SCHEMAS.filter((s) => (s.shape.type as z.ZodLiteral<string>).value !== 'choose' && Object.keys(s.shape).length > 1));
+export const LoginEventSchema = eventUnion(LOGIN_EVENT_SCHEMAS.map((s) => (FACTOR_EVENTS.has(s) ? s.extend(remember) : s)));
 export const StepUpEventSchema = eventUnion(MFA_EVENT_SCHEMAS);
 
 const StartSchema = z
@@ -32,7 +38,7 @@ const FLOW_ERRORS = ['FLOW_NOT_FOUND', 'FLOW_EXPIRED', 'FLOW_CONFLICT', 'INVALID
 export const loginDocs = routeDocs('/auth/login', 'Login', {
   'POST /': {
     summary: 'Start a login flow',
-    description: 'Sets the device cookie when absent. `method: passkey` starts a usernameless passkey login.',
+    description: 'Sets the device cookie when absent. `method: passkey` starts a usernameless passkey login. A remembered-device cookie is consumed and rotated here (a replayed one forgets its device).',
     auth: 'none',
     body: StartSchema,
     headers: { 'X-Device-Id': 'API clients: a stable device id (16-128 of A-Z a-z 0-9 _ -) instead of the device cookie' },
@@ -105,10 +111,21 @@ export function loginRoutes(s: Services) {
   const finish = (c: Context<Env>, row: FlowRow, done?: Completion) =>
     presentCompletion(c, row, done, { secure, setCookie: true });
 
+  const rememberCookie = rememberCookieName(secure);
+  /** The remember cookie: HttpOnly, this site only, sent to the login routes alone. */
+  const setRemember = (c: Context<Env>, r: { token: string; expiresAt: number }) =>
+    setCookie(c, rememberCookie, r.token, { httpOnly: true, secure, sameSite: 'Strict', path: '/auth/login', maxAge: Math.max(1, Math.floor((r.expiresAt - s.clock.now()) / 1000)) });
+
   app.post('/', async (c) => {
     const b = await readJson(c, StartSchema);
+    const dev = deviceId(c, secure, true);
+    // A remembered device is presented (and its token rotated) when the login starts.
+    const rem = await s.login.presentRemembered(getCookie(c, rememberCookie), dev);
+    if (rem.ok) setRemember(c, rem);
+    else if (rem.reason !== 'NONE') deleteCookie(c, rememberCookie, { path: '/auth/login', secure });
     const row = await s.login.start({
-      deviceId: deviceId(c, secure, true),
+      rememberedDevice: rem.ok ? rem.rememberedId : null,
+      deviceId: dev,
       ip: c.get('clientIp'),
       userAgent: c.req.header('user-agent') ?? null,
       identifier: b.identifier ?? null,
@@ -130,6 +147,7 @@ export function loginRoutes(s: Services) {
     if (passwordCheck) c.set('loginOutcome', passwordCheck);
     const err = outcomeError(flow);
     if (err) throw err;
+    if (completion?.remember) setRemember(c, completion.remember);
     return c.json(finish(c, flow, completion));
   });
 

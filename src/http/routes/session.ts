@@ -8,6 +8,7 @@ import { presentSession, presentSessionListing } from '../present.ts';
 import { decisionError } from '../../rbac/rbac.ts';
 import { routeDocs } from '../openapi/doc.ts';
 import type { Env, Services } from '../services.ts';
+import { decideForWorkload, workloadOf } from '../../authn/trusted-issuers/workload-http.ts';
 
 const PasswordChangeSchema = z
   .object({ currentPassword: z.string().max(1024), newPassword: z.string().max(1024), endOtherSessions: z.boolean().optional() })
@@ -21,15 +22,17 @@ export const sessionDocs = routeDocs('/auth', 'Session', {
   'GET /me': {
     summary: 'The signed-in user, roles, permissions and session',
     auth: 'session',
-    responses: { 200: json('`{ user: { id, email, displayName }, roles, permissions, session: { id, amr, acr, authTime, expiresAt, idleExpiresAt, warning, warningEndsAt? } }`') },
+    responses: { 200: json('`{ user: { id, email, displayName, emailVerified }, roles, permissions, passwordChangeRequired, session: { id, amr, acr, authTime, expiresAt, idleExpiresAt, warning, warningEndsAt? } }`') },
     errors: ['UNAUTHENTICATED'],
   },
   'POST /password': {
     summary: 'Change the password (fresh MFA needed when the user has second factors)',
+    description:
+      'The new password meets the password policy (length, no breached password, not the identifier or the product name): otherwise `PASSWORD_REJECTED` with `reasons`. Every other session ends unless `endOtherSessions: false`.',
     auth: 'session',
     body: PasswordChangeSchema,
     responses: { 200: { description: '`{ changed, endedSessions }`', schema: z.object({ changed: z.literal(true), endedSessions: z.number().int() }) } },
-    errors: ['UNAUTHENTICATED', 'STEP_UP_REQUIRED', 'INVALID_CREDENTIALS', 'ACCOUNT_LOCKED', 'UNSUPPORTED_MEDIA_TYPE'],
+    errors: ['UNAUTHENTICATED', 'STEP_UP_REQUIRED', 'INVALID_CREDENTIALS', 'ACCOUNT_LOCKED', 'PASSWORD_REJECTED', 'UNSUPPORTED_MEDIA_TYPE'],
   },
   'GET /sessions': { summary: "The caller's sessions", auth: 'session', responses: { 200: { description: 'Session listings', schema: { jsonSchema: { type: 'array', items: { type: 'object' } } } } }, errors: ['UNAUTHENTICATED'] },
   'DELETE /sessions/:id': { summary: 'Sign one of your sessions out', auth: 'session', responses: { 204: { description: 'Revoked' } }, errors: ['UNAUTHENTICATED', 'NOT_FOUND'] },
@@ -44,10 +47,13 @@ export const sessionDocs = routeDocs('/auth', 'Session', {
   },
   'POST /authorize': {
     summary: 'May the caller use a permission? (RFC 9470 challenge when a step-up would do)',
+    description:
+      'A bearer token from an issuer trusted for workloads (a Kubernetes service-account token) is judged by its subject mapping: ' +
+      'its roles apply only in its mapped `namespace`s (a request without `namespace` is refused), and a permission with an amr/maxAge requirement is refused (a workload cannot step up).',
     auth: 'session',
     body: AuthorizeSchema,
     responses: { 200: { description: 'Allowed', schema: z.object({ allow: z.literal(true) }) } },
-    errors: ['UNAUTHENTICATED', 'STEP_UP_REQUIRED', 'PERMISSION_DENIED', 'UNSUPPORTED_MEDIA_TYPE'],
+    errors: ['UNAUTHENTICATED', 'STEP_UP_REQUIRED', 'PERMISSION_DENIED', 'UNSUPPORTED_MEDIA_TYPE', 'SERVICE_UNAVAILABLE'],
   },
 });
 
@@ -59,16 +65,19 @@ export function sessionRoutes(s: Services) {
 
   app.get('/me', async (c) => {
     const p = await requirePrincipal(c, s, 'check');
-    const [user, session, { roles, permissions: perms }] = await Promise.all([
+    const [user, session, { roles, permissions: perms }, passwordChangeRequired] = await Promise.all([
       s.users.get(p.identityId),
       s.sessions.byId(p.sessionId),
       s.rbac.accessOf(p.identityId),
+      s.compromised.changeRequired(p.identityId),
     ]);
     if (!user || !session) throw new AppError('UNAUTHENTICATED');
     return c.json({
-      user: { id: user.id, email: user.email, displayName: user.displayName },
+      user: { id: user.id, email: user.email, displayName: user.displayName, emailVerified: user.emailVerified },
       roles,
       permissions: perms.map((x) => x.name),
+      // The password was found breached (at sign-in): ask for a new one (POST /auth/password).
+      passwordChangeRequired,
       session: {
         ...presentSession(session),
         warning: session.state === 'warning',
@@ -78,16 +87,23 @@ export function sessionRoutes(s: Services) {
     });
   });
 
-  /** Change the password; optionally end every other session (NIST: after a suspected compromise). */
+  /**
+   * Change the password and, unless asked not to, end every other session (a password that is
+   * changed may have been known to someone else: their sessions go with it).
+   */
   app.post('/password', async (c) => {
     const b = await readJson(c, PasswordChangeSchema);
     const p = await requirePrincipal(c, s);
     // A user with second factors proves one recently: a stolen password-only session cannot take over.
-    if ((await s.factors.methodsOf(p.identityId)).length) await requireFreshMfa(c, s);
+    const methods = await s.factors.methodsOf(p.identityId);
+    if (methods.length) await requireFreshMfa(c, s);
     if (!(await s.passwords.verifyCurrent(p.identityId, b.currentPassword))) throw new AppError('INVALID_CREDENTIALS');
+    const user = await s.users.get(p.identityId);
+    await s.passwordPolicy.assertNewPassword({ password: b.newPassword, identifier: user?.email, hasSecondFactor: methods.length > 0 });
     await s.passwords.setPassword(p.identityId, b.newPassword);
-    const ended = b.endOtherSessions ? await s.sessions.revokeAllFor(p.identityId, 'password_changed', p.sessionId) : [];
-    await s.audit.append({ type: 'password.changed', actor: p.identityId, subject: p.identityId, reason: b.endOtherSessions ? 'END_OTHER_SESSIONS' : 'KEEP_SESSIONS', data: { ended: ended.length } });
+    const endOthers = b.endOtherSessions !== false;
+    const ended = endOthers ? await s.sessions.revokeAllFor(p.identityId, 'password_changed', p.sessionId) : [];
+    await s.audit.append({ type: 'password.changed', actor: p.identityId, subject: p.identityId, reason: endOthers ? 'END_OTHER_SESSIONS' : 'KEEP_SESSIONS', data: { ended: ended.length } });
     await s.notifyUser?.(p.identityId, 'factor_changed', { factor: 'password', action: 'changed' }, `password-${Math.floor(s.clock.now() / 1000)}`);
     return c.json({ changed: true, endedSessions: ended.length });
   });
@@ -142,6 +158,13 @@ export function sessionRoutes(s: Services) {
 
   app.post('/authorize', async (c) => {
     const b = await readJson(c, AuthorizeSchema);
+    // A workload (service-account) token: its roles apply in its mapped namespaces only.
+    const workload = await workloadOf(c, s);
+    if (workload) {
+      const d = await decideForWorkload(s, workload, b.permission, b.namespace, 'authorize');
+      if (d.allow) return c.json({ allow: true });
+      throw new AppError('PERMISSION_DENIED');
+    }
     const p = await requirePrincipal(c, s);
     const d = await s.rbac.authorize(p, b.permission);
     if (d.allow) return c.json({ allow: true });

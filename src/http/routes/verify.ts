@@ -6,6 +6,9 @@ import { checkRequirement, stepUpChallenge, type Decision } from '../../rbac/rba
 import type { RevocationList } from '../../session/revocation.ts';
 import type { VerifiedCredential, VerifyCache } from '../verify-cache.ts';
 import { routeDocs } from '../openapi/doc.ts';
+import { isAppError } from '../../errors.ts';
+import { decideForWorkload, NAMESPACE_RE, workloadOf } from '../../authn/trusted-issuers/workload-http.ts';
+import type { WorkloadPrincipal } from '../../authn/trusted-issuers/workload.ts';
 import type { Env, Services } from '../services.ts';
 
 /**
@@ -34,6 +37,8 @@ export const AUTH_HEADERS = {
   roles: 'X-Auth-Roles',
   amr: 'X-Auth-Amr',
   session: 'X-Auth-Session',
+  /** `service_account` for a workload token; absent for people. */
+  kind: 'X-Auth-Kind',
 } as const;
 
 const PERMISSION_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -54,9 +59,10 @@ export const verifyDocs = routeDocs('/auth/verify', 'Authorization', {
     headers: {
       'X-Required-Permission': 'A permission the request needs (A-Z a-z 0-9 _ . : -, at most 128)',
       'X-Original-URI': 'The original path, recorded when a denial is audited',
+      'X-Required-Namespace': 'Workload (service-account) tokens: the namespace the request acts in; their roles apply only in their mapped namespaces',
     },
     responses: {
-      200: { description: 'Allowed; identity in the headers', headers: { 'X-Auth-User': 'User id', 'X-Auth-Email': 'Email (percent-encoded when not ASCII)', 'X-Auth-Roles': 'Comma-separated roles', 'X-Auth-Amr': 'Space-separated amr', 'X-Auth-Session': 'Session id' } },
+      200: { description: 'Allowed; identity in the headers', headers: { 'X-Auth-User': 'User id', 'X-Auth-Email': 'Email (percent-encoded when not ASCII)', 'X-Auth-Roles': 'Comma-separated roles', 'X-Auth-Amr': 'Space-separated amr', 'X-Auth-Session': 'Session id', 'X-Auth-Kind': '`service_account` for a workload token (then X-Auth-User is its subject)' } },
       400: { description: 'X-Required-Permission is malformed (a proxy misconfiguration)' },
       401: { description: 'No valid credential, or a step-up is needed', headers: { 'WWW-Authenticate': 'Bearer, with the RFC 9470 challenge when a step-up would do' } },
       403: { description: 'The permission is not granted' },
@@ -189,6 +195,11 @@ export function verifyRoutes(s: VerifyServices, options: VerifyOptions = {}) {
     const permission = readRequiredPermission(c);
     if (permission === null) return present(c, { status: 400 });
 
+    // A workload (service-account) token: its mapped roles, in its namespaces only (X-Required-Namespace).
+    if (cred.kind === 'bearer') {
+      const w = await verifyWorkload(c, s, permission);
+      if (w) return w;
+    }
     let cached = await fromCache(s, cred, opts);
     if (cached === undefined) cached = await verifyFresh(c, s, cred);
     if (!cached) return present(c, { status: 401, challenge: cred.kind === 'bearer' ? 'Bearer error="invalid_token"' : 'Bearer' });
@@ -204,6 +215,33 @@ export function verifyRoutes(s: VerifyServices, options: VerifyOptions = {}) {
   });
 
   return app;
+}
+
+/**
+ * Forward-auth for a workload token (null when the bearer is not one): 200 with `X-Auth-Kind:
+ * service_account`, the subject and roles; 401 when it fails verification; 403 outside its
+ * namespaces or roles; 400 for a malformed `X-Required-Namespace`.
+ */
+async function verifyWorkload(c: Context<Env>, s: VerifyServices, permission: string | undefined) {
+  let p: WorkloadPrincipal | null;
+  try {
+    p = await workloadOf(c, s);
+  } catch (e) {
+    if (isAppError(e) && e.code === 'UNAUTHENTICATED') return present(c, { status: 401, challenge: 'Bearer error="invalid_token"' });
+    throw e;
+  }
+  if (!p) return null;
+  const ns = c.req.header('x-required-namespace')?.trim() || undefined;
+  if (ns !== undefined && !NAMESPACE_RE.test(ns)) return present(c, { status: 400 });
+  if (permission !== undefined) {
+    const d = await decideForWorkload(s, p, permission, ns, 'forward_auth');
+    if (!d.allow) return present(c, { status: 403 });
+  }
+  c.header('Cache-Control', 'no-store');
+  c.header(AUTH_HEADERS.user, headerValue(p.subject));
+  c.header(AUTH_HEADERS.roles, tokenList(p.roles, ','));
+  c.header(AUTH_HEADERS.kind, p.kind);
+  return c.body(null, 200);
 }
 
 /** Wire a cache to a revocation list: every process drops a revoked session's entries at once. */

@@ -11,6 +11,11 @@ export const password: MethodDescriptor = {
   events: [z.object({ type: z.literal('password'), identifier: z.string().min(1).max(320), password: z.string().max(1024) }).strict()],
   steps: [{ step: 'password' }],
   loginActors: (d) => ({
-    verifyPassword: fromPromise(({ input }) => d.passwords.verifyLogin(input.identifier, input.password)),
+    verifyPassword: fromPromise(async ({ input }) => {
+      const r = await d.passwords.verifyLogin(input.identifier, input.password);
+      // Only a right password is looked up for breaches: the check is no oracle for guesses.
+      if (r.ok && r.identityId && d.compromised) await d.compromised.checkAtLogin(r.identityId, input.password);
+      return r;
+    }),
   }),
 };

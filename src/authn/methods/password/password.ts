@@ -130,11 +130,16 @@ export async function createPasswordService(deps: {
     async setPassword(identityId, pw) {
       checkPasswordPolicy(pw);
       const h = await doHash(pw);
+      // A new password forgets every remembered device in the same statement (issue 12): whoever
+      // remembered a device with the old password (perhaps not the owner) must prove a factor again.
       await db.query(
-        `INSERT INTO password_credentials (identity_id, hash, updated_at) VALUES ($1, $2, $3)
+        `WITH forgot AS (UPDATE remembered_devices SET revoked_at = $3, revoked_reason = 'PASSWORD_CHANGED' WHERE identity_id = $1 AND revoked_at IS NULL)
+         INSERT INTO password_credentials (identity_id, hash, updated_at) VALUES ($1, $2, $3)
          ON CONFLICT (identity_id) DO UPDATE SET hash = EXCLUDED.hash, updated_at = EXCLUDED.updated_at`,
         [identityId, h, new Date(clock.now())],
       );
+      // A new password is no longer the breached one: the change it asked for is done.
+      await db.query('UPDATE identities SET password_compromised = false WHERE id = $1 AND password_compromised', [identityId]);
     },
   };
 }
