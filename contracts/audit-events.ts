@@ -77,7 +77,14 @@ export const AUDIT_EVENT_TYPES = [
   'recovery.denied', // the recovery was refused after the link was proven (reason RISK_DENIED | MFA_REQUIRED_NO_FACTOR)
   'recovery.locked', // the recovery flow spent its link or second-factor budget
   'recovery.completed', // a new password was set through recovery; every session and refresh family ended
-  'authorization.denied',
+  'authorization.denied', // a refused authorization (reason PERMISSION_DENIED | PERMISSION_UNKNOWN | STEP_UP_REQUIRED | REQUIREMENT_UNMET)
+  'authorization.granted', // granted authorizations, aggregated: one per identity, credential kind, permission and namespace per flush (data.count, first, last)
+  'api_key.created', // a key was created (reason SELF | FOR_IDENTITY; data: identity, permissions, expiry, allow-list)
+  'api_key.rotated', // a key was replaced by a new one; the old one works until the overlap ends
+  'api_key.revoked', // a key was revoked (reason OWNER | CREATOR | ADMIN)
+  'api_key.refused', // a known key was refused (reason REVOKED | EXPIRED | IDENTITY_INACTIVE | ADDRESS_REFUSED | RATE_LIMITED), once per key, reason and 5 min
+  'user.roles_changed', // an administrator bound or unbound a role (data.before, data.after)
+  'user.permissions_changed', // an administrator granted or withdrew a direct permission (data.before, data.after)
 ] as const;
 
 export type AuditEventType = (typeof AUDIT_EVENT_TYPES)[number];

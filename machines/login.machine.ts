@@ -24,7 +24,7 @@ import {
  * allowed | stepUp (invokes the MFA machine) | denied; locked after repeated failures.
  * Bump the version when behaviour changes; flows under way keep the rules they started with.
  */
-export const LOGIN_MACHINE_VERSION = 5;
+export const LOGIN_MACHINE_VERSION = 6;
 
 /**
  * What a stored login flow is versioned by: it carries the MFA child's snapshot too, so a change
@@ -57,6 +57,8 @@ export interface LoginContext extends LoginInput {
   amr: string[];
   factors: string[];
   messages: FlowMessage[];
+  /** The proven password is known breached: the done answer says a change is required. */
+  passwordChangeRequired?: boolean;
   /** Why the last event was not accepted (the route answers with it); null when it was. */
   error: FlowErrorCode | null;
   /** Why the flow ended denied or locked. */
@@ -160,6 +162,7 @@ export const loginMachine = setup({
     recordPasswordOk: assign((_, out: PasswordResult) => ({
       identityId: out.identityId,
       methods: out.methods,
+      ...(out.changeRequired ? { passwordChangeRequired: true } : {}),
       amr: ['pwd'],
       factors: ['pwd'],
     })),

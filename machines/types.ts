@@ -79,6 +79,8 @@ export interface PasswordResult {
   methods: MfaMethod[];
   /** True when the account is (now) locked; presented exactly like a wrong password. */
   accountLocked: boolean;
+  /** The password is known breached (flagged now or before): the login's answer asks for a change. */
+  changeRequired?: boolean;
 }
 
 export interface RiskActorInput {

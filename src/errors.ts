@@ -8,6 +8,8 @@ export const ERRORS = {
   UNAUTHENTICATED: { status: 401, title: 'Authentication is required.' },
   STEP_UP_REQUIRED: { status: 401, title: 'Stronger or fresher authentication is required.' },
   PERMISSION_DENIED: { status: 403, title: 'You do not have this permission.' },
+  /** Told only to administrators: the permission named does not exist (a typo in a proxy's configuration). */
+  PERMISSION_UNKNOWN: { status: 403, title: 'No permission of this name exists.' },
   /** A state-changing request from another site (or a sibling subdomain) with the user's cookies. */
   CROSS_SITE_REQUEST: { status: 403, title: 'This request did not come from an allowed origin.' },
   ACCOUNT_LOCKED: { status: 423, title: 'The account is locked.' },
@@ -45,6 +47,10 @@ export const ERRORS = {
   /** The recovery was refused after the link was proven (risk, or a risky attempt on an account without a second factor). */
   RECOVERY_DENIED: { status: 403, title: 'The account recovery was refused.' },
   MFA_ENROLMENT_REQUIRED: { status: 403, title: 'No second factor can satisfy this request; enrol one first.' },
+  /** An API key that fails its shape or checksum: refused before any lookup. */
+  API_KEY_MALFORMED: { status: 400, title: 'The API key is malformed.' },
+  /** A valid API key used from an address outside its allow-list. */
+  API_KEY_ADDRESS_REFUSED: { status: 403, title: 'This API key may not be used from this address.' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send application/json.' },
   RATE_LIMITED: { status: 429, title: 'Too many requests.' },

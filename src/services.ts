@@ -12,6 +12,13 @@ import { createSessionService } from './session/sessions.ts';
 import { createKeyStore } from './tokens/keys.ts';
 import { createTokenService } from './tokens/access-token.ts';
 import { createRbac } from './rbac/rbac.ts';
+import { createAuthorizer } from './authz/authorizer.ts';
+import { defaultPipeline } from './principals/index.ts';
+import { apiKeyAuthenticator } from './principals/api-key-authenticator.ts';
+import { createApiKeyStore } from './credentials/api-keys/store.ts';
+import { createApiKeyVerifier } from './credentials/api-keys/verifier.ts';
+import { createUsageRecorder } from './credentials/api-keys/usage.ts';
+import { createApiKeyService } from './credentials/api-keys/service.ts';
 import { createRbacSnapshot, memoryVersionSource, redisVersionSource } from './rbac/snapshot.ts';
 import { createUserService } from './identity/users.ts';
 import { createLoginService } from './flows/login-service.ts';
@@ -117,6 +124,7 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   // New passwords (every path that sets one) and breached ones proven at sign-in.
   const passwordPolicy = passwordPolicyFromConfig(config, logger, methodsOf);
   const compromised = createCompromisedPasswords({ db, audit, policy: passwordPolicy, enabled: config.PASSWORD_BREACH_CHECK_AT_LOGIN === 'on', logger });
+  const authz = createAuthorizer({ snapshot: rbac.snapshot, clock, audit, logger, flushMs: config.AUTHZ_AUDIT_FLUSH_SECONDS * 1000 });
   const webauthn = createWebAuthnService({ db, clock, audit, rpID: config.webauthn.rpID, rpName: config.webauthn.rpName, origins: config.webauthn.origins });
   const codes = createCodeService({
     db,
@@ -224,7 +232,7 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   // client_credentials secrets: HMAC under their own key derived from the master key (clients.ts says why not argon2id).
   const machineClients = createMachineClients({ db, clock, pepper: createHmac('sha256', d.masterKey).update('machine-client-secrets').digest() });
   const recoveryFlows = createRecoveryFlows({
-    db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, methodsOf, ports, notifyUser,
+    db, clock, logger, config, audit, jobs, passwords, totp, recovery, sessions, methodsOf, ports, notifyUser, policy: passwordPolicy,
     key: createHmac('sha256', d.masterKey).update('recovery-links').digest(),
     sendLink: (o) => notify.send({ channel: 'email', to: o.to, template: 'recovery_link', data: { link: o.link, code: o.code, ttlMinutes: o.ttlMinutes } }, notifyJobId('recovery_link', o.flowId)),
   });
@@ -238,10 +246,33 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   };
   // The sign-in and account pages' form tokens (src/pages/security.ts): one key for every API process.
   const pageCsrfKey = createHmac('sha256', d.masterKey).update('page-csrf').digest();
+  const principals = defaultPipeline({ config, sessions, tokens, users, revocations, verifyCache });
+  // API keys: revocation and rotation bump a version every process reads per request (as RBAC does).
+  const apiKeyStore = createApiKeyStore(db);
+  const apiKeyVersion = redis ? redisVersionSource(redis, 'threshold:apikeys:version') : memoryVersionSource();
+  const apiKeyVerifier = createApiKeyVerifier({
+    store: apiKeyStore,
+    clock,
+    audit,
+    logger,
+    version: apiKeyVersion,
+    redis: limitRedis,
+    hashKey: limitHashKey,
+    defaultRatePerMinute: config.API_KEY_RATE_LIMIT_PER_MINUTE,
+    failuresPerIp: config.API_KEY_FAILURES_PER_IP,
+    failureWindowSeconds: config.API_KEY_FAILURE_WINDOW_SECONDS,
+    cacheMs: config.API_KEY_CACHE_SECONDS * 1000,
+    storeTimeoutMs: config.RATE_LIMIT_STORE_TIMEOUT_MS,
+  });
+  const apiKeyUsage = createUsageRecorder({ store: apiKeyStore, clock, logger, flushMs: config.API_KEY_USAGE_FLUSH_SECONDS * 1000 });
+  const apiKeys = createApiKeyService({ store: apiKeyStore, clock, audit, rbac: rbac.snapshot, version: apiKeyVersion, verifier: apiKeyVerifier, usage: apiKeyUsage });
+  principals.register(apiKeyAuthenticator({ verifier: apiKeyVerifier, usage: apiKeyUsage }));
   const close = async () => {
+    await authz.close();
+    await apiKeyUsage.close();
     await revocations.close();
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, machineClients, passwordPolicy, compromised, signup, emailVerification, remembered, recoveryFlows, pageCsrfKey, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, principals, authz, apiKeys, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, machineClients, passwordPolicy, compromised, signup, emailVerification, remembered, recoveryFlows, pageCsrfKey, close };
 }

@@ -12,9 +12,6 @@ CREATE TABLE recovery_links (
 );
 CREATE INDEX recovery_links_identity ON recovery_links (identity_id, created_at);
 
--- Recovery links go only to verified addresses. Until now every local account was created by an
--- administrator (or is the bootstrap admin), who vouches for the address they typed: those count
--- as verified. Federated accounts keep what their issuer asserted; self-service sign-ups start
--- unverified and prove their address first.
-UPDATE identities SET email_verified = true
- WHERE NOT email_verified AND NOT EXISTS (SELECT 1 FROM external_identities e WHERE e.identity_id = identities.id);
+-- Recovery links go only to verified addresses (identities.email_verified, set when the user proves
+-- the address with a code or link, or by an issuer trusted for it). An address an administrator
+-- typed is not proof: a typo would hand the account's recovery to whoever owns the mistyped address.

@@ -126,6 +126,14 @@ export const ConfigSchema = z.object({
   NOTIFY_QUEUE: z.string().regex(/^[A-Za-z0-9_-]+$/).default('notify'),
   /** The dev mailbox (GET /dev/mailbox); on by default only in the embedded default. */
   DEV_MAILBOX: z.enum(['on', 'off']).optional(),
+  /** API keys: requests per minute of a key without its own limit; wrong keys one address may try per window; how often usage counts are written; how long a verified key is held (revocation is immediate regardless). */
+  API_KEY_RATE_LIMIT_PER_MINUTE: int(600, 1, 1_000_000),
+  API_KEY_FAILURES_PER_IP: int(20, 1, 100_000),
+  API_KEY_FAILURE_WINDOW_SECONDS: int(300, 1, 86_400),
+  API_KEY_USAGE_FLUSH_SECONDS: int(10, 1, 3600),
+  API_KEY_CACHE_SECONDS: int(30, 1, 3600),
+  /** Granted authorizations are counted in memory and written to the audit chain this often (one event per identity, permission, namespace). */
+  AUTHZ_AUDIT_FLUSH_SECONDS: int(60, 1, 3600),
   /** The worker process's probes (/health/live, /health/ready) listen here on HOST; 0 = none. */
   WORKER_HEALTH_PORT: int(0, 0, 65535),
   /** Bearer token for GET /metrics (Prometheus); unset = no metrics endpoint. */

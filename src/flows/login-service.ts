@@ -268,7 +268,8 @@ export function createLoginService(deps: {
     }
     const completion: Completion = { sessionToken: f.created!.token, session: f.created!.session };
     if (f.tokens) completion.tokens = f.tokens;
-    if (await deps.compromised?.changeRequired(f.identityId)) completion.passwordChangeRequired = true;
+    // Known from the password step (its own read of the account, or the breach check it ran): no statement here.
+    if (f.ctx.passwordChangeRequired) completion.passwordChangeRequired = true;
     if (remember) {
       const r = await rememberDevice(f);
       if (r) completion.remember = r;

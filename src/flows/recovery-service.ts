@@ -10,7 +10,8 @@ import type { PasswordService } from '../authn/methods/password/password.ts';
 import type { TotpService } from '../authn/methods/totp/totp.ts';
 import type { RecoveryService } from '../authn/methods/recovery/recovery.ts';
 import type { SessionService } from '../session/sessions.ts';
-import { checkPasswordPolicy, normalizeIdentifier } from '../authn/methods/password/password.ts';
+import { normalizeIdentifier } from '../authn/methods/password/password.ts';
+import type { PasswordPolicy } from '../authn/passwords/policy.ts';
 import { randomToken } from '../crypto/seal.ts';
 import { AppError, isAppError } from '../errors.ts';
 import { provideMfa, type SecondFactorPorts } from './mfa-actors.ts';
@@ -22,14 +23,6 @@ import type { MfaMethod } from '../../machines/types.ts';
 
 /** Wrong links a recovery flow takes before it locks (the link itself has 192 bits). */
 const MAX_LINK_ATTEMPTS = 5;
-
-/**
- * The new-password rule recovery applies. Today's length rule (src/auth/password.ts); helper
- * life-a's checkNewPassword() (breach list, NIST rules) replaces it once it is on main.
- */
-function checkNewPassword(password: string, _ctx: { identifier: string }): void {
-  checkPasswordPolicy(password);
-}
 
 export interface RecoveryClient extends FlowClient {
   ip: string;
@@ -54,6 +47,8 @@ export function createRecoveryFlows(deps: {
   sessions: SessionService;
   methodsOf: (identityId: string) => Promise<MfaMethod[]>;
   ports?: SecondFactorPorts;
+  /** The new-password rule of every path (breach corpus, NIST length, no identifier or product name). */
+  policy: PasswordPolicy;
   /** HMAC key for link digests (derived from the master key). */
   key: Buffer;
   /** Queue the recovery email (the worker sends it). */
@@ -92,7 +87,7 @@ export function createRecoveryFlows(deps: {
       setNewPassword: fromPromise(async ({ input }): Promise<NewPasswordResult> => {
         const who = await db.query<{ email: string }>('SELECT email FROM identities WHERE id = $1', [input.identityId]);
         try {
-          checkNewPassword(input.password, { identifier: who.rows[0]?.email ?? '' });
+          await deps.policy.assertNewPassword({ password: input.password, identifier: who.rows[0]?.email ?? null, identityId: input.identityId });
         } catch (e) {
           if (isAppError(e) && e.status < 500) return { ok: false, code: e.code, message: e.detail ?? e.message };
           throw e;
@@ -100,6 +95,14 @@ export function createRecoveryFlows(deps: {
         // Also forgets every remembered device (src/auth/password.ts).
         await deps.passwords.setPassword(input.identityId, input.password);
         await deps.sessions.revokeAllFor(input.identityId, 'password_recovered');
+        // The owner proved the link (and their factor): a timed lockout from guesses at the old
+        // password ends with it; a lock without an end (an administrator's) stays.
+        await db.query(
+          `UPDATE identities SET failed_attempts = 0, mfa_failed_attempts = 0,
+                  locked_at = CASE WHEN locked_until IS NOT NULL THEN NULL ELSE locked_at END, locked_until = NULL
+            WHERE id = $1`,
+          [input.identityId],
+        );
         return { ok: true };
       }),
     },

@@ -18,6 +18,8 @@ import { devicesRoutes } from './routes/devices.ts';
 import { adminRecoveryRoutes, recoveryRoutes } from './routes/recovery.ts';
 import { mountMethodRoutes } from './routes/methods.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { bindingRoutes } from './routes/bindings.ts';
+import { apiKeyRoutes } from '../credentials/api-keys/routes.ts';
 import { riskRoutes } from './routes/risk.ts';
 import { stepUpRoutes } from './routes/stepup.ts';
 import { verifyRoutes } from './routes/verify.ts';
@@ -52,6 +54,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
     c.header('X-Content-Type-Options', 'nosniff');
     c.header('Referrer-Policy', 'no-referrer');
     await next();
+    // After the answer is final (onError included): e.g. an API key's use is counted unless refused.
+    c.get('settle')?.(c.res.status);
   });
   const smallBodies = bodyLimit({ maxSize: 64 * 1024, onError: () => { throw new AppError('PAYLOAD_TOO_LARGE'); } });
   // Back-test uploads carry JSONL files; that route applies its own (configured) bound.
@@ -203,6 +207,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/api/trusted-issuers', trustedIssuerRoutes(s));
   app.route('/api/machine-clients', machineClientRoutes(s));
   app.route('/api', adminRecoveryRoutes(s));
+  app.route('/api/api-keys', apiKeyRoutes(s));
+  app.route('/api/users', bindingRoutes(s));
   app.route('/api', adminRoutes(s));
   // The sign-in and account pages: clients of the routes above, called in-process.
   app.route('/', pageRoutes(s, (req, env) => app.fetch(req, env as never)));

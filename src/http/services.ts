@@ -10,7 +10,11 @@ import type { RecoveryService } from '../authn/methods/recovery/recovery.ts';
 import type { SessionService } from '../session/sessions.ts';
 import type { TokenService } from '../tokens/access-token.ts';
 import type { KeyStore } from '../tokens/keys.ts';
-import type { Rbac, Principal } from '../rbac/rbac.ts';
+import type { Rbac } from '../rbac/rbac.ts';
+import type { AnyPrincipal } from '../principals/types.ts';
+import type { PrincipalPipeline } from '../principals/pipeline.ts';
+import type { Authorizer } from '../authz/authorizer.ts';
+import type { ApiKeyService } from '../credentials/api-keys/service.ts';
 import type { UserService } from '../identity/users.ts';
 import type { LoginService } from '../flows/login-service.ts';
 import type { StepUpService } from '../flows/stepup-service.ts';
@@ -50,6 +54,12 @@ export interface Services {
   tokens: TokenService;
   keys: KeyStore;
   rbac: Rbac;
+  /** Who is calling: the ordered list of authenticators (src/principals/). */
+  principals: PrincipalPipeline;
+  /** Authorization of any principal, audited (src/authz/authorizer.ts). */
+  authz: Authorizer;
+  /** API keys: creation, rotation, revocation, usage (src/credentials/api-keys/). */
+  apiKeys: ApiKeyService;
   users: UserService;
   login: LoginService;
   stepup: StepUpService;
@@ -94,11 +104,13 @@ export type Env = {
   Variables: {
     requestId: string;
     clientIp: string;
-    principal?: Principal;
+    principal?: AnyPrincipal;
     /** Set by demandKnownUser (the okta/sid schemes). */
     knownUser?: KnownUser;
-    via?: 'cookie' | 'bearer';
+    via?: AnyPrincipal['via'];
     /** Set by the login route for a password event: whether the password was right (the limiter reads it). */
     loginOutcome?: LoginAttemptOutcome;
+    /** Told the final status once the route answered (API-key usage counts only uses that were not refused). */
+    settle?: (status: number) => void;
   };
 };

@@ -45,7 +45,7 @@ export interface UserRow {
 
 /** The columns of a UserView, for any reader of `identities i` (the admin list reads pages of them). */
 export const USER_COLUMNS = `i.id, i.email, i.display_name, i.status, i.locked_at, i.locked_until, i.created_at, i.email_verified,
-       (SELECT coalesce(json_agg(role ORDER BY role), '[]'::json) FROM user_roles WHERE identity_id = i.id) AS roles`;
+       (SELECT coalesce(json_agg(role ORDER BY role), '[]'::json) FROM user_roles WHERE identity_id = i.id AND namespace = '') AS roles`;
 
 export function userViewOf(r: UserRow, now: number): UserView {
   return {
@@ -75,9 +75,9 @@ export function createUserService(deps: { db: Db; clock: Clock; passwords: Passw
       const id = randomUUID();
       try {
         await db.tx(async (q) => {
-          // An administrator typed this address and vouches for it: verified (account recovery sends
-          // links only to verified addresses; self-service sign-up starts unverified instead).
-          await q.query('INSERT INTO identities (id, email, display_name, created_at, email_verified) VALUES ($1, $2, $3, $4, true)', [
+          // Unverified until the user proves the address (POST /auth/email/verification): an address an
+          // administrator typed may be mistyped, and recovery links and federation linking trust it.
+          await q.query('INSERT INTO identities (id, email, display_name, created_at) VALUES ($1, $2, $3, $4)', [
             id,
             normalizeIdentifier(u.email),
             u.displayName ?? null,

@@ -2,12 +2,13 @@ import type { Redis } from 'ioredis';
 import { withTimeout } from '../jobs/jobs.ts';
 import type { Clock } from '../clock.ts';
 import type { Queryable } from '../db/db.ts';
-import type { Requirement } from './rbac.ts';
+import type { Requirement } from '../authz/decision.ts';
 
 /**
  * The RBAC model held in memory, so an authorization is a few map lookups instead of a join per
  * request: permissions with their requirements and role → permissions, loaded whole (they are
- * small), and each identity's roles, loaded on first use and kept in a bounded LRU.
+ * small), and each identity's role bindings and direct permissions (user_roles, user_permissions,
+ * each global or scoped to a namespace), loaded on first use and kept in a bounded LRU.
  *
  * Freshness: every change to roles, permissions or grants bumps a version (`bump`); every
  * authorization first reads the current version (`sync`, one Redis GET, pipelined with the
@@ -53,16 +54,51 @@ export function memoryVersionSource(): RbacVersionSource {
   };
 }
 
+/** A role held by an identity, globally (`namespace` null) or in one namespace. */
+export interface RoleBinding {
+  role: string;
+  namespace: string | null;
+}
+/** A permission held by an identity directly, globally or in one namespace. */
+export interface DirectGrant {
+  permission: string;
+  namespace: string | null;
+}
+export type PermissionView = { name: string; requirement: Requirement | null };
+
+/** The answer to "may this identity use this permission here?", before requirements are checked. */
+export interface Resolution {
+  /** A permission of that name exists. */
+  known: boolean;
+  /** The identity holds ADMIN where asked (globally, or in the namespace). */
+  admin: boolean;
+  /** How it is granted (undefined: it is not). */
+  via?: 'ADMIN' | 'DIRECT' | 'ROLE';
+  requirement: Requirement | null;
+}
+
+/** The role that is allowed everything (requirements still apply). */
+export const ADMIN_ROLE = 'ADMIN';
+
 export interface RbacSnapshot {
   /** Make sure the model is at the current version (reloading when it moved or is too old). */
   sync(): Promise<void>;
+  /** Roles held globally (namespace-less bindings), sorted. */
   rolesOf(identityId: string): Promise<string[]>;
-  /** The identity's permissions with their requirements, sorted by name. */
-  permissionsOf(identityId: string): Promise<{ name: string; requirement: Requirement | null }[]>;
+  /** Every role binding and direct permission of the identity. */
+  bindingsOf(identityId: string): Promise<{ roles: RoleBinding[]; permissions: DirectGrant[] }>;
+  /** The identity's permissions (globally, or in `namespace`), sorted by name; ADMIN holds all. */
+  permissionsOf(identityId: string, namespace?: string): Promise<PermissionView[]>;
   /** Roles and permissions together, after one version read. */
-  accessOf(identityId: string): Promise<{ roles: string[]; permissions: { name: string; requirement: Requirement | null }[] }>;
+  accessOf(identityId: string, namespace?: string): Promise<{ roles: string[]; permissions: PermissionView[] }>;
   /** The requirement of a permission the identity holds (null: none), or undefined when it does not hold it. */
-  grant(identityId: string, permission: string): Promise<Requirement | null | undefined>;
+  grant(identityId: string, permission: string, namespace?: string): Promise<Requirement | null | undefined>;
+  /**
+   * The RBAC answer as drawn: ADMIN allows everything; then direct permissions; then role
+   * permissions. A binding with a namespace counts only for that namespace; one without counts
+   * everywhere. `extra` bindings come from the credential (a service-account mapping).
+   */
+  resolve(identityId: string, permission: string, namespace?: string, extra?: readonly RoleBinding[]): Promise<Resolution>;
   /** The requirement of a permission one of these roles grants (null: none), or undefined (workload principals hold roles, not an identity). */
   grantForRoles(roles: string[], permission: string): Promise<Requirement | null | undefined>;
   /** Whether a permission of this name exists at all. */
@@ -72,13 +108,23 @@ export interface RbacSnapshot {
   readonly version: number;
 }
 
+interface Access {
+  roles: RoleBinding[];
+  direct: DirectGrant[];
+}
+
 interface Model {
   version: number;
   loadedAt: number;
   requirements: Map<string, Requirement | null>;
   roleGrants: Map<string, string[]>;
-  userRoles: Map<string, string[]>;
+  userAccess: Map<string, Access>;
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Stored as '' (a primary key cannot hold NULL); null everywhere else. */
+const ns = (v: string) => (v === '' ? null : v);
+const applies = (bindingNs: string | null, asked: string | undefined) => bindingNs === null || bindingNs === asked;
 
 export function createRbacSnapshot(o: {
   db: Queryable;
@@ -105,10 +151,9 @@ export function createRbacSnapshot(o: {
       loadedAt: o.clock.now(),
       requirements: new Map(perms.rows.map((p) => [p.name, p.requirement ?? null])),
       roleGrants,
-      userRoles: new Map(),
+      userAccess: new Map(),
     };
   }
-
   /**
    * A model at least as new as the version read now. Concurrent callers that read the same
    * version share one load; a caller that read a newer version never settles for an older load.
@@ -141,25 +186,56 @@ export function createRbacSnapshot(o: {
     return fresh;
   }
 
-  async function rolesIn(m: Model, identityId: string): Promise<string[]> {
-    const held = m.userRoles.get(identityId);
+  async function accessIn(m: Model, identityId: string): Promise<Access> {
+    const held = m.userAccess.get(identityId);
     if (held) {
-      m.userRoles.delete(identityId);
-      m.userRoles.set(identityId, held);
+      m.userAccess.delete(identityId);
+      m.userAccess.set(identityId, held);
       return held;
     }
-    const { rows } = await o.db.query<{ role: string }>('SELECT role FROM user_roles WHERE identity_id = $1 ORDER BY role', [identityId]);
-    const roles = rows.map((r) => r.role);
+    // Not an identity row (a workload principal that only brings its own bindings): nothing stored.
+    if (!UUID.test(identityId)) return { roles: [], direct: [] };
+    // One statement for both kinds of grant (the login's SQL budget counts it once).
+    const { rows } = await o.db.query<{ kind: 'r' | 'p'; name: string; namespace: string }>(
+      `SELECT 'r' AS kind, role AS name, namespace FROM user_roles WHERE identity_id = $1
+       UNION ALL SELECT 'p', permission, namespace FROM user_permissions WHERE identity_id = $1
+       ORDER BY 1, 2, 3`,
+      [identityId],
+    );
+    const access: Access = {
+      roles: rows.filter((r) => r.kind === 'r').map((r) => ({ role: r.name, namespace: ns(r.namespace) })),
+      direct: rows.filter((r) => r.kind === 'p').map((r) => ({ permission: r.name, namespace: ns(r.namespace) })),
+    };
     // Only into the model it was read for: a newer model starts empty and reads again.
-    m.userRoles.set(identityId, roles);
-    while (m.userRoles.size > maxIdentities) m.userRoles.delete(m.userRoles.keys().next().value as string);
-    return roles;
+    m.userAccess.set(identityId, access);
+    while (m.userAccess.size > maxIdentities) m.userAccess.delete(m.userAccess.keys().next().value as string);
+    return access;
   }
 
-  function permissionsIn(m: Model, roles: string[]) {
+  const globalRoles = (a: Access) => [...new Set(a.roles.filter((b) => b.namespace === null).map((b) => b.role))].sort();
+
+  function permissionsIn(m: Model, a: Access, namespace: string | undefined): PermissionView[] {
     const names = new Set<string>();
-    for (const r of roles) for (const p of m.roleGrants.get(r) ?? []) if (m.requirements.has(p)) names.add(p);
-    return [...names].sort().map((name) => ({ name, requirement: m.requirements.get(name) ?? null }));
+    const roles = a.roles.filter((b) => applies(b.namespace, namespace)).map((b) => b.role);
+    if (roles.includes(ADMIN_ROLE)) for (const p of m.requirements.keys()) names.add(p);
+    for (const d of a.direct) if (applies(d.namespace, namespace)) names.add(d.permission);
+    for (const r of roles) for (const p of m.roleGrants.get(r) ?? []) names.add(p);
+    return [...names]
+      .filter((n) => m.requirements.has(n))
+      .sort()
+      .map((name) => ({ name, requirement: m.requirements.get(name) ?? null }));
+  }
+
+  function resolveIn(m: Model, a: Access, permission: string, namespace: string | undefined, extra: readonly RoleBinding[]): Resolution {
+    const known = m.requirements.has(permission);
+    const requirement = m.requirements.get(permission) ?? null;
+    const roles = [...a.roles, ...extra].filter((b) => applies(b.namespace, namespace)).map((b) => b.role);
+    const admin = roles.includes(ADMIN_ROLE);
+    if (!known) return { known, admin, requirement: null };
+    if (admin) return { known, admin, via: 'ADMIN', requirement };
+    if (a.direct.some((d) => d.permission === permission && applies(d.namespace, namespace))) return { known, admin, via: 'DIRECT', requirement };
+    if (roles.some((r) => m.roleGrants.get(r)?.includes(permission))) return { known, admin, via: 'ROLE', requirement };
+    return { known, admin, requirement };
   }
 
   return {
@@ -168,22 +244,29 @@ export function createRbacSnapshot(o: {
     },
     async rolesOf(identityId) {
       const m = await sync();
-      return [...(await rolesIn(m, identityId))];
+      return globalRoles(await accessIn(m, identityId));
     },
-    async permissionsOf(identityId) {
-      const m = await sync();
-      return permissionsIn(m, await rolesIn(m, identityId));
+    async bindingsOf(identityId) {
+      const a = await accessIn(await sync(), identityId);
+      return { roles: a.roles.map((b) => ({ ...b })), permissions: a.direct.map((d) => ({ ...d })) };
     },
-    async accessOf(identityId) {
+    async permissionsOf(identityId, namespace) {
       const m = await sync();
-      const roles = await rolesIn(m, identityId);
-      return { roles: [...roles], permissions: permissionsIn(m, roles) };
+      return permissionsIn(m, await accessIn(m, identityId), namespace);
     },
-    async grant(identityId, permission) {
+    async accessOf(identityId, namespace) {
       const m = await sync();
-      if (!m.requirements.has(permission)) return undefined;
-      for (const r of await rolesIn(m, identityId)) if (m.roleGrants.get(r)?.includes(permission)) return m.requirements.get(permission) ?? null;
-      return undefined;
+      const a = await accessIn(m, identityId);
+      return { roles: globalRoles(a), permissions: permissionsIn(m, a, namespace) };
+    },
+    async grant(identityId, permission, namespace) {
+      const m = await sync();
+      const r = resolveIn(m, await accessIn(m, identityId), permission, namespace, []);
+      return r.via ? r.requirement : undefined;
+    },
+    async resolve(identityId, permission, namespace, extra = []) {
+      const m = await sync();
+      return resolveIn(m, await accessIn(m, identityId), permission, namespace, extra);
     },
     async grantForRoles(roles, permission) {
       const m = await sync();

@@ -111,7 +111,7 @@ export function createRefreshStore(deps: { db: Db; clock: Clock; audit: Audit; t
                 f.revoked_at AS family_revoked_at, i.status,
                 c.id AS child_id, c.rotated_at AS child_rotated_at, c.revoked_at AS child_revoked_at,
                 c.expires_at AS child_expires_at, c.ip AS child_ip, c.country AS child_country,
-                (SELECT array_agg(ur.role ORDER BY ur.role) FROM user_roles ur WHERE ur.identity_id = t.identity_id) AS roles,
+                (SELECT array_agg(ur.role ORDER BY ur.role) FROM user_roles ur WHERE ur.identity_id = t.identity_id AND ur.namespace = '') AS roles,
                 ${SESSION_SELECT}
            FROM refresh_tokens t
            JOIN refresh_families f ON f.id = t.family_id

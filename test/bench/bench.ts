@@ -8,6 +8,7 @@
  *   5. complete WebAuthn step-ups/s (emulated security key), both also as a ratio to (3);
  *   6. a plain Hono route (GET /ping → "ok", @hono/node-server on loopback): the baseline of (7)–(9);
  *   7. GET /auth/verify/s with a bearer token and X-Required-Permission, warm cache (sessions.ts);
+ *  7b. the same with an API key (X-API-Key) instead of the bearer token, warm (api-keys.ts);
  *   8. refresh rotations/s, POST /auth/token (grant_type=refresh_token), one chain per client;
  *   9. the same refresh chains against oidc-provider 9 (in-memory adapter, oidc.ts), side by side.
  *
@@ -27,6 +28,7 @@ import { closedLoop, ratio, round, type RunResult } from './loop.ts';
 import { startOidcProvider } from './oidc.ts';
 import { countQueries, refreshChains, signInUsers, startPing, verifyOp, VERIFY_PERMISSION } from './sessions.ts';
 import { prepareTotp, prepareWebAuthn, WEBAUTHN_ENV } from './stepup.ts';
+import { apiKeyVerifyOp } from './api-keys.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 8);
@@ -143,6 +145,15 @@ async function main(): Promise<number> {
     const verifyRatio = ratio(fwd.perSec, plain.perSec);
     console.log(`[7/9] GET /auth/verify (cached): ${fwd.perSec}/s (${fwd.ok} ok, ${fwd.failures} failed; cache hit ratio ${cache.hitRatio})`);
 
+    // ---- 7b. GET /auth/verify with an API key, warm (one key per client) ----
+    const keyAuth = await apiKeyVerifyOp(srv, users);
+    await warm(keyAuth.op, '/auth/verify with an API key');
+    const keyProbe = await countQueries(srv.db, () => keyAuth.op(0)); // held verified in memory
+    if (keyProbe.result) throw new Error(`probe API-key verify failed: ${keyProbe.result}`);
+    const keyed = await closedLoop(CLIENTS, SECONDS, keyAuth.op);
+    const keyRatio = ratio(keyed.perSec, plain.perSec);
+    console.log(`[7b/9] GET /auth/verify (API key, warm): ${keyed.perSec}/s (${keyed.ok} ok, ${keyed.failures} failed)`);
+
     // ---- 8. refresh rotations, one token chain per client (the same sessions) ----
     const chains = refreshChains(`${srv.url}/auth/token`, users.map((u) => u.headers), users.map((u) => u.refreshToken));
     const refreshProbe = await countQueries(srv.db, () => chains.op(0));
@@ -173,6 +184,7 @@ async function main(): Promise<number> {
       row('step-up WebAuthn (HTTP)', CLIENTS, stWa),
       row('plain Hono GET /ping (baseline)', CLIENTS, plain),
       row('GET /auth/verify (cached)', CLIENTS, fwd),
+      row('GET /auth/verify (API key, warm)', CLIENTS, keyed),
       row('refresh rotation (POST /auth/token)', CLIENTS, refresh),
       row(`oidc-provider ${op.version} refresh rotation`, CLIENTS, oidc),
     ];
@@ -204,12 +216,16 @@ async function main(): Promise<number> {
       `/auth/verify: ${VERIFY_PERMISSION} for ${CLIENTS} bearer tokens (one per client); cache ${cache.hits} hits / ${cache.misses} misses; ` +
         `${verifyProbe.statements} Postgres statements per cached verify (the revocation deny-list is one Redis GET per request)`,
     );
+    console.log(
+      `API-key authentication: verify with X-API-Key/s ÷ plain Hono /ping/s = ${keyRatio} (bearer verify: ${verifyRatio}); ` +
+        `${keyProbe.statements} Postgres statements per warm API-key verify (the API-key version read and the key's rate-limit count go to Redis together; usage is counted in memory)`,
+    );
     if (hashConc > cpus.length)
       console.log(`note: PASSWORD_HASH_CONCURRENCY (${hashConc}) > CPUs (${cpus.length}): extra hashes only queue for a core (throughput as at ${cpus.length}, higher latency)`);
 
     const phases = [
       ['argon2', argon], ['login', logins], ['authorize', authz], ['stepup_totp', stTotp], ['stepup_webauthn', stWa],
-      ['plain_hono', plain], ['verify', fwd], ['refresh', refresh], ['oidc_provider_refresh', oidc],
+      ['plain_hono', plain], ['verify', fwd], ['api_key_verify', keyed], ['refresh', refresh], ['oidc_provider_refresh', oidc],
     ] as const;
     const failures = phases.reduce((n, [, r]) => n + r.failures, 0);
     if (failures) {
@@ -237,6 +253,7 @@ async function main(): Promise<number> {
       },
       plainHono: { ...strip(plain), route: 'GET /ping' },
       verify: { ...strip(fwd), ratioToPlainHono: verifyRatio, permission: VERIFY_PERMISSION, tokens: CLIENTS, cache, postgresStatementsPerCachedVerify: verifyProbe.statements },
+      apiKeyVerify: { ...strip(keyed), ratioToPlainHono: keyRatio, permission: VERIFY_PERMISSION, keys: CLIENTS, postgresStatementsPerWarmVerify: keyProbe.statements },
       refresh: {
         ...strip(refresh),
         ratioToPlainHono: refreshRatio,

@@ -112,6 +112,30 @@ describe('/api/sessions, /api/roles, /api/permissions', () => {
     for (const r of [await desk.post('/api/roles', { name: 'SNEAKY', permissions: ['MANAGE_CONFIG'] }), await desk.req('PATCH', '/api/roles/USER_DESK', { permissions: ['MANAGE_CONFIG'] }), await desk.req('DELETE', '/api/roles/PATHOLOGIST')])
       expect([r.status, r.body.code]).toEqual([403, 'PERMISSION_DENIED']);
     expect((await desk.get('/api/audit')).status).toBe(403); // VIEW_AUDIT_LOGS is not theirs
+    // Managing users gives no way to more than one holds: no ADMIN made, no admin taken over or shut out.
+    const adminId = (await admin.get('/auth/me')).body.user.id;
+    for (const r of [
+      await desk.post('/api/users', { email: 'made-admin@example.test', roles: ['ADMIN'] }),
+      await desk.req('PATCH', `/api/users/${adminId}`, { email: 'desk-owns-this@example.test' }),
+      await desk.post(`/api/users/${adminId}/lock`),
+      await desk.post(`/api/users/${adminId}/disable`),
+      await desk.req('DELETE', `/api/users/${adminId}`),
+      await desk.post(`/api/users/${ids.sam}/disable`), // a technician holds VIEW_CASES, which desk does not
+    ])
+      expect([r.status, r.body.code]).toEqual([403, 'PERMISSION_DENIED']);
+    expect(await t.services.users.byEmail('made-admin@example.test')).toBeNull();
+    expect((await admin.get(`/api/users/${adminId}`)).body).toMatchObject({ email: 'admin@example.test', locked: false, status: 'active' });
+    const plain = await desk.post('/api/users', { email: 'plain@example.test', roles: [] });
+    expect(plain.status).toBe(201);
+    expect((await desk.post(`/api/users/${plain.body.id}/disable`)).body.status).toBe('disabled');
+    expect((await desk.req('DELETE', `/api/users/${plain.body.id}`)).status).toBe(204);
+    // A configuration manager who is not an ADMIN grants only what they hold.
+    expect((await admin.post('/api/roles', { name: 'CONFIG_DESK', permissions: ['MANAGE_CONFIG', 'VIEW_CASES'] })).status).toBe(201);
+    expect((await admin.post('/api/users', { email: 'conf@example.test', password: pw, roles: ['CONFIG_DESK'] })).status).toBe(201);
+    const conf = (await signIn(t.url, 'conf@example.test', pw)).c;
+    for (const r of [await conf.post('/api/roles', { name: 'GRAB', permissions: ['MANAGE_USERS'] }), await conf.req('PATCH', '/api/roles/CONFIG_DESK', { permissions: ['MANAGE_CONFIG', 'VIEW_AUDIT_LOGS'] })])
+      expect([r.status, r.body.code]).toEqual([403, 'PERMISSION_DENIED']);
+    expect((await conf.post('/api/roles', { name: 'VIEWER', permissions: ['VIEW_CASES'] })).status).toBe(201);
     const anon = new Client(t.url);
     expect((await anon.post('/api/roles', { name: 'ANON' })).status).toBe(401);
   });

@@ -43,6 +43,25 @@ describe('client_credentials', () => {
     expect((await new Client(srv.url).get('/auth/me', { authorization: `Bearer ${r.body.access_token}` })).status).toBe(401);
   });
 
+  it('the token authorizes what the client\'s roles grant, at /auth/authorize and /auth/verify; a tampered one is 401', async () => {
+    const { body } = await form({ grant_type: 'client_credentials' }, basic('billing-sync', secret));
+    const bearer = { authorization: `Bearer ${body.access_token}` };
+    const c = new Client(srv.url);
+    expect((await c.post('/auth/authorize', { permission: 'VIEW_CASES', namespace: 'any' }, bearer)).status).toBe(200);
+    expect((await c.post('/auth/authorize', { permission: 'VIEW_CASES' }, bearer)).status).toBe(200);
+    const denied = await c.post('/auth/authorize', { permission: 'MANAGE_USERS' }, bearer);
+    expect(denied.status).toBe(403);
+    const fwd = await c.get('/auth/verify', { ...bearer, 'x-required-permission': 'VIEW_CASES' });
+    expect(fwd.status).toBe(200);
+    expect(fwd.headers.get('x-auth-kind')).toBe('machine_client');
+    expect(fwd.headers.get('x-auth-user')).toBe('billing-sync');
+    // Claims changed (more roles), signature kept: refused.
+    const [h, p, sig] = body.access_token.split('.');
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+    const forged = `${h}.${Buffer.from(JSON.stringify({ ...claims, roles: ['ADMIN'] })).toString('base64url')}.${sig}`;
+    expect((await c.post('/auth/authorize', { permission: 'MANAGE_USERS' }, { authorization: `Bearer ${forged}` })).status).toBe(401);
+  });
+
   it('client_secret_post with a narrower scope', async () => {
     const r = await form({ grant_type: 'client_credentials', client_id: 'billing-sync', client_secret: secret, scope: 'cases:read' });
     expect(r.status).toBe(200);

@@ -36,6 +36,8 @@ describe('account recovery', () => {
     const email = `${name}@example.test`;
     const password = `${name}-has-a-long-password`;
     const u = await t.services.users.create({ email, password, roles: ['PATHOLOGIST'] });
+    // The user proved the address (POST /auth/email/verification); recovery mails only proven addresses.
+    await t.db.query('UPDATE identities SET email_verified = true WHERE id = $1', [u.id]);
     let secret = '';
     if (o.totp) {
       const e = await t.services.totp.enrol(u.id, email);
@@ -74,10 +76,14 @@ describe('account recovery', () => {
     // The flow now belongs to the browser that proved the link.
     expect((await asker.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'stolen-flow-password' })).body.code).toBe('FLOW_NOT_FOUND');
 
-    const short = await reader.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'short' });
-    expect(short.status).toBe(400);
-    expect(short.body.code).toBe('VALIDATION_FAILED');
-    const done = await reader.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'ann-chose-a-new-password' });
+    // The policy of every new password (breach corpus, NIST length): refused, and the step stays.
+    for (const weak of ['short', '1qaz2wsx3edc4rfv', 'ann@example.test-and-more']) {
+      const r = await reader.post(`/auth/recovery/${flowId}`, { type: 'password', password: weak });
+      expect(r.status, weak).toBe(400);
+      expect(r.body.code, weak).toBe('PASSWORD_REJECTED');
+      expect(r.body.flow.step).toBe('new_password');
+    }
+    const done = await reader.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'violet harbour lantern' });
     expect(done.status).toBe(200);
     expect(done.body.step).toBe('done');
     expect(done.body).not.toHaveProperty('session');
@@ -90,10 +96,35 @@ describe('account recovery', () => {
     expect((await reader.post(`/auth/recovery/${flowId}`, { type: 'link', code })).body.code).toBe('INVALID_EVENT');
 
     expect((await browser('ann-old', ip).passwordLogin(ann.email, ann.password)).status).toBe(401);
-    expect((await browser('ann-new', ip).passwordLogin(ann.email, 'ann-chose-a-new-password')).body.step).toBe('done');
+    expect((await browser('ann-new', ip).passwordLogin(ann.email, 'violet harbour lantern')).body.step).toBe('done');
     await vi.waitFor(() => expect(mailsTo(ann.email).some((m) => m.includes('reset by account recovery'))).toBe(true), { timeout: 20_000, interval: 50 });
     expect(await auditCount('recovery.completed', ann.id)).toBe(1);
     expect(await auditCount('password.changed', ann.id)).toBe(1);
+  });
+
+  it('lifts a timed lockout from guesses at the old password, not an administrator\'s lock', async () => {
+    const gil = await user('gil');
+    const ip = '10.7.0.1';
+    await t.db.query("UPDATE identities SET locked_at = now(), locked_until = now() + interval '1 hour', failed_attempts = 10 WHERE id = $1", [gil.id]);
+    const c = browser('gil', ip);
+    await ask(c, gil.email);
+    const { flowId, code } = await linkCode(gil.email);
+    expect((await c.get(`/auth/recovery/${flowId}`)).body.step).toBe('recovery_link');
+    await c.post(`/auth/recovery/${flowId}`, { type: 'link', code });
+    expect((await browser('gil-other', ip).get(`/auth/recovery/${flowId}`)).status).toBe(404);
+    expect((await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'maple ferry horizon' })).body.step).toBe('done');
+    expect((await browser('gil-after', ip).passwordLogin(gil.email, 'maple ferry horizon')).body.step).toBe('done');
+
+    // An administrator's lock (no end) outlives the recovery.
+    await t.db.query('UPDATE identities SET locked_at = now(), locked_until = NULL WHERE id = $1', [gil.id]);
+    const before = mailsTo(gil.email).length;
+    await ask(c, gil.email);
+    const again = await linkCode(gil.email, before);
+    await c.post(`/auth/recovery/${again.flowId}`, { type: 'link', code: again.code });
+    expect((await c.post(`/auth/recovery/${again.flowId}`, { type: 'password', password: 'cobalt river lantern' })).body.step).toBe('done');
+    // A locked account answers like a wrong password (no oracle).
+    expect((await browser('gil-locked', ip).passwordLogin(gil.email, 'cobalt river lantern')).status).toBe(401);
+    expect((await t.db.query<{ locked: boolean }>('SELECT locked_at IS NOT NULL AS locked FROM identities WHERE id = $1', [gil.id])).rows[0].locked).toBe(true);
   });
 
   it('answers an unknown identifier exactly like a known one, and mails nobody', async () => {
@@ -110,6 +141,17 @@ describe('account recovery', () => {
     // A link for the unknown flow can never be right: same answer as a wrong one.
     const guess = await browser('enum-2').post(`/auth/recovery/${unknown.body.id}`, { type: 'link', code: 'B'.repeat(32) });
     expect(guess.body.code).toBe('RECOVERY_LINK_INVALID');
+
+    // An address nobody proved (an administrator typed it) gets no link either: same answer, no mail.
+    const typed = await t.services.users.create({ email: 'typed-by-admin@example.test', password: 'a long typed passphrase', roles: [] });
+    const unverified = await ask(browser('enum-3'), typed.email);
+    expect(shape(unverified)).toEqual(shape(known));
+    await t.notifyIdle();
+    expect(mailsTo(typed.email)).toEqual([]);
+    const admin = await signInAdmin(t);
+    const reset = await admin.post(`/api/users/${typed.id}/reset-password`);
+    expect(reset.status).toBe(409);
+    expect(reset.body.code).toBe('CONFLICT');
   });
 
   it('an account with TOTP still proves TOTP (a recovery code counts too); no password before it', async () => {
@@ -129,7 +171,7 @@ describe('account recovery', () => {
     t.clock.advance(31_000);
     const ok = await c.post(`/auth/recovery/${flowId}`, { type: 'totp', code: oathtool(cat.secret, t.clock.now()) });
     expect(ok.body.step).toBe('new_password');
-    expect((await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'cat-has-a-new-password' })).body.step).toBe('done');
+    expect((await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'copper meadow whistle' })).body.step).toBe('done');
 
     // Again, with a recovery code instead of the authenticator.
     const codes = await t.services.recovery.generate(cat.id);
@@ -139,7 +181,7 @@ describe('account recovery', () => {
     await c.post(`/auth/recovery/${second.flowId}`, { type: 'link', code: second.code });
     expect((await c.post(`/auth/recovery/${second.flowId}`, { type: 'choose', method: 'recovery_code' })).body.step).toBe('recovery_code');
     expect((await c.post(`/auth/recovery/${second.flowId}`, { type: 'recovery_code', code: codes[0] })).body.step).toBe('new_password');
-    expect((await c.post(`/auth/recovery/${second.flowId}`, { type: 'password', password: 'cat-has-another-password' })).body.step).toBe('done');
+    expect((await c.post(`/auth/recovery/${second.flowId}`, { type: 'password', password: 'amber canyon rooftop' })).body.step).toBe('done');
   });
 
   it('20 parallel uses of one link change the password exactly once', async () => {
@@ -152,7 +194,7 @@ describe('account recovery', () => {
         const c = browser(`dan-${i}`, ip);
         const l = await c.post(`/auth/recovery/${flowId}`, { type: 'link', code });
         if (l.status !== 200) return { i, done: false, linkCode: l.body.code };
-        const p = await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: `dan-new-password-${i}` });
+        const p = await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: `granite orchard ${i}x` });
         return { i, done: p.status === 200 && p.body.step === 'done', linkCode: null };
       }),
     );
@@ -160,7 +202,7 @@ describe('account recovery', () => {
     expect(winners).toHaveLength(1);
     for (const r of results.filter((x) => x.linkCode)) expect(['FLOW_CONFLICT', 'FLOW_NOT_FOUND', 'INVALID_EVENT']).toContain(r.linkCode);
     expect(await auditCount('password.changed', dan.id)).toBe(1);
-    expect((await browser('dan-check', ip).passwordLogin(dan.email, `dan-new-password-${winners[0].i}`)).body.step).toBe('done');
+    expect((await browser('dan-check', ip).passwordLogin(dan.email, `granite orchard ${winners[0].i}x`)).body.step).toBe('done');
   });
 
   it('a recovery from a hosting network abroad right after a password spray is refused', async () => {
@@ -196,7 +238,7 @@ describe('account recovery', () => {
     const { flowId, code } = await linkCode(fay.email, before);
     const c = browser('fay-phone', ip);
     expect((await c.post(`/auth/recovery/${flowId}`, { type: 'link', code })).body.step).toBe('new_password');
-    expect((await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'fay-has-a-new-password' })).body.step).toBe('done');
+    expect((await c.post(`/auth/recovery/${flowId}`, { type: 'password', password: 'silver tundra compass' })).body.step).toBe('done');
     expect((await plain.get('/auth/check')).body).toEqual({ authenticated: false });
     expect(ADMIN.email).not.toBe(fay.email);
   });

@@ -137,6 +137,46 @@ describe('remembered devices', () => {
     expect(rows.length).toBe(1);
   });
 
+  it('50 parallel uses of one token: exactly one rotates it, the rest read as a replay and the device is forgotten', async () => {
+    const c = browser('race');
+    await remembered(c);
+    const token = c.cookies.get(COOKIE)!;
+    const dev = c.headers['x-device-id'];
+    const results = await Promise.all(Array.from({ length: 50 }, () => t.services.remembered.use(token, dev)));
+    expect(results.filter((r) => r.ok)).toHaveLength(1);
+    expect(results.filter((r) => !r.ok && r.reason === 'REUSED').length).toBe(49);
+    const winner = results.find((r) => r.ok)!;
+    if (!winner.ok) throw new Error('unreachable');
+    // The winner's fresh token is dead too: a copy was in use, so the device is no longer trusted.
+    expect(await t.services.remembered.use(winner.token, dev)).toEqual({ ok: false, reason: 'EXPIRED' });
+  });
+
+  it("the policy caps the days per band (rememberDeviceDays), 0 remembers nothing", async () => {
+    const activate = async (version: string, days: { medium?: number; high?: number }) => {
+      const doc = { ...DEFAULT_POLICY, version, weights: { ...DEFAULT_POLICY.weights, SUSPICIOUS_IP: 30, REMEMBERED_DEVICE: -35 }, rememberDeviceDays: days };
+      await t.db.query('UPDATE risk_policies SET active = false WHERE active');
+      await t.db.query('INSERT INTO risk_policies (version, document, active, created_at) VALUES ($1, $2::jsonb, true, now())', [version, JSON.stringify(doc)]);
+    };
+    try {
+      await activate('remember-2-days', { medium: 2 });
+      const c = browser('capped');
+      await remembered(c);
+      const [d] = (await c.get('/auth/devices')).body as { expiresAt: string }[];
+      expect(Date.parse(d.expiresAt) - t.clock.now()).toBeGreaterThan(2 * 86_400_000 - 60_000);
+      expect(Date.parse(d.expiresAt) - t.clock.now()).toBeLessThanOrEqual(2 * 86_400_000);
+
+      await activate('remember-never', { medium: 0 });
+      const n = browser('never');
+      const r = await login(n);
+      await totp(n, r.flowId, true);
+      expect(n.cookies.has(COOKIE)).toBe(false);
+      expect((await n.get('/auth/devices')).body).toHaveLength(1); // only the capped one above
+    } finally {
+      await t.db.query('UPDATE risk_policies SET active = false WHERE active');
+      await t.db.query("UPDATE risk_policies SET active = true WHERE version = 'remember-test'");
+    }
+  });
+
   it('a token is bound to its device: on another device id it counts for nothing', async () => {
     const c = browser('bound');
     await remembered(c);
@@ -168,9 +208,9 @@ describe('remembered devices', () => {
     const mfaSession = browser('changer');
     const r = await login(mfaSession);
     await totp(mfaSession, r.flowId);
-    const changed = await mfaSession.post('/auth/password', { currentPassword: pw, newPassword: 'rita-has-a-new-long-password' });
+    const changed = await mfaSession.post('/auth/password', { currentPassword: pw, newPassword: 'a brand new long passphrase' });
     expect(changed.status).toBe(200);
-    pw = 'rita-has-a-new-long-password';
+    pw = 'a brand new long passphrase';
     expect(await t.services.remembered.list(userId)).toEqual([]);
     expect((await login(c)).body.step).toBe('totp');
   });

@@ -215,12 +215,15 @@ describe('SAML SP refuses every tampered response', () => {
 });
 
 describe('SAML settings from an admin', () => {
-  it('fills the IdP side from metadata; explicit fields win; production refuses plain http', async () => {
+  it('fills the IdP side from metadata (over older fields: a refresh rotates certificates); production refuses plain http', async () => {
     const { storeSamlSettings, SamlSettingsInputSchema } = await import('../../src/authn/methods/saml/protocol.ts');
     const input = SamlSettingsInputSchema.parse({ metadataXml: idp.metadataXml('http://127.0.0.1:9/sso'), spEntityId: SP, acsUrl: ACS, maxClockSkewSeconds: 30 });
     const s = storeSamlSettings(input, { production: false });
     expect(s).toMatchObject({ idpEntityId: idp.entityId, ssoUrl: 'http://127.0.0.1:9/sso', idpCertificates: [idp.key.certB64], maxClockSkewSeconds: 30, nameIdFormat: 'unspecified' });
-    expect(storeSamlSettings({ ...input, idpEntityId: 'https://other' }, { production: false }).idpEntityId).toBe('https://other');
+    const stale = { ...input, idpEntityId: 'https://old', idpCertificates: [idp.untrusted.certB64] };
+    expect(storeSamlSettings(stale, { production: false })).toMatchObject({ idpEntityId: idp.entityId, idpCertificates: [idp.key.certB64] });
+    const { metadataXml: _m, ...byHand } = input;
+    expect(storeSamlSettings({ ...byHand, idpEntityId: 'https://other', ssoUrl: 'https://idp/sso', idpCertificates: [idp.key.certB64] }, { production: false }).idpEntityId).toBe('https://other');
     const detail = (f: () => unknown) => {
       try {
         f();

@@ -21,6 +21,11 @@ async function smtpServer() {
     authOptional: true,
     hideSTARTTLS: true,
     logger: false,
+    // A mailbox that does not exist: the server refuses it (a permanent failure).
+    onRcptTo(address, _session, cb) {
+      if (address.address.startsWith('bounce')) return cb(Object.assign(new Error('no such mailbox'), { responseCode: 550 }));
+      cb();
+    },
     onData(stream, session, cb) {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
@@ -211,6 +216,17 @@ describe('sign-up and email verification (SIGNUP_ENABLED=on, mail through SMTP)'
     const u = (await t.services.users.byEmail('ivy@example.test'))!;
     const { rows } = await t.db.query<{ reason: string }>("SELECT reason FROM audit_events WHERE type = 'email.verified' AND subject = $1", [u.id]);
     expect(rows).toEqual([{ reason: 'SESSION' }]);
+  });
+
+  it('a refused delivery does not fail the sign-up (new or taken address alike); the flow offers a resend', async () => {
+    await t.services.users.create({ email: 'bounce.owner@example.test', password: 'the owner passphrase', roles: [] });
+    const fresh = await startSignup(browser(t), { email: 'bounce.new@example.test', password: 'a long enough passphrase' });
+    const taken = await startSignup(browser(t), { email: 'bounce.owner@example.test', password: 'a long enough passphrase' });
+    for (const r of [fresh, taken]) {
+      expect(r.status).toBe(200);
+      expect(r.body).toMatchObject({ step: 'code', messages: [] });
+    }
+    expect(await t.services.users.byEmail('bounce.new@example.test')).toMatchObject({ emailVerified: false });
   });
 
   it('the bootstrap admin signing up again is told nothing new (the same answer as a free address)', async () => {

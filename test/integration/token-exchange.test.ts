@@ -27,20 +27,22 @@ const audits = async (type: string) =>
 const issuerBody = (o: Record<string, unknown>) => ({ purposes: 'token_exchange', audiences: [AUDIENCE], algorithms: ['ES256'], ...o });
 
 beforeAll(async () => {
-  srv = await startTestServer();
+  // Sydney's address is on the deny list (SUSPICIOUS_IP): risk answers step_up there.
+  srv = await startTestServer({ RISK_DENY_CIDRS: `${IP.sydney}/32` });
   op = await startLoopbackOidc({
-    clients: ['alice-app', 'bob-app', 'carol-app', 'dave-app', 'race-app'],
+    clients: ['alice-app', 'bob-app', 'carol-app', 'dave-app', 'race-app', 'erin-app', 'fay-app'],
     claims: {
       'bob-app': { email: 'bob@example.test', email_verified: true },
       'carol-app': { email: 'carol@example.test', email_verified: false },
       'dave-app': { amr: ['pwd', 'mfa'] },
+      'fay-app': { amr: ['pwd', 'otp'] },
     },
   });
   other = await startLoopbackOidc({ clients: ['alice-app'] });
   wl = await startWorkloadIssuer();
-  for (const n of ['alice', 'bob', 'carol', 'dave', 'race']) users[n] = (await srv.services.users.create({ email: `${n}@example.test`, roles: ['PATHOLOGIST'] })).id;
+  for (const n of ['alice', 'bob', 'carol', 'dave', 'race', 'erin', 'fay']) users[n] = (await srv.services.users.create({ email: `${n}@example.test`, roles: ['PATHOLOGIST'] })).id;
   // Earlier OIDC logins linked these subjects (issuer, sub) to local identities.
-  for (const n of ['alice', 'dave', 'race']) {
+  for (const n of ['alice', 'dave', 'race', 'erin', 'fay']) {
     await srv.db.query("INSERT INTO external_identities (id, identity_id, issuer, subject, auth_protocol, created_at) VALUES ($1, $2, $3, $4, 'oidc', now())", [randomUUID(), users[n], op.issuer, `${n}-app`]);
   }
   admin = await signInAdmin(srv);
@@ -119,6 +121,23 @@ describe('token exchange with a token from the loopback OpenID Provider', () => 
     const after = await exchange(await op.token('dave-app', AUDIENCE));
     expect(after.body.session.amr).toEqual(['fed', 'mfa']);
     expect(after.body.session.acr).toBe('urn:threshold:acr:aal2');
+  });
+
+  it('is risk-scored like a login: a step-up is refused unless the issuer proved MFA it is trusted for; a deny is refused', async () => {
+    // erin and fay have no history: a new device on a deny-listed address is a step-up (70 points).
+    const plain = await exchange(await op.token('erin-app', AUDIENCE), {}, api(IP.sydney));
+    expect(plain.status).toBe(400);
+    expect(plain.body).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/^step_up_required/) });
+    const ev = await srv.db.query<{ outcome: string; reasons: string[] }>('SELECT outcome, reasons FROM login_events WHERE identity_id = $1', [users.erin]);
+    expect(ev.rows).toEqual([{ outcome: 'denied', reasons: expect.arrayContaining(['SUSPICIOUS_IP', 'STEP_UP_REQUIRED']) }]);
+    // fay's IdP proved a second factor (otp) and the issuer is trusted for MFA (previous test): the step-up is satisfied.
+    const mfa = await exchange(await op.token('fay-app', AUDIENCE), {}, api(IP.sydney));
+    expect(mfa.status).toBe(200);
+    expect(mfa.body.session.amr).toEqual(['fed', 'mfa']);
+    // alice signed in from London before: a new country as well reaches the deny band.
+    const denied = await exchange(await op.token('alice-app', AUDIENCE), {}, api(IP.sydney));
+    expect(denied.body).toEqual({ error: 'invalid_grant', error_description: 'the sign-in was refused' });
+    expect((await audits('token_exchange.refused')).filter((a) => a.subject === users.alice).map((a) => a.reason)).toContain('LOGIN_DENIED');
   });
 
   it('answers RFC 6749/8693 errors for bad parameters', async () => {

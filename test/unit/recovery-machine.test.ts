@@ -30,7 +30,7 @@ function start(f: Fakes, clock?: SimulatedClock) {
         input.code === 'good-link' ? { ok: true, identityId: 'u1', methods: f.methods ?? [] } : { ok: false, identityId: null, methods: [] },
       ),
       scoreRisk: fromPromise(async () => (f.risk ?? (async () => risk('allow')))()),
-      setNewPassword: fromPromise(async ({ input }: { input: { flowId: string; identityId: string; password: string } }) => (f.password ?? ((pw) => (pw.length >= 8 ? { ok: true } : { ok: false, code: 'VALIDATION_FAILED', message: 'too short' })))(input.password)),
+      setNewPassword: fromPromise(async ({ input }: { input: { flowId: string; identityId: string; password: string } }) => (f.password ?? ((pw) => (pw.length >= 8 ? { ok: true } : { ok: false, code: 'PASSWORD_REJECTED', message: 'too short' })))(input.password)),
       mfa: mfaMachine.provide({
         actors: {
           verifyTotp: fromPromise(async ({ input }: { input: { identityId: string; code: string } }) => input.code === '123456'),
@@ -55,7 +55,7 @@ describe('recovery machine', () => {
     await settle(actor, 'awaitingPassword');
     actor.send({ type: 'password', password: 'short' });
     const rejected = await settle(actor, 'awaitingPassword');
-    expect(rejected.context.error).toBe('VALIDATION_FAILED');
+    expect(rejected.context.error).toBe('PASSWORD_REJECTED');
     actor.send({ type: 'password', password: 'a-long-new-password' });
     const done = await waitFor(actor, (s) => s.status === 'done');
     expect(done.output).toMatchObject({ outcome: 'recovered', identityId: 'u1' });

@@ -10,8 +10,8 @@ import type { PasswordPolicy } from './policy.ts';
  * `passwordChangeRequired` until a new password is set (PasswordService.setPassword clears it).
  */
 export interface CompromisedPasswords {
-  /** After a right password: flag the account when the password is known breached. Never throws, never blocks the login. */
-  checkAtLogin(identityId: string, password: string): Promise<void>;
+  /** After a right password: flag the account when the password is known breached (true then). Never throws, never blocks the login. */
+  checkAtLogin(identityId: string, password: string): Promise<boolean>;
   /** Whether the account must change its password. */
   changeRequired(identityId: string): Promise<boolean>;
 }
@@ -19,13 +19,15 @@ export interface CompromisedPasswords {
 export function createCompromisedPasswords(o: { db: Queryable; audit: Audit; policy: PasswordPolicy; enabled: boolean; logger: Pick<Logger, 'warn'> }): CompromisedPasswords {
   return {
     async checkAtLogin(identityId, password) {
-      if (!o.enabled) return;
+      if (!o.enabled) return false;
       try {
-        if (!(await o.policy.isBreached(password))) return;
+        if (!(await o.policy.isBreached(password))) return false;
         const r = await o.db.query('UPDATE identities SET password_compromised = true WHERE id = $1 AND NOT password_compromised RETURNING id', [identityId]);
         if (r.rowCount === 1) await o.audit.append({ type: 'password.flagged', subject: identityId, reason: 'BREACHED' });
+        return true;
       } catch (err) {
         o.logger.warn({ err }, 'breached-password check at sign-in failed; the login goes on');
+        return false;
       }
     },
     async changeRequired(identityId) {

@@ -60,6 +60,17 @@ export function createSignupService(deps: {
   const mail = (to: string, template: 'email_verification' | 'signup_attempt', data: Record<string, string>, key: string) =>
     deps.notify.sendAndWait({ channel: 'email', to, template, data }, notifyJobId(template, key), 15_000);
 
+  /**
+   * At registration a failed delivery does not fail the step: the account exists (or the notice was
+   * for its owner), the flow asks for the code and `resend` tries again — and a mail server that
+   * refuses one address but not another cannot tell the client which addresses have accounts.
+   */
+  const mailOnce = (...a: Parameters<typeof mail>) =>
+    mail(...a).catch((err: unknown) => {
+      if (!isAppError(err) || err.code !== 'DELIVERY_FAILED') throw err;
+      deps.logger.warn({ err: { message: err.message }, template: a[1] }, 'sign-up mail not delivered; the flow offers a resend');
+    });
+
   async function register(i: RegisterInput): Promise<RegisterResult> {
     const email = normalizeIdentifier(i.email);
     const domain = domainOf(email);
@@ -89,11 +100,11 @@ export function createSignupService(deps: {
     const issued = await deps.codes.issue({ flowId: i.flowId, identityId: created ? id : null, channel: 'email', destination: email });
     if (created) {
       await deps.audit.append({ type: 'user.created', actor: 'signup', subject: id, reason: 'SIGNUP', data: { ...base, roles: [] } });
-      await mail(email, 'email_verification', { code: issued.code, ttlMinutes }, `${issued.challengeId}-0`);
+      await mailOnce(email, 'email_verification', { code: issued.code, ttlMinutes }, `${issued.challengeId}-0`);
     } else {
       const owner = await db.query<{ id: string }>('SELECT id FROM identities WHERE email = $1', [email]);
       await deps.audit.append({ type: 'signup.requested', actor: 'signup', subject: owner.rows[0]?.id ?? null, reason: 'EXISTING_ACCOUNT', data: base });
-      await mail(email, 'signup_attempt', { time: now.toISOString(), signInUrl }, `${issued.challengeId}-0`);
+      await mailOnce(email, 'signup_attempt', { time: now.toISOString(), signInUrl }, `${issued.challengeId}-0`);
     }
     return { status: 'accepted', challenge: { channel: 'email', to: maskDestination('email', email) }, identityId: created ? id : null, risk: shown };
   }

@@ -133,7 +133,11 @@ export function createTokenExchange(deps: ExchangeDeps) {
 
   async function refused(r: ExchangeRefusal, o: { via: string; issuer?: string; identityId?: string | null; key: string; ctx: ExchangeContext }) {
     if (o.identityId !== undefined) await deps.recordLogin?.({ key: o.key, identityId: o.identityId, outcome: r.reason === 'LOGIN_DENIED' ? 'denied' : 'failed', risk: null, ctx: o.ctx, reason: r.reason });
-    await audit.append({ type: 'token_exchange.refused', subject: o.identityId ?? null, reason: r.reason, data: { via: o.via, ...(o.issuer ? { issuer: o.issuer } : {}) } });
+    // The okta scheme is presented on every request of an API: anonymous junk (no verified issuer)
+    // is not audited there, as forward-auth does not audit anonymous 401s; the grant audits all.
+    if (o.via !== 'okta_scheme' || o.issuer) {
+      await audit.append({ type: 'token_exchange.refused', subject: o.identityId ?? null, reason: r.reason, data: { via: o.via, ...(o.issuer ? { issuer: o.issuer } : {}) } });
+    }
     return r;
   }
 

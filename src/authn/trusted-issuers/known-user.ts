@@ -76,7 +76,7 @@ export function demandKnownUser(s: Services): MiddlewareHandler<Env> {
     const user = await s.users.get(session.identityId);
     if (!user || user.status !== 'active') throw unauthenticated('Unknown or expired session.');
     c.set('knownUser', { user: { id: user.id, email: user.email, displayName: user.displayName }, session, scheme });
-    c.set('principal', { identityId: session.identityId, sessionId: session.id, amr: session.amr, authTime: session.authTime, factorTimes: session.factorTimes });
+    c.set('principal', { kind: 'session', via: 'bearer', identityId: session.identityId, sessionId: session.id, amr: session.amr, authTime: session.authTime, factorTimes: session.factorTimes });
     await next();
   };
 }

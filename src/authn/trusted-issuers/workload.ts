@@ -14,7 +14,8 @@ import { servesPurpose, type IssuerRegistry, type TrustedIssuer } from './regist
  * when a TokenReview vouched for them, so a token revoked in the cluster stops soon).
  */
 export interface WorkloadPrincipal {
-  kind: 'service_account';
+  /** A workload token from a trusted issuer, or a registered machine client's own token (client_credentials). */
+  kind: 'service_account' | 'machine_client';
   subject: string;
   roles: string[];
   /** Where the roles apply; `*` = everywhere. */

@@ -11,6 +11,8 @@ import { stepUpDocs } from '../routes/stepup.ts';
 import { tokenDocs } from '../routes/token.ts';
 import { verifyDocs } from '../routes/verify.ts';
 import { adminDocs } from '../routes/admin.ts';
+import { bindingDocs } from '../routes/bindings.ts';
+import { apiKeyDocs } from '../../credentials/api-keys/routes.ts';
 import { riskDocs } from '../routes/risk.ts';
 import { riskBacktestDocs } from '../routes/risk-backtests.ts';
 import { metricsDocs } from '../../metrics/routes.ts';
@@ -35,6 +37,8 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...verifyDocs,
   ...sessionDocs,
   ...adminDocs,
+  ...bindingDocs,
+  ...apiKeyDocs,
   ...riskDocs,
   ...riskBacktestDocs,
   ...metricsDocs,

@@ -29,13 +29,20 @@ export const recoveryDocs = routeDocs('/auth/recovery', 'Account recovery', {
     responses: { 202: { description: 'The recovery flow', schema: 'Flow' } },
     errors: ['RATE_LIMITED', 'RATE_LIMIT_UNAVAILABLE', 'UNSUPPORTED_MEDIA_TYPE'],
   },
+  'GET /:id': {
+    summary: 'Read a recovery flow',
+    description: 'Open to any browser until the link is proven, then only to the one that proved it.',
+    auth: 'none',
+    responses: { 200: { description: 'The flow', schema: 'Flow' } },
+    errors: ['FLOW_NOT_FOUND', 'FLOW_EXPIRED'],
+  },
   'POST /:id': {
     summary: 'Submit one event to a recovery flow',
     description: '`{ type: "link", code }` proves the link (and binds the flow to this browser); then the account\'s second factor when it has one (the MFA events of login); then `{ type: "password", password }`. On `done` every session and refresh-token family of the account has ended.',
     auth: 'none',
     body: RecoveryEventSchema,
     responses: { 200: { description: 'The flow after the event', schema: 'Flow' } },
-    errors: [...FLOW_ERRORS, 'RECOVERY_LINK_INVALID', 'RECOVERY_DENIED', 'VALIDATION_FAILED', 'MFA_CODE_INVALID', 'MFA_CODE_EXPIRED', 'MFA_CODE_LOCKED', 'WEBAUTHN_FAILED', 'CODE_RESEND_TOO_SOON', 'DELIVERY_FAILED', 'SERVICE_UNAVAILABLE', 'UNSUPPORTED_MEDIA_TYPE'],
+    errors: [...FLOW_ERRORS, 'RECOVERY_LINK_INVALID', 'RECOVERY_DENIED', 'PASSWORD_REJECTED', 'VALIDATION_FAILED', 'MFA_CODE_INVALID', 'MFA_CODE_EXPIRED', 'MFA_CODE_LOCKED', 'WEBAUTHN_FAILED', 'CODE_RESEND_TOO_SOON', 'DELIVERY_FAILED', 'SERVICE_UNAVAILABLE', 'UNSUPPORTED_MEDIA_TYPE'],
   },
 });
 
@@ -82,6 +89,12 @@ export function recoveryRoutes(s: Services) {
     const row = await s.recoveryFlows.request(b.identifier, client(c, true));
     c.header('Cache-Control', 'no-store');
     return c.json(presentFlow(row), 202);
+  });
+
+  app.get('/:id', async (c) => {
+    const row = await s.recoveryFlows.open(c.req.param('id'), client(c, false));
+    c.header('Cache-Control', 'no-store');
+    return c.json(presentFlow(row));
   });
 
   app.post('/:id', async (c) => {

@@ -9,7 +9,7 @@ import { BACKTEST_JOB, createBacktestStore, STALE_MS, type BacktestRow } from '.
 import { parsePolicy, policyFromDb, PolicySourceError } from '../../backtest/policy-source.ts';
 import { DEFAULT_POLICY, RiskPolicyError, type PolicyDocument } from '../../risk/policy.ts';
 import type { Env, Services } from '../services.ts';
-import type { Principal } from '../../rbac/rbac.ts';
+import type { AnyPrincipal as Principal } from '../../principals/types.ts';
 
 const PERMISSION = 'VIEW_RISK';
 const MAX_RANGE_DAYS = 366;

@@ -12,7 +12,7 @@ import { addLabel } from '../../risk/labels.ts';
 import { shadowReport } from '../../risk/shadow-report.ts';
 import { simulate } from '../../risk/simulate.ts';
 import type { Env, Services } from '../services.ts';
-import type { Principal } from '../../rbac/rbac.ts';
+import type { AnyPrincipal as Principal } from '../../principals/types.ts';
 
 /*
  * The security team's risk API (issue 8 §2-§4), mounted under /api/risk.

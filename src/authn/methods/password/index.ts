@@ -14,7 +14,7 @@ export const password: MethodDescriptor = {
     verifyPassword: fromPromise(async ({ input }) => {
       const r = await d.passwords.verifyLogin(input.identifier, input.password);
       // Only a right password is looked up for breaches: the check is no oracle for guesses.
-      if (r.ok && r.identityId && d.compromised) await d.compromised.checkAtLogin(r.identityId, input.password);
+      if (r.ok && r.identityId && d.compromised && (await d.compromised.checkAtLogin(r.identityId, input.password))) return { ...r, changeRequired: true };
       return r;
     }),
   }),

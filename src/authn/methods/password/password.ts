@@ -107,8 +107,9 @@ export async function createPasswordService(deps: {
         hash: string | null;
         locked_at: Date | null;
         locked_until: Date | null;
+        password_compromised: boolean;
       }>(
-        `SELECT i.id, i.status, p.hash, i.locked_at, i.locked_until
+        `SELECT i.id, i.status, p.hash, i.locked_at, i.locked_until, i.password_compromised
            FROM identities i LEFT JOIN password_credentials p ON p.identity_id = i.id
           WHERE i.email = $1`,
         [email],
@@ -116,7 +117,9 @@ export async function createPasswordService(deps: {
       const row = rows[0];
       // Unknown, disabled, password-less or over-long: the same work as a wrong password, counted for no one.
       if (!row || !row.hash || row.status !== 'active' || tooLong) return attempt(null, row?.hash ?? dummy, tooLong ? 'x' : password, row?.id ?? null);
-      return attempt(row.id, row.hash, password);
+      const r = await attempt(row.id, row.hash, password);
+      // Flagged at an earlier sign-in (a breached password): read with the row, not asked again.
+      return r.ok && row.password_compromised ? { ...r, changeRequired: true } : r;
     },
     async verifyCurrent(identityId, pw) {
       const { rows } = await db.query<{ hash: string }>('SELECT hash FROM password_credentials WHERE identity_id = $1', [identityId]);

@@ -5,14 +5,14 @@ import { samlSettingsSchema, type SamlSettings } from './settings.ts';
 
 /**
  * How an admin configures a SAML IdP (the `settings` of an identity provider of type `saml`):
- * the IdP's metadata XML, or its parts by hand (explicit fields win over the metadata's), plus
+ * the IdP's metadata XML, or its parts by hand, plus
  * our side (entityID, ACS URL), attribute mapping, NameID format, skew and amr mapping.
  * Stored as the fully validated SamlSettings; nothing in it is secret.
  */
 const base = samlSettingsSchema.shape;
 export const SamlSettingsInputSchema = z
   .object({
-    /** IdP metadata (EntityDescriptor), pasted or fetched by the admin's "fetch metadata" action. */
+    /** IdP metadata (EntityDescriptor), pasted or fetched by the admin's "fetch metadata" action; sets the IdP's entityID, SSO URL and certificates. */
     metadataXml: z.string().min(1).max(512 * 1024).optional(),
     idpEntityId: base.idpEntityId.optional(),
     ssoUrl: base.ssoUrl.optional(),
@@ -41,7 +41,9 @@ export function storeSamlSettings(input: SamlSettingsInput, ctx: { production: b
     }
   }
   const defined = Object.fromEntries(Object.entries(explicit).filter(([, v]) => v !== undefined));
-  const r = samlSettingsSchema.safeParse({ ...fromMetadata, ...defined });
+  // Metadata, when sent, is the IdP's word on its side (entityID, SSO URL, certificates): it wins
+  // over the fields, so re-sending fresh metadata over stored settings rotates the certificates.
+  const r = samlSettingsSchema.safeParse({ ...defined, ...fromMetadata });
   if (!r.success) {
     throw new AppError('VALIDATION_FAILED', { detail: r.error.issues.slice(0, 5).map((i) => `settings.${i.path.join('.')}: ${i.message}`).join('; ') });
   }

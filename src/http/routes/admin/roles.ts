@@ -8,6 +8,7 @@ import { isUniqueViolation, type Queryable } from '../../../db/db.ts';
 import { routeDocs } from '../../openapi/doc.ts';
 import { ADMIN_ERRORS, jsonDoc } from './common.ts';
 import type { Env, Services } from '../../services.ts';
+import type { Principal } from '../../../rbac/rbac.ts';
 
 /*
  * /api/roles and /api/permissions. Reading needs MANAGE_USERS (whoever assigns roles must see
@@ -74,6 +75,18 @@ async function setPermissions(q: Queryable, role: string, names: string[]): Prom
   if (names.length) await q.query('INSERT INTO role_permissions (role, permission) SELECT $1, unnest($2::text[])', [role, names]);
 }
 
+/**
+ * Stops a MANAGE_CONFIG holder who is not an ADMIN from granting, to a role they may hold, a
+ * permission they do not have: only permissions the actor holds go into a role.
+ */
+async function grantable(s: Services, actor: Principal, names: string[]): Promise<void> {
+  const mine = await s.rbac.accessOf(actor.identityId);
+  if (mine.roles.includes('ADMIN')) return;
+  const held = new Set(mine.permissions.map((p) => p.name));
+  const beyond = names.filter((n) => !held.has(n));
+  if (beyond.length) throw new AppError('PERMISSION_DENIED', { detail: `You cannot grant permissions you do not hold: ${beyond.join(', ')}` });
+}
+
 const nameParam = (v: string) => {
   if (!/^[A-Z][A-Z0-9_]{0,63}$/.test(v)) throw new AppError('NOT_FOUND');
   return v;
@@ -92,6 +105,7 @@ export function roleRoutes(s: Services) {
   app.post('/roles', async (c) => {
     const p = await manage(c);
     const b = await readJson(c, RoleCreateSchema);
+    await grantable(s, p, b.permissions);
     const after = await s.db.tx(async (q) => {
       await checkPermissions(q, b.permissions);
       try {
@@ -112,6 +126,7 @@ export function roleRoutes(s: Services) {
     const p = await manage(c);
     const name = nameParam(c.req.param('name'));
     const b = await readJson(c, RoleUpdateSchema);
+    if (b.permissions) await grantable(s, p, b.permissions);
     const r = await s.db.tx(async (q) => {
       // The role row locked first: concurrent changes of one role apply one after the other.
       const locked = await q.query('SELECT 1 FROM roles WHERE name = $1 FOR UPDATE', [name]);

@@ -10,6 +10,7 @@ import { createUserAdmin } from '../../../identity/user-admin.ts';
 import { routeDocs, type RouteDoc } from '../../openapi/doc.ts';
 import { ADMIN_ERRORS, Cursor, idParam, jsonDoc, Limit, pageDoc } from './common.ts';
 import type { Env, Services } from '../../services.ts';
+import type { Principal } from '../../../rbac/rbac.ts';
 
 /*
  * /api/users (MANAGE_USERS). Every change is audited with the account before and after.
@@ -57,6 +58,22 @@ export function userRoutes(s: Services) {
   const notSelf = (actor: string, id: string) => {
     if (actor === id) throw new AppError('SELF_ACTION_REFUSED');
   };
+  /**
+   * Stops privilege escalation through user management: whoever holds MANAGE_USERS but not, say,
+   * MANAGE_CONFIG must not create an ADMIN, nor take over (change the email of), lock, disable or
+   * delete someone who holds more than they do. The actor must hold every permission the target
+   * holds (or would hold, for roles given at creation); an ADMIN holds them all.
+   */
+  const outranks = async (actor: Principal, target: { id?: string; roles?: string[] }) => {
+    const mine = await s.rbac.accessOf(actor.identityId);
+    if (mine.roles.includes('ADMIN')) return;
+    const held = new Set(mine.permissions.map((x) => x.name));
+    const theirs = target.id
+      ? (await s.rbac.permissionsOf(target.id)).map((x) => x.name)
+      : (await s.db.query<{ permission: string }>('SELECT DISTINCT permission FROM role_permissions WHERE role = ANY($1::text[])', [target.roles ?? []])).rows.map((r) => r.permission);
+    const beyond = theirs.filter((x) => !held.has(x));
+    if (beyond.length) throw new AppError('PERMISSION_DENIED', { detail: `The user would hold permissions you do not: ${beyond.sort().join(', ')}` });
+  };
   const found = (u: UserView | null) => {
     if (!u) throw new AppError('NOT_FOUND');
     return u;
@@ -70,6 +87,7 @@ export function userRoutes(s: Services) {
   app.post('/', async (c) => {
     const p = await guard(c);
     const b = await readJson(c, CreateUserSchema);
+    await outranks(p, { roles: b.roles });
     // The rule every new password meets (length, breach corpus, no identifier), on this path too.
     if (b.password !== undefined) await s.passwordPolicy.assertNewPassword({ password: b.password, identifier: b.email, hasSecondFactor: false });
     const u = await s.users.create(b);
@@ -87,7 +105,9 @@ export function userRoutes(s: Services) {
   app.patch('/:id', async (c) => {
     const p = await guard(c);
     const id = idParam(c.req.param('id'));
-    const r = await admin.update(id, await readJson(c, UserUpdateSchema));
+    const b = await readJson(c, UserUpdateSchema);
+    await outranks(p, { id });
+    const r = await admin.update(id, b);
     if (!r) throw new AppError('NOT_FOUND');
     await audit('user.updated', p.identityId, id, { before: r.before, after: r.after });
     return c.json(r.after);
@@ -98,6 +118,7 @@ export function userRoutes(s: Services) {
     const id = idParam(c.req.param('id'));
     found(await s.users.get(id));
     notSelf(p.identityId, id);
+    await outranks(p, { id });
     // First end every session through the revocation path (deny-list in every process, refresh
     // families), then delete: forward-auth answers 401 for the user's tokens from this moment.
     const ended = await s.sessions.revokeAllFor(id, 'account_deleted');
@@ -114,6 +135,7 @@ export function userRoutes(s: Services) {
       const id = idParam(c.req.param('id'));
       const before = found(await s.users.get(id));
       if (action === 'lock') notSelf(p.identityId, id);
+      await outranks(p, { id });
       if (!(await s.users[action](id))) throw new AppError('NOT_FOUND');
       // A locked account keeps no way in: its live sessions (and their tokens) end at once.
       const ended = action === 'lock' ? await s.sessions.revokeAllFor(id, 'account_locked') : [];
@@ -128,6 +150,7 @@ export function userRoutes(s: Services) {
       const p = await guard(c);
       const id = idParam(c.req.param('id'));
       if (action === 'disable') notSelf(p.identityId, id);
+      await outranks(p, { id });
       const r = await admin.setStatus(id, status);
       if (!r) throw new AppError('NOT_FOUND');
       // Sessions of a disabled account are refused anyway; revoking them also reaches access
