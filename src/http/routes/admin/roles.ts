@@ -8,7 +8,6 @@ import { isUniqueViolation, type Queryable } from '../../../db/db.ts';
 import { routeDocs } from '../../openapi/doc.ts';
 import { ADMIN_ERRORS, jsonDoc } from './common.ts';
 import type { Env, Services } from '../../services.ts';
-import type { Principal } from '../../../rbac/rbac.ts';
 
 /*
  * /api/roles and /api/permissions. Reading needs MANAGE_USERS (whoever assigns roles must see
@@ -79,7 +78,7 @@ async function setPermissions(q: Queryable, role: string, names: string[]): Prom
  * Stops a MANAGE_CONFIG holder who is not an ADMIN from granting, to a role they may hold, a
  * permission they do not have: only permissions the actor holds go into a role.
  */
-async function grantable(s: Services, actor: Principal, names: string[]): Promise<void> {
+async function grantable(s: Services, actor: { identityId: string }, names: string[]): Promise<void> {
   const mine = await s.rbac.accessOf(actor.identityId);
   if (mine.roles.includes('ADMIN')) return;
   const held = new Set(mine.permissions.map((p) => p.name));

@@ -10,7 +10,6 @@ import { createUserAdmin } from '../../../identity/user-admin.ts';
 import { routeDocs, type RouteDoc } from '../../openapi/doc.ts';
 import { ADMIN_ERRORS, Cursor, idParam, jsonDoc, Limit, pageDoc } from './common.ts';
 import type { Env, Services } from '../../services.ts';
-import type { Principal } from '../../../rbac/rbac.ts';
 
 /*
  * /api/users (MANAGE_USERS). Every change is audited with the account before and after.
@@ -64,7 +63,7 @@ export function userRoutes(s: Services) {
    * delete someone who holds more than they do. The actor must hold every permission the target
    * holds (or would hold, for roles given at creation); an ADMIN holds them all.
    */
-  const outranks = async (actor: Principal, target: { id?: string; roles?: string[] }) => {
+  const outranks = async (actor: { identityId: string }, target: { id?: string; roles?: string[] }) => {
     const mine = await s.rbac.accessOf(actor.identityId);
     if (mine.roles.includes('ADMIN')) return;
     const held = new Set(mine.permissions.map((x) => x.name));
