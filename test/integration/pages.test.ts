@@ -1,5 +1,6 @@
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN, Client, device, IP, startTestServer, type TestServer } from '../helpers/server.ts';
+import { ADMIN, Client, device, IP, signIn, startTestServer, type TestServer } from '../helpers/server.ts';
 import { returnToPolicy } from '../../src/pages/security.ts';
 import { eventOf } from '../../src/pages/login.tsx';
 
@@ -127,6 +128,29 @@ describe('sign-in and account pages over HTTP', () => {
   it('sends a visitor without a session from /account to /login and back', async () => {
     const r = await fetch(`${t.url}/account`, { redirect: 'manual' });
     expect([r.status, r.headers.get('location')]).toEqual([303, '/login?return_to=%2Faccount']);
+  });
+
+  it('keeps the pages small: every page with its assets under 25 KB (under 10 KB gzipped)', async () => {
+    const { c } = await signIn(t.url, ADMIN.email, ADMIN.password, { ip: IP.london, device: device('weights') });
+    const size = async (p: string, client: Client = new Client(t.url)) => {
+      const r = await client.get(p);
+      const body = Buffer.from(typeof r.body === 'string' ? r.body : JSON.stringify(r.body));
+      return { raw: body.length, gzip: gzipSync(body).length };
+    };
+    const assets = Object.fromEntries(await Promise.all(['pages.css', 'login.js', 'account.js', 'webauthn.js'].map(async (a) => [a, await size(`/assets/${a}`)] as const)));
+    const pages = { '/login': await size('/login'), '/account': await size('/account', c) };
+    const total = (html: { raw: number; gzip: number }, files: string[]) => ({
+      raw: html.raw + files.reduce((n, f) => n + assets[f].raw, 0),
+      gzip: html.gzip + files.reduce((n, f) => n + assets[f].gzip, 0),
+    });
+    const login = total(pages['/login'], ['pages.css', 'webauthn.js', 'login.js']);
+    const account = total(pages['/account'], ['pages.css', 'webauthn.js', 'account.js']);
+    // The numbers the README states (bytes): printed so a change in weight is seen in the run.
+    console.log(JSON.stringify({ pages, assets, login, account }));
+    for (const w of [login, account]) {
+      expect(w.raw).toBeLessThan(25_000);
+      expect(w.gzip).toBeLessThan(10_000);
+    }
   });
 
   it('turns only known form fields into flow events', () => {
