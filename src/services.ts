@@ -245,6 +245,8 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     redis: limitRedis,
     hashKey: limitHashKey,
   };
+  // The sign-in and account pages' form tokens (src/pages/security.ts): one key for every API process.
+  const pageCsrfKey = createHmac('sha256', d.masterKey).update('page-csrf').digest();
   const principals = defaultPipeline({ config, sessions, tokens, users, revocations, verifyCache });
   // API keys: revocation and rotation bump a version every process reads per request (as RBAC does).
   const apiKeyStore = createApiKeyStore(db);
@@ -275,5 +277,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, principals, authz, apiKeys, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, machineClients, passwordPolicy, compromised, signup, emailVerification, remembered, recoveryFlows, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, principals, authz, apiKeys, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, machineClients, passwordPolicy, compromised, signup, emailVerification, remembered, recoveryFlows, pageCsrfKey, close };
 }
