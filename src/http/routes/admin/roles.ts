@@ -7,6 +7,7 @@ import { AppError } from '../../../errors.ts';
 import { isUniqueViolation, type Queryable } from '../../../db/db.ts';
 import { routeDocs } from '../../openapi/doc.ts';
 import { ADMIN_ERRORS, jsonDoc } from './common.ts';
+import { assertHolds } from '../../../authz/holdings.ts';
 import type { Env, Services } from '../../services.ts';
 
 /*
@@ -78,12 +79,8 @@ async function setPermissions(q: Queryable, role: string, names: string[]): Prom
  * Stops a MANAGE_CONFIG holder who is not an ADMIN from granting, to a role they may hold, a
  * permission they do not have: only permissions the actor holds go into a role.
  */
-async function grantable(s: Services, actor: { identityId: string }, names: string[]): Promise<void> {
-  const mine = await s.rbac.accessOf(actor.identityId);
-  if (mine.roles.includes('ADMIN')) return;
-  const held = new Set(mine.permissions.map((p) => p.name));
-  const beyond = names.filter((n) => !held.has(n));
-  if (beyond.length) throw new AppError('PERMISSION_DENIED', { detail: `You cannot grant permissions you do not hold: ${beyond.join(', ')}` });
+async function grantable(s: Services, actor: Parameters<typeof assertHolds>[1], names: string[]): Promise<void> {
+  await assertHolds(s.rbac.snapshot, actor, names, { what: 'permissions' });
 }
 
 const nameParam = (v: string) => {

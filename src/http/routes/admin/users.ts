@@ -7,6 +7,7 @@ import { requirePermission } from '../../middleware/auth.ts';
 import { AppError } from '../../../errors.ts';
 import { CreateUserSchema, type UserView } from '../../../identity/users.ts';
 import { createUserAdmin } from '../../../identity/user-admin.ts';
+import { holdingsOf } from '../../../authz/holdings.ts';
 import { routeDocs, type RouteDoc } from '../../openapi/doc.ts';
 import { ADMIN_ERRORS, Cursor, idParam, jsonDoc, Limit, pageDoc } from './common.ts';
 import type { Env, Services } from '../../services.ts';
@@ -63,15 +64,24 @@ export function userRoutes(s: Services) {
    * delete someone who holds more than they do. The actor must hold every permission the target
    * holds (or would hold, for roles given at creation); an ADMIN holds them all.
    */
-  const outranks = async (actor: { identityId: string }, target: { id?: string; roles?: string[] }) => {
-    const mine = await s.rbac.accessOf(actor.identityId);
-    if (mine.roles.includes('ADMIN')) return;
-    const held = new Set(mine.permissions.map((x) => x.name));
+  const outranks = async (actor: Parameters<typeof holdingsOf>[1], target: { id?: string; roles?: string[] }) => {
+    const mine = await holdingsOf(s.rbac.snapshot, actor);
+    if (mine.admin) return;
     const theirs = target.id
       ? (await s.rbac.permissionsOf(target.id)).map((x) => x.name)
       : (await s.db.query<{ permission: string }>('SELECT DISTINCT permission FROM role_permissions WHERE role = ANY($1::text[])', [target.roles ?? []])).rows.map((r) => r.permission);
-    const beyond = theirs.filter((x) => !held.has(x));
-    if (beyond.length) throw new AppError('PERMISSION_DENIED', { detail: `The user would hold permissions you do not: ${beyond.sort().join(', ')}` });
+    const beyond = theirs.filter((x) => !mine.permissions.has(x));
+    // What the target holds in a namespace counts too (an ADMIN of one namespace holds all there).
+    if (target.id) {
+      const b = await s.rbac.bindingsOf(target.id);
+      const spaces = new Set([...b.roles, ...b.permissions].map((x) => x.namespace).filter((n): n is string => n !== null));
+      for (const n of spaces) {
+        const there = await holdingsOf(s.rbac.snapshot, actor, n);
+        if (there.admin) continue;
+        for (const x of await s.rbac.permissionsOf(target.id, n)) if (!there.permissions.has(x.name)) beyond.push(`${x.name} (in ${n})`);
+      }
+    }
+    if (beyond.length) throw new AppError('PERMISSION_DENIED', { detail: `The user would hold permissions you do not: ${[...new Set(beyond)].sort().join(', ')}` });
   };
   const found = (u: UserView | null) => {
     if (!u) throw new AppError('NOT_FOUND');
