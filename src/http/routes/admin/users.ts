@@ -7,6 +7,7 @@ import { requirePermission } from '../../middleware/auth.ts';
 import { AppError } from '../../../errors.ts';
 import { CreateUserSchema, type UserView } from '../../../identity/users.ts';
 import { createUserAdmin } from '../../../identity/user-admin.ts';
+import { holdingsOf } from '../../../authz/holdings.ts';
 import { routeDocs, type RouteDoc } from '../../openapi/doc.ts';
 import { ADMIN_ERRORS, assertWithin, Cursor, heldAnywhere, idParam, jsonDoc, Limit, pageDoc, reachOf } from './common.ts';
 import type { Env, Services } from '../../services.ts';
