@@ -93,6 +93,8 @@ export interface Services {
   recoveryFlows: RecoveryFlows;
   /** Identity providers, organisations, OIDC relying party, identity resolution (src/authn/federation/). */
   federation: Federation;
+  /** Key of the pages' form tokens (src/pages/security.ts), derived from the master key. */
+  pageCsrfKey: Buffer;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */
