@@ -52,6 +52,7 @@ import { createSignupService } from './authn/signup/signup-service.ts';
 import { createEmailVerification } from './authn/signup/email-verification.ts';
 import { createLoginLimiter, limiterRedis, limitSettings, loginLimiterOptions } from './security/limits.ts';
 import { applyTrustedIssuersFile, createTrustedIssuers } from './authn/trusted-issuers/index.ts';
+import { serviceTokenAuthenticator } from './authn/trusted-issuers/service-token-authenticator.ts';
 import { createLoginEffects } from './flows/login-effects.ts';
 import type { FlowRow } from './flows/runtime.ts';
 import { createMachineClients } from './credentials/machine-clients/clients.ts';
@@ -267,6 +268,8 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const apiKeyUsage = createUsageRecorder({ store: apiKeyStore, clock, logger, flushMs: config.API_KEY_USAGE_FLUSH_SECONDS * 1000 });
   const apiKeys = createApiKeyService({ store: apiKeyStore, clock, audit, rbac: rbac.snapshot, version: apiKeyVersion, verifier: apiKeyVerifier, usage: apiKeyUsage });
   principals.register(apiKeyAuthenticator({ verifier: apiKeyVerifier, usage: apiKeyUsage }));
+  // Workload (service-account) tokens and machine clients' client_credentials tokens.
+  principals.register(serviceTokenAuthenticator({ workloads: trusted.workloads, tokens, issuer: config.PUBLIC_URL, logger, now: () => clock.now() }), { after: 'api_key' });
   const close = async () => {
     await authz.close();
     await apiKeyUsage.close();

@@ -65,6 +65,11 @@ export function createApiKeyService(o: {
 
   return {
     store,
+    /**
+     * An identity was locked, unlocked, disabled, enabled or deleted: every process drops its
+     * verified keys (they are reloaded with the identity's state on their next use).
+     */
+    identityChanged: announce,
     async create(creator: string, b: CreateApiKey) {
       const permissions = [...new Set(b.permissions)].sort();
       await checkSubset(creator, permissions);

@@ -5,6 +5,8 @@ import type { Queryable } from '../../db/db.ts';
 import { readJson } from '../body.ts';
 import { requirePermission } from '../middleware/auth.ts';
 import { routeDocs, type RouteDoc } from '../openapi/doc.ts';
+import { assertHolds } from '../../authz/holdings.ts';
+import { ADMIN_ROLE } from '../../rbac/snapshot.ts';
 import type { Env, Services } from '../services.ts';
 
 /**
@@ -49,7 +51,7 @@ export const bindingDocs = routeDocs(
     KINDS.flatMap((k) => [
       [`GET /:id/${k.path}`, { summary: `A user's ${k.path === 'roles' ? 'role bindings' : 'direct permissions'}`, auth: 'session', responses: { 200: listDoc(k) }, errors: [...ERRS] } satisfies RouteDoc],
       [`PUT /:id/${k.path}`, { summary: `Grant a ${k.field} (globally or in a namespace); audited with before/after`, auth: 'session', body: bodyOf(k), responses: { 200: listDoc(k) }, errors: [...ERRS, 'VALIDATION_FAILED', 'UNSUPPORTED_MEDIA_TYPE'] } satisfies RouteDoc],
-      [`DELETE /:id/${k.path}`, { summary: `Withdraw a ${k.field} (globally or in a namespace); audited with before/after`, auth: 'session', query: queryOf(k), responses: { 200: listDoc(k) }, errors: [...ERRS, 'VALIDATION_FAILED'] } satisfies RouteDoc],
+      [`DELETE /:id/${k.path}`, { summary: `Withdraw a ${k.field} (globally or in a namespace); audited with before/after`, auth: 'session', query: queryOf(k), responses: { 200: listDoc(k) }, errors: [...ERRS, 'VALIDATION_FAILED', 'CONFLICT'] } satisfies RouteDoc],
     ]),
   ),
 );
@@ -71,6 +73,12 @@ export function bindingRoutes(s: Services) {
   /** One change: holds the user's row, so concurrent changes to one user serialise and each audit's before/after is exact. */
   async function change(c: Context<Env>, k: Kind, id: string, name: string, namespace: string | null, action: 'grant' | 'withdraw') {
     const admin = await requirePermission(c, s, 'MANAGE_ROLES');
+    // Stops escalation through MANAGE_ROLES: a binding is granted or withdrawn only by someone who
+    // holds what it confers, where it applies (ADMIN: only an ADMIN there); an API key counts
+    // with its creator's grants cut to its own permission list.
+    const conferred =
+      k.field === 'permission' ? [name] : (await s.db.query<{ permission: string }>('SELECT permission FROM role_permissions WHERE role = $1', [name])).rows.map((r) => r.permission);
+    await assertHolds(s.rbac.snapshot, admin, conferred, { namespace: namespace ?? undefined, adminNeeded: k.field === 'role' && name === ADMIN_ROLE, what: `${k.field} ${name}` });
     const after = await s.db.tx(async (q) => {
       const user = await q.query('SELECT id FROM identities WHERE id = $1 FOR UPDATE', [id]);
       if (!user.rowCount) throw new AppError('NOT_FOUND');
@@ -80,6 +88,11 @@ export function bindingRoutes(s: Services) {
         if (!exists.rowCount) throw new AppError('VALIDATION_FAILED', { detail: `${k.field}: no ${k.field} of this name exists` });
         await q.query(`INSERT INTO ${k.table} (identity_id, ${k.field}, namespace) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, [id, name, namespace ?? '']);
       } else {
+        if (k.field === 'role' && name === ADMIN_ROLE && namespace === null) {
+          // Every global ADMIN binding locked: two concurrent withdrawals cannot both pass this check.
+          const holders = await q.query<{ identity_id: string }>(`SELECT identity_id FROM user_roles WHERE role = $1 AND namespace = '' FOR UPDATE`, [ADMIN_ROLE]);
+          if (holders.rows.some((h) => h.identity_id === id) && holders.rows.length <= 1) throw new AppError('CONFLICT', { detail: 'This is the last global ADMIN binding: grant ADMIN to someone else first.' });
+        }
         const r = await q.query(`DELETE FROM ${k.table} WHERE identity_id = $1 AND ${k.field} = $2 AND namespace = $3`, [id, name, namespace ?? '']);
         if (!r.rowCount) throw new AppError('NOT_FOUND', { detail: `The user holds no such ${k.field} binding.` });
       }
