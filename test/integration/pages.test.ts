@@ -208,8 +208,19 @@ describe('a text-message code on the sign-in pages: resend and its cooldown', ()
     const tooSoon = await b.form(flow, { csrf, type: 'resend' }, origin);
     expect(tooSoon.status).toBe(429);
     expect(tooSoon.text).toContain('A code was sent a moment ago. Wait a little before asking for another.');
-    const done = await b.form(flow, { csrf, type: 'code', code: sms.lastCode(PHONE) ?? '' }, origin);
+    const done = await b.form(flow, { csrf, type: 'code', code: sms.lastCode(PHONE) ?? '', remember: 'on' }, origin);
     expect(done).toMatchObject({ status: 303, location: '/account' });
     expect((await b.get('/auth/me')).body.session.amr).toEqual(['pwd', 'sms', 'mfa']);
+    // "Remember this device": the token cookie is scoped to the pages' path, and the next page
+    // sign-in presents it to the API (which rotates it: a new token on the answer).
+    const remembered = done.headers.getSetCookie().find((c) => c.startsWith('threshold_remember'));
+    expect(remembered).toMatch(/; Path=\/login(;|$)/);
+    expect((await b.get('/auth/devices')).body).toHaveLength(1);
+    const before = b.cookies.get(remembered!.split('=')[0]);
+    const again = await b.form('/login', { csrf, identifier: 'lee@example.test' }, origin);
+    expect(again.status).toBe(303);
+    const rotated = again.headers.getSetCookie().find((c) => c.startsWith('threshold_remember'));
+    expect(rotated).toMatch(/; Path=\/login(;|$)/);
+    expect(b.cookies.get(remembered!.split('=')[0])).not.toBe(before);
   });
 });
