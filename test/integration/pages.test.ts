@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, Client, device, IP, signIn, startTestServer, type TestServer } from '../helpers/server.ts';
 import { returnToPolicy } from '../../src/pages/security.ts';
 import { eventOf } from '../../src/pages/login.tsx';
+import { startSmsRecorder } from '../helpers/peers.ts';
 
 /**
  * Issue 13 items 1, 2 and 5 over HTTP (the browser flows are in test/e2e/pages-browser.test.ts):
@@ -158,5 +159,68 @@ describe('sign-in and account pages over HTTP', () => {
     expect(eventOf({ type: 'webauthn', response: '[1]' })).toBeNull();
     expect(eventOf({ type: 'idp.verified' })).toBeNull();
     expect(device('x')).toMatch(/^device-x-/);
+  });
+});
+
+describe('a text-message code on the sign-in pages: resend and its cooldown', () => {
+  let t: TestServer;
+  let sms: Awaited<ReturnType<typeof startSmsRecorder>>;
+  const PHONE = '+14155550123';
+  const pw = 'lee-has-a-long-password';
+  beforeAll(async () => {
+    sms = await startSmsRecorder();
+    t = await startTestServer({
+      SMS_PROVIDER: 'twilio',
+      SMS_TWILIO_BASE_URL: sms.url,
+      SMS_TWILIO_ACCOUNT_SID: 'AC0123456789',
+      SMS_TWILIO_AUTH_TOKEN: 'secret-token',
+      SMS_TWILIO_FROM: '+15005550006',
+      // Every login from 10.0.0.9 steps up (SUSPICIOUS_IP); private addresses have no location.
+      RISK_DENY_CIDRS: '10.0.0.8/29',
+    });
+    await t.services.users.create({ email: 'lee@example.test', password: pw, roles: [] });
+    const c = new Client(t.url, { 'x-forwarded-for': '10.0.0.5', 'x-device-id': device('lee') });
+    expect((await c.passwordLogin('lee@example.test', pw)).body.step).toBe('done');
+    const bind = await c.post('/auth/mfa/phone', { phone: PHONE });
+    expect((await c.post(`/auth/mfa/phone/${bind.body.id}/confirm`, { code: sms.lastCode(PHONE) })).status).toBe(200);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sms?.close();
+  });
+
+  it('offers the methods with the reason, sends the code, refuses a resend inside the cooldown in words, and signs in with the code', async () => {
+    const origin = new URL(t.config.PUBLIC_URL).origin;
+    const b = new FormBrowser(t.url, { 'x-forwarded-for': '10.0.0.9' });
+    const csrf = csrfOf((await b.get('/login')).body);
+    const flow = (await b.form('/login', { csrf, identifier: 'lee@example.test' }, origin)).location!;
+    const chosen = await b.form(flow, { csrf, type: 'password', identifier: 'lee@example.test', password: pw }, origin);
+    expect(chosen.location).toBe(flow);
+    const choose = (await b.get(flow)).body as string;
+    expect(choose).toContain('Why we are asking: </strong>');
+    expect(choose).toContain('<button type="submit" name="method" value="sms">Text message to your phone</button>');
+    const sent = await b.form(flow, { csrf, type: 'choose', method: 'sms' }, origin);
+    expect(sent.location).toBe(`${flow}?sent=1`);
+    const step = (await b.get(sent.location!)).body as string;
+    expect(step).toContain('We sent a code by text message to ••••••••0123.');
+    // The countdown starts right after a send (login.js disables the button meanwhile).
+    expect(step).toContain('id="resend-form" data-cooldown="30"');
+    const tooSoon = await b.form(flow, { csrf, type: 'resend' }, origin);
+    expect(tooSoon.status).toBe(429);
+    expect(tooSoon.text).toContain('A code was sent a moment ago. Wait a little before asking for another.');
+    const done = await b.form(flow, { csrf, type: 'code', code: sms.lastCode(PHONE) ?? '', remember: 'on' }, origin);
+    expect(done).toMatchObject({ status: 303, location: '/account' });
+    expect((await b.get('/auth/me')).body.session.amr).toEqual(['pwd', 'sms', 'mfa']);
+    // "Remember this device": the token cookie is scoped to the pages' path, and the next page
+    // sign-in presents it to the API (which rotates it: a new token on the answer).
+    const remembered = done.headers.getSetCookie().find((c) => c.startsWith('threshold_remember'));
+    expect(remembered).toMatch(/; Path=\/login(;|$)/);
+    expect((await b.get('/auth/devices')).body).toHaveLength(1);
+    const before = b.cookies.get(remembered!.split('=')[0]);
+    const again = await b.form('/login', { csrf, identifier: 'lee@example.test' }, origin);
+    expect(again.status).toBe(303);
+    const rotated = again.headers.getSetCookie().find((c) => c.startsWith('threshold_remember'));
+    expect(rotated).toMatch(/; Path=\/login(;|$)/);
+    expect(b.cookies.get(remembered!.split('=')[0])).not.toBe(before);
   });
 });
