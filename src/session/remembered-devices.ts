@@ -31,8 +31,14 @@ export type UseResult =
 
 const TOKEN_RE = /^[A-Za-z0-9_-]{40,60}$/;
 
+/**
+ * The remember cookie's name and scope: HttpOnly, this site only, sent to the login routes alone.
+ * Under TLS it is `__Secure-` prefixed, not `__Host-`: a `__Host-` cookie must have `Path=/`
+ * (browsers drop it otherwise, and Hono refuses to write it), and this one is scoped to a path.
+ */
+export const REMEMBER_COOKIE_PATH = '/auth/login';
 export function rememberCookieName(secure: boolean) {
-  return secure ? '__Host-threshold_remember' : 'threshold_remember';
+  return secure ? '__Secure-threshold_remember' : 'threshold_remember';
 }
 
 /** "Chrome on Windows"-like name from the User-Agent; never the header itself. */

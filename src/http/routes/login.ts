@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { readJson } from '../body.ts';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { deviceId } from '../middleware/client.ts';
-import { rememberCookieName } from '../../session/remembered-devices.ts';
+import { REMEMBER_COOKIE_PATH, rememberCookieName } from '../../session/remembered-devices.ts';
 import { presentCompletion, presentFlow } from '../present.ts';
 import type { Completion } from '../../flows/login-service.ts';
 import type { FlowRow } from '../../flows/runtime.ts';
@@ -77,7 +77,7 @@ export function loginRoutes(s: Services) {
   const rememberCookie = rememberCookieName(secure);
   /** The remember cookie: HttpOnly, this site only, sent to the login routes alone. */
   const setRemember = (c: Context<Env>, r: { token: string; expiresAt: number }) =>
-    setCookie(c, rememberCookie, r.token, { httpOnly: true, secure, sameSite: 'Strict', path: '/auth/login', maxAge: Math.max(1, Math.floor((r.expiresAt - s.clock.now()) / 1000)) });
+    setCookie(c, rememberCookie, r.token, { httpOnly: true, secure, sameSite: 'Strict', path: REMEMBER_COOKIE_PATH, maxAge: Math.max(1, Math.floor((r.expiresAt - s.clock.now()) / 1000)) });
 
   app.post('/', async (c) => {
     const b = await readJson(c, StartSchema);
@@ -90,7 +90,7 @@ export function loginRoutes(s: Services) {
     // A remembered device is presented (and its token rotated) when the login starts.
     const rem = await s.login.presentRemembered(getCookie(c, rememberCookie), dev);
     if (rem.ok) setRemember(c, rem);
-    else if (rem.reason !== 'NONE') deleteCookie(c, rememberCookie, { path: '/auth/login', secure });
+    else if (rem.reason !== 'NONE') deleteCookie(c, rememberCookie, { path: REMEMBER_COOKIE_PATH, secure });
     const row = await s.login.start({
       rememberedDevice: rem.ok ? rem.rememberedId : null,
       deviceId: dev,
