@@ -125,6 +125,12 @@ export function createApiKeyService(o: {
       return k;
     },
 
+    /**
+     * An identity was disabled, locked or deleted: every process drops the key records it holds,
+     * so that identity's keys (and those it created) stop at once, not when the cache runs out.
+     */
+    identityChanged: announce,
+
     async usageOf(id: string) {
       await o.usage.flush();
       return store.usage(id, new Date(clock.now() - 30 * 86_400_000).toISOString().slice(0, 10));

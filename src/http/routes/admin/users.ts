@@ -134,6 +134,7 @@ export function userRoutes(s: Services) {
     const before = await admin.remove(id);
     if (!before) throw new AppError('NOT_FOUND');
     await s.rbac.changed(); // their grants are gone
+    await s.apiKeys.identityChanged(); // and their API keys, in every process's cache
     await audit('user.deleted', p.identityId, id, { before, endedSessions: ended.length });
     return c.body(null, 204);
   });
@@ -148,6 +149,7 @@ export function userRoutes(s: Services) {
       if (!(await s.users[action](id))) throw new AppError('NOT_FOUND');
       // A locked account keeps no way in: its live sessions (and their tokens) end at once.
       const ended = action === 'lock' ? await s.sessions.revokeAllFor(id, 'account_locked') : [];
+      if (action === 'lock') await s.apiKeys.identityChanged();
       const after = found(await s.users.get(id));
       await audit(`user.${action}ed`, p.identityId, id, { endedSessions: ended.length, wasLocked: before.locked, before, after });
       return c.json(after);
@@ -165,6 +167,7 @@ export function userRoutes(s: Services) {
       // Sessions of a disabled account are refused anyway; revoking them also reaches access
       // tokens and verification caches in every process, and ends their refresh families.
       const ended = action === 'disable' ? await s.sessions.revokeAllFor(id, 'account_disabled') : [];
+      if (action === 'disable') await s.apiKeys.identityChanged();
       await audit(`user.${action}d`, p.identityId, id, { before: r.before, after: r.after, endedSessions: ended.length });
       return c.json(r.after);
     });
