@@ -51,6 +51,8 @@ export const ERRORS = {
   API_KEY_MALFORMED: { status: 400, title: 'The API key is malformed.' },
   /** A valid API key used from an address outside its allow-list. */
   API_KEY_ADDRESS_REFUSED: { status: 403, title: 'This API key may not be used from this address.' },
+  /** Two credentials in one request (X-API-Key beside an Authorization header, or a repeated one): which one speaks is never guessed. */
+  CREDENTIALS_CONFLICT: { status: 400, title: 'The request carries more than one credential; send exactly one.' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send application/json.' },
   RATE_LIMITED: { status: 429, title: 'Too many requests.' },
