@@ -82,7 +82,7 @@ export const AUDIT_EVENT_TYPES = [
   'api_key.created', // a key was created (reason SELF | FOR_IDENTITY; data: identity, permissions, expiry, allow-list)
   'api_key.rotated', // a key was replaced by a new one; the old one works until the overlap ends
   'api_key.revoked', // a key was revoked (reason OWNER | CREATOR | ADMIN)
-  'api_key.refused', // a known key was refused (reason REVOKED | EXPIRED | IDENTITY_INACTIVE | ADDRESS_REFUSED | RATE_LIMITED), once per key, reason and 5 min
+  'api_key.refused', // a known key was refused (reason REVOKED | EXPIRED | IDENTITY_INACTIVE | ADDRESS_REFUSED | RATE_LIMITED), or an address past its wrong-key budget (TOO_MANY_WRONG_KEYS, no subject); once per key (or address), reason and 5 min
   'user.roles_changed', // an administrator bound or unbound a role (data.before, data.after)
   'user.permissions_changed', // an administrator granted or withdrew a direct permission (data.before, data.after)
 ] as const;

@@ -18,14 +18,14 @@ if (!entry || !/\.ts$/.test(entry)) {
 const source = resolve(root, entry);
 const production = process.env.NODE_ENV === 'production' && process.env.THRESHOLD_RUN_TS !== '1';
 
-/** Newest modification time of the TypeScript sources that dist/ is built from. */
+/** Newest modification time of the sources that dist/ is built from (TypeScript, and the pages' assets it copies). */
 function newestSource() {
   let newest = 0;
   const walk = (dir) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+      else if (/\.tsx?$/.test(e.name) || p.includes('/pages/assets/')) newest = Math.max(newest, statSync(p).mtimeMs);
     }
   };
   for (const d of ['src', 'machines', 'workers', 'scripts', 'contracts']) if (existsSync(join(root, d))) walk(join(root, d));

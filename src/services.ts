@@ -52,6 +52,7 @@ import { createSignupService } from './authn/signup/signup-service.ts';
 import { createEmailVerification } from './authn/signup/email-verification.ts';
 import { createLoginLimiter, limiterRedis, limitSettings, loginLimiterOptions } from './security/limits.ts';
 import { applyTrustedIssuersFile, createTrustedIssuers } from './authn/trusted-issuers/index.ts';
+import { serviceTokenAuthenticator } from './authn/trusted-issuers/service-token-authenticator.ts';
 import { createLoginEffects } from './flows/login-effects.ts';
 import type { FlowRow } from './flows/runtime.ts';
 import { createMachineClients } from './credentials/machine-clients/clients.ts';
@@ -244,6 +245,8 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     redis: limitRedis,
     hashKey: limitHashKey,
   };
+  // The sign-in and account pages' form tokens (src/pages/security.ts): one key for every API process.
+  const pageCsrfKey = createHmac('sha256', d.masterKey).update('page-csrf').digest();
   const principals = defaultPipeline({ config, sessions, tokens, users, revocations, verifyCache });
   // API keys: revocation and rotation bump a version every process reads per request (as RBAC does).
   const apiKeyStore = createApiKeyStore(db);
@@ -265,6 +268,8 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
   const apiKeyUsage = createUsageRecorder({ store: apiKeyStore, clock, logger, flushMs: config.API_KEY_USAGE_FLUSH_SECONDS * 1000 });
   const apiKeys = createApiKeyService({ store: apiKeyStore, clock, audit, rbac: rbac.snapshot, version: apiKeyVersion, verifier: apiKeyVerifier, usage: apiKeyUsage });
   principals.register(apiKeyAuthenticator({ verifier: apiKeyVerifier, usage: apiKeyUsage }));
+  // Workload (service-account) tokens and machine clients' client_credentials tokens.
+  principals.register(serviceTokenAuthenticator({ workloads: trusted.workloads, tokens, issuer: config.PUBLIC_URL, logger, now: () => clock.now() }), { after: 'api_key' });
   const close = async () => {
     await authz.close();
     await apiKeyUsage.close();
@@ -272,5 +277,5 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     await limits.login.close();
     redis?.disconnect();
   };
-  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, principals, authz, apiKeys, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, machineClients, passwordPolicy, compromised, signup, emailVerification, remembered, recoveryFlows, close };
+  return { config, db, clock, logger, audit, jobs, passwords, totp, recovery, sessions, tokens, keys, rbac, principals, authz, apiKeys, users, login, stepup, factors, webauthn, codes, sendCode, notifyUser, reports, revocations, verifyCache, limits, refresh, risk, trusted, machineClients, passwordPolicy, compromised, signup, emailVerification, remembered, recoveryFlows, pageCsrfKey, close };
 }

@@ -107,6 +107,8 @@ export const ConfigSchema = z.object({
   WEBAUTHN_RP_ID: z.string().min(1).optional(),
   WEBAUTHN_RP_NAME: z.string().min(1).default('Threshold'),
   WEBAUTHN_ORIGINS: z.string().optional(),
+  /** Origins of applications the sign-in pages may send a person back to (`return_to`), besides PUBLIC_URL's and WEBAUTHN_ORIGINS. */
+  RETURN_TO_ORIGINS: z.string().optional(),
   /** Email: an smtp(s):// URL; without one, messages go to the dev mailbox (embedded default only). */
   SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
   MAIL_FROM: z.string().min(3).default('Threshold <no-reply@threshold.local>'),

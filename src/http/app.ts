@@ -41,6 +41,7 @@ import { csrfProtection } from './middleware/csrf.ts';
 import { noFraming } from './middleware/frames.ts';
 import { httpMetrics, metricsRoutes } from '../metrics/routes.ts';
 import type { Env, Services } from './services.ts';
+import { PAGE_FORMS, pageRoutes } from '../pages/routes.ts';
 
 export function createApp(s: Services, extra: { checks?: Record<string, () => Promise<void>> } = {}) {
   const app = new Hono<Env>();
@@ -68,8 +69,8 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
       allowedOrigins: [...new Set([new URL(s.config.PUBLIC_URL).origin, ...s.config.webauthn.origins])],
       // Not cookie-authenticated: the refresh token is in the body; forward-auth judges the proxied app's request.
       skip: [/^\/auth\/token\/?$/, /^\/auth\/verify\/?$/],
-      // The "this wasn't me" confirmation is a plain form on Threshold's own page.
-      forms: [/^\/auth\/report\/[^/]+$/],
+      // The "this wasn't me" confirmation and the sign-in/account pages post plain forms from Threshold's own pages (which also check a token).
+      forms: [/^\/auth\/report\/[^/]+$/, ...PAGE_FORMS],
       onRefused: (info) => s.logger.warn(info, 'cross-site request refused'),
     }),
   );
@@ -209,5 +210,7 @@ export function createApp(s: Services, extra: { checks?: Record<string, () => Pr
   app.route('/api/api-keys', apiKeyRoutes(s));
   app.route('/api/users', bindingRoutes(s));
   app.route('/api', adminRoutes(s));
+  // The sign-in and account pages: clients of the routes above, called in-process.
+  app.route('/', pageRoutes(s, (req, env) => app.fetch(req, env as never)));
   return app;
 }

@@ -90,6 +90,8 @@ export interface Services {
   remembered: RememberedDevices;
   /** Account recovery flows (POST /auth/recovery, admin reset). */
   recoveryFlows: RecoveryFlows;
+  /** Key of the pages' form tokens (src/pages/security.ts), derived from the master key. */
+  pageCsrfKey: Buffer;
   /** Release connections owned by the services (not the db or jobs passed in). */
   close: () => Promise<void>;
   /** Issue (or resend) a one-time code for a flow or a binding and deliver it; answers the masked destination. */

@@ -31,8 +31,6 @@ export interface Rbac {
   authorize(p: Principal, permission: string, namespace?: string): Promise<Decision>;
   /** The snapshot decisions are made from (src/authz/authorizer.ts reads it). */
   readonly snapshot: RbacSnapshot;
-  /** The requirement of a permission one of these roles grants (null: none), or undefined: for workload principals. */
-  grantForRoles(roles: string[], permission: string): Promise<Requirement | null | undefined>;
   /**
    * Announce that roles, permissions, requirements or grants changed (after the change
    * committed): every process's next authorization sees it. The role-binding and direct-grant
@@ -54,7 +52,6 @@ export function createRbac(db: Queryable, clock: Clock, snapshot?: RbacSnapshot)
     permissionsOf: (identityId, namespace) => snap.permissionsOf(identityId, namespace),
     accessOf: (identityId, namespace) => snap.accessOf(identityId, namespace),
     bindingsOf: (identityId) => snap.bindingsOf(identityId),
-    grantForRoles: (roles, permission) => snap.grantForRoles(roles, permission),
     async authorize(p, permission, namespace) {
       const r = await snap.resolve(p.identityId, permission, namespace);
       if (!r.via) return { allow: false, code: 'PERMISSION_DENIED', ...(r.known ? {} : { unknown: true }) };

@@ -99,8 +99,6 @@ export interface RbacSnapshot {
    * everywhere. `extra` bindings come from the credential (a service-account mapping).
    */
   resolve(identityId: string, permission: string, namespace?: string, extra?: readonly RoleBinding[]): Promise<Resolution>;
-  /** The requirement of a permission one of these roles grants (null: none), or undefined (workload principals hold roles, not an identity). */
-  grantForRoles(roles: string[], permission: string): Promise<Requirement | null | undefined>;
   /** Whether a permission of this name exists at all. */
   known(permission: string): Promise<boolean>;
   /** Announce a change to roles, permissions or grants (call after it committed). */
@@ -267,11 +265,6 @@ export function createRbacSnapshot(o: {
     async resolve(identityId, permission, namespace, extra = []) {
       const m = await sync();
       return resolveIn(m, await accessIn(m, identityId), permission, namespace, extra);
-    },
-    async grantForRoles(roles, permission) {
-      const m = await sync();
-      if (!m.requirements.has(permission)) return undefined;
-      return roles.some((r) => m.roleGrants.get(r)?.includes(permission)) ? (m.requirements.get(permission) ?? null) : undefined;
     },
     async known(permission) {
       return (await sync()).requirements.has(permission);

@@ -27,6 +27,7 @@ describe('production runs compiled JavaScript', () => {
 
   beforeAll(async () => {
     await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT });
+    await run(process.execPath, [join(ROOT, 'scripts/copy-assets.mjs')], { cwd: ROOT }); // the rest of `npm run build`
     tdb = await createTestDb();
   }, 120_000);
 

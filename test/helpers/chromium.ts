@@ -105,9 +105,13 @@ export class Chromium {
     this.listeners.push(f);
   }
 
-  /** A fresh tab with the Page, Network and Runtime domains on; returns its session. */
-  async newPage(): Promise<Page> {
-    const { targetId } = await this.send('Target.createTarget', { url: 'about:blank' });
+  /**
+   * A fresh tab with the Page, Network and Runtime domains on; returns its session. `isolated`:
+   * in a browser context of its own (its own cookies: another person, or another device).
+   */
+  async newPage(o: { isolated?: boolean } = {}): Promise<Page> {
+    const ctx = o.isolated ? ((await this.send('Target.createBrowserContext')) as { browserContextId: string }).browserContextId : undefined;
+    const { targetId } = await this.send('Target.createTarget', { url: 'about:blank', ...(ctx ? { browserContextId: ctx } : {}) });
     const { sessionId } = await this.send('Target.attachToTarget', { targetId, flatten: true });
     for (const d of ['Page.enable', 'Network.enable', 'Runtime.enable']) await this.send(d, {}, sessionId);
     return new Page(this, sessionId);

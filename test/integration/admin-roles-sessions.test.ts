@@ -98,6 +98,11 @@ describe('/api/sessions, /api/roles, /api/permissions', () => {
     expect([held.status, held.body.code, held.body.holders]).toEqual([409, 'ROLE_IN_USE', 1]);
     expect(await can('VIEW_AUDIT_LOGS')).toBe(200);
     await t.db.query("DELETE FROM user_roles WHERE role = 'AUDITOR'");
+    // A machine client holding it keeps it too.
+    await t.db.query(`INSERT INTO machine_clients (client_id, secret_hash, roles, created_at) VALUES ('svc-a', 'x', '["AUDITOR"]', now())`);
+    const byMachine = await admin.req('DELETE', '/api/roles/AUDITOR');
+    expect([byMachine.status, byMachine.body.code, byMachine.body.machines]).toEqual([409, 'ROLE_IN_USE', 1]);
+    await t.db.query("DELETE FROM machine_clients WHERE client_id = 'svc-a'");
     expect((await admin.req('DELETE', '/api/roles/AUDITOR')).status).toBe(204);
     expect(await audit('role.deleted', 'AUDITOR')).toMatchObject({ before: { name: 'AUDITOR', holders: 0 } });
     expect((await admin.req('DELETE', '/api/roles/AUDITOR')).status).toBe(404);

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { generateApiKey, isWellFormedApiKey } from '../../src/credentials/api-keys/format.ts';
 import { IP, signIn, signInAdmin, startTestServer, type Client, type TestServer } from '../helpers/server.ts';
 import { countQueries } from '../bench/sessions.ts';
@@ -115,6 +115,11 @@ describe('API keys over HTTP', () => {
     for (let i = 0; i < 12; i++) codes.push((await call({ 'x-api-key': generateApiKey().key }, 'VIEW_CASES', burst)).status);
     expect(codes.slice(0, 8)).toEqual(Array(8).fill(401));
     expect(new Set(codes.slice(8))).toEqual(new Set([429]));
+    // The cut-off is audited once for the address, not once per guess.
+    // Written in the background (the answer does not wait for it): wait for the row, not a guessed pause.
+    const cut = () => t.db.query<{ subject: string | null }>("SELECT subject FROM audit_events WHERE type = 'api_key.refused' AND reason = 'TOO_MANY_WRONG_KEYS' AND data->>'ip' = $1", [burst]);
+    await vi.waitFor(async () => expect((await cut()).rows.length).toBeGreaterThan(0), { timeout: 10_000, interval: 20 });
+    expect((await cut()).rows).toEqual([{ subject: null }]);
     // A valid key from that address is not refused by the wrong-key budget (it is held in memory).
     const k = await create({});
     expect((await call({ 'x-api-key': k.key })).status).toBe(200);
@@ -206,6 +211,25 @@ describe('API keys over HTTP', () => {
     await t.services.authz.flush();
     const refused = await t.db.query<{ reason: string; data: { ip: string } }>("SELECT reason, data FROM audit_events WHERE type = 'api_key.refused' AND subject = $1", [r.body.id]);
     expect(refused.rows).toEqual([{ reason: 'REVOKED', data: { ip: IP.london } }]);
+  });
+
+  it("an admin's lock, disable or delete of the identity stops its keys at once (no cache grace)", async () => {
+    const bot = await t.services.users.create({ email: 'lockable-bot@example.test', roles: ['TECHNICIAN'] });
+    const admin = await signInAdmin(t);
+    const r = await admin.post('/api/api-keys', { name: 'bot', permissions: ['VIEW_CASES'], identityId: bot.id });
+    // From an address of its own: London has spent its wrong-key budget in the tests above.
+    const use = () => call({ 'x-api-key': r.body.key }, 'VIEW_CASES', '198.51.100.20');
+    expect((await use()).status).toBe(200); // held verified now
+    expect((await admin.post(`/api/users/${bot.id}/lock`)).status).toBe(200);
+    expect((await use()).status).toBe(401);
+    expect((await admin.post(`/api/users/${bot.id}/unlock`)).status).toBe(200);
+    expect((await use()).status).toBe(200);
+    expect((await admin.post(`/api/users/${bot.id}/disable`)).status).toBe(200);
+    expect((await use()).status).toBe(401);
+    expect((await admin.post(`/api/users/${bot.id}/enable`)).status).toBe(200);
+    expect((await use()).status).toBe(200);
+    expect((await admin.req('DELETE', `/api/users/${bot.id}`)).status).toBe(204);
+    expect((await use()).status).toBe(401);
   });
 
   it('keys are stored hashed: the secret is nowhere in the database', async () => {

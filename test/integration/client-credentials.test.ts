@@ -53,8 +53,8 @@ describe('client_credentials', () => {
     expect(denied.status).toBe(403);
     const fwd = await c.get('/auth/verify', { ...bearer, 'x-required-permission': 'VIEW_CASES' });
     expect(fwd.status).toBe(200);
-    expect(fwd.headers.get('x-auth-kind')).toBe('machine_client');
-    expect(fwd.headers.get('x-auth-user')).toBe('billing-sync');
+    expect(fwd.headers.get('x-auth-credential')).toBe('service_account:billing-sync');
+    expect(fwd.headers.get('x-auth-user')).toBe('client:billing-sync');
     // Claims changed (more roles), signature kept: refused.
     const [h, p, sig] = body.access_token.split('.');
     const claims = JSON.parse(Buffer.from(p, 'base64url').toString());

@@ -10,6 +10,7 @@ import { createSamlStarter } from '../../src/authn/methods/saml/start.ts';
 import type { ExternalAssertion } from '../../src/authn/methods/saml/types.ts';
 import { createTestDb } from '../helpers/db.ts';
 import { TestSamlIdp } from '../helpers/saml-idp.ts';
+import { moveSignatureToEvil, moveSignedIntoExtensions, replaceText, wrapSecondAssertion, wrapSignedInAdvice } from '../helpers/saml-tamper.ts';
 
 /**
  * The SAML HTTP-POST binding routes over their interface to the federation layer: what the ACS
@@ -139,4 +140,38 @@ describe('SAML routes', () => {
     expect((await postAcs('hospital', {})).status).toBe(400);
     expect((await postAcs('nobody', { SAMLResponse: 'x' })).status).toBe(404);
   });
+});
+
+describe('SAML ACS over HTTP refuses the tampered corpus (a problem, no handle, no cookie)', () => {
+  // Edits after signing, as an attacker holding one genuine response makes them.
+  const edits: [string, (xml: string) => string, Parameters<TestSamlIdp['answer']>[1], string][] = [
+    ['XSW: a second, unsigned assertion', (x) => wrapSecondAssertion(x, 'admin@hospital.org'), {}, 'ASSERTION_COUNT'],
+    ['XSW: signed assertion moved into Extensions', (x) => moveSignedIntoExtensions(x, 'admin@hospital.org'), {}, 'ASSERTION_COUNT'],
+    ['XSW: signed assertion inside an unsigned one’s Advice', (x) => wrapSignedInAdvice(x, 'admin@hospital.org'), {}, 'ASSERTION_COUNT'],
+    ['XSW: signature moved onto an unsigned assertion', (x) => moveSignatureToEvil(x, 'admin@hospital.org'), {}, 'SIGNATURE_INVALID'],
+    ['comment in NameID', (x) => replaceText(x, 'ann@hospital.org.evil.com<', 'ann@hospital.org<!---->.evil.com<'), { nameId: 'ann@hospital.org.evil.com' }, 'RESPONSE_MALFORMED'],
+    ['unsigned assertion', (x) => x, { sign: 'none' }, 'ASSERTION_UNSIGNED'],
+    ['signed response, unsigned assertion', (x) => x, { sign: 'response' }, 'ASSERTION_UNSIGNED'],
+    ['untrusted key', (x) => x, { untrustedKey: true }, 'SIGNATURE_INVALID'],
+    ['altered after signing', (x) => replaceText(x, 'pathologists', 'administrators'), {}, 'SIGNATURE_INVALID'],
+    ['wrong audience', (x) => x, { audience: 'https://other-sp.test' }, 'AUDIENCE_MISMATCH'],
+    ['wrong recipient', (x) => x, { recipient: 'https://other-sp.test/acs' }, 'RECIPIENT_MISMATCH'],
+    ['wrong destination', (x) => x, { destination: 'https://other-sp.test/acs' }, 'DESTINATION_MISMATCH'],
+    ['wrong issuer', (x) => x, { issuer: 'https://idp.evil.test' }, 'ISSUER_MISMATCH'],
+    ['expired beyond the skew', (x) => x, { notBeforeOffsetMs: -600_000, notOnOrAfterOffsetMs: -61_000 }, 'EXPIRED'],
+    ['not yet valid beyond the skew', (x) => x, { notBeforeOffsetMs: 61_000 }, 'NOT_YET_VALID'],
+    ['unsolicited', (x) => x, { inResponseTo: null }, 'UNSOLICITED'],
+  ];
+  for (const [name, tamper, overrides, what] of edits) {
+    it(`${name} → 400, federation failure ${what}`, async () => {
+      idp.user = { nameId: 'ann@hospital.org', attributes: { mail: ['ann@hospital.org'], memberOf: ['pathologists'] } };
+      const form = await login(`flw_corpus_${what}`, overrides);
+      const xml = Buffer.from(form.SAMLResponse, 'base64').toString('utf8');
+      const r = await postAcs('hospital', { SAMLResponse: TestSamlIdp.encode(tamper(xml)) }, { origin: 'https://idp.hospital.test', 'sec-fetch-site': 'cross-site' });
+      expect(r.status).toBe(400);
+      expect(r.headers.get('location')).toBeNull();
+      expect(r.headers.get('set-cookie')).toBeNull();
+      expect(failures.at(-1)).toMatchObject({ code: 'IDP_RESPONSE_INVALID', what, provider: 'hospital' });
+    });
+  }
 });

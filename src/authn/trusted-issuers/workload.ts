@@ -1,5 +1,4 @@
 import type { Clock } from '../../clock.ts';
-import type { Requirement } from '../../rbac/rbac.ts';
 import { peekIssuer, tokenDigest, TrustedTokenError, type TrustedTokenVerifier, type VerifiedExternalToken } from './verifier.ts';
 import { servesPurpose, type IssuerRegistry, type TrustedIssuer } from './registry.ts';
 
@@ -131,24 +130,3 @@ export function createWorkloadVerifier(deps: {
   return { verify, isWorkloadToken, stats, clear: () => cache.clear() };
 }
 export type WorkloadVerifier = ReturnType<typeof createWorkloadVerifier>;
-
-export type WorkloadDecision = { allow: true } | { allow: false; code: 'PERMISSION_DENIED'; reason: 'NAMESPACE_REQUIRED' | 'OTHER_NAMESPACE' | 'NOT_GRANTED' | 'REQUIREMENT_UNSATISFIABLE' };
-
-/**
- * Stops a workload acting outside its namespaces, or beyond its roles. A permission with an
- * `amr`/`maxAge` requirement is refused: a workload cannot step up.
- */
-export async function authorizeWorkload(
-  p: WorkloadPrincipal,
-  permission: string,
-  namespace: string | undefined,
-  grant: (roles: string[], permission: string) => Promise<Requirement | null | undefined>,
-): Promise<WorkloadDecision> {
-  const everywhere = p.namespaces.includes('*');
-  if (namespace === undefined && !everywhere) return { allow: false, code: 'PERMISSION_DENIED', reason: 'NAMESPACE_REQUIRED' };
-  if (namespace !== undefined && !everywhere && !p.namespaces.includes(namespace)) return { allow: false, code: 'PERMISSION_DENIED', reason: 'OTHER_NAMESPACE' };
-  const requirement = await grant(p.roles, permission);
-  if (requirement === undefined) return { allow: false, code: 'PERMISSION_DENIED', reason: 'NOT_GRANTED' };
-  if (requirement !== null && (requirement.amr?.length || requirement.maxAge !== undefined)) return { allow: false, code: 'PERMISSION_DENIED', reason: 'REQUIREMENT_UNSATISFIABLE' };
-  return { allow: true };
-}

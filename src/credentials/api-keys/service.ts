@@ -65,6 +65,11 @@ export function createApiKeyService(o: {
 
   return {
     store,
+    /**
+     * An identity was locked, unlocked, disabled, enabled or deleted: every process drops its
+     * verified keys (they are reloaded with the identity's state on their next use).
+     */
+    identityChanged: announce,
     async create(creator: string, b: CreateApiKey) {
       const permissions = [...new Set(b.permissions)].sort();
       await checkSubset(creator, permissions);
@@ -124,12 +129,6 @@ export function createApiKeyService(o: {
       await audit.append({ type: 'api_key.revoked', actor, subject: id, reason });
       return k;
     },
-
-    /**
-     * An identity was disabled, locked or deleted: every process drops the key records it holds,
-     * so that identity's keys (and those it created) stop at once, not when the cache runs out.
-     */
-    identityChanged: announce,
 
     async usageOf(id: string) {
       await o.usage.flush();

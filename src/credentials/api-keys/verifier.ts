@@ -80,16 +80,16 @@ export function createApiKeyVerifier(o: ApiKeyVerifierOptions) {
     }
   };
 
-  const auditRefusal = (r: ApiKeyLookup, reason: string, ip: string) => {
+  const auditRefusal = (r: Pick<ApiKeyLookup, 'id' | 'identityId'> | null, reason: string, ip: string) => {
     const now = o.clock.now();
-    const k = `${r.id}\n${reason}`;
+    const k = `${r?.id ?? `ip:${hashIp(ip, '').ip}`}\n${reason}`;
     const last = audited.get(k);
     if (last !== undefined && now - last < 5 * 60_000) return;
     audited.delete(k);
     audited.set(k, now);
     while (audited.size > 10_000) audited.delete(audited.keys().next().value as string);
     void o.audit
-      .append({ type: 'api_key.refused', actor: r.identityId, subject: r.id, reason, data: { ip } })
+      .append({ type: 'api_key.refused', actor: r?.identityId ?? null, subject: r?.id ?? null, reason, data: { ip } })
       .catch((err) => o.logger.error({ err }, 'audit of an API-key refusal failed'));
   };
 
@@ -110,7 +110,10 @@ export function createApiKeyVerifier(o: ApiKeyVerifierOptions) {
     } catch (e) {
       throw limiterUnavailable(e);
     }
-    if (res && res.consumedPoints >= o.failuresPerIp) throw rateLimited(res.msBeforeNext, 'api key failures per IP');
+    if (res && res.consumedPoints >= o.failuresPerIp) {
+      auditRefusal(null, 'TOO_MANY_WRONG_KEYS', ip);
+      throw rateLimited(res.msBeforeNext, 'api key failures per IP');
+    }
   };
 
   /** One request of the key counted: allowed, spent (ms until a point frees), or the store failed. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { pageDocs } from '../../pages/forms.ts';
 import { ERRORS, type ErrorCode } from '../../errors.ts';
 import { COMPONENT_SCHEMAS, type DocumentedRoute, type SchemaRef } from './doc.ts';
 import { appDocs } from './app-docs.ts';
@@ -47,6 +48,7 @@ export const ALL_ROUTE_DOCS: readonly DocumentedRoute[] = [
   ...devicesDocs,
   ...recoveryDocs,
   ...adminRecoveryDocs,
+  ...pageDocs,
 ];
 
 /** Problems any route can answer: the URL rule, the body limit, a wrong method, a fault. */

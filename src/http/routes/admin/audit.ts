@@ -74,18 +74,22 @@ export function auditRoutes(s: Services) {
     return stream(c, async (out) => {
       let rows = 0;
       let last = q.afterSeq ?? 0;
-      // One row past the bound tells a complete export from a truncated one.
-      for await (const row of exportAudit(s.db, filters, { after: q.afterSeq, max: q.limit + 1 })) {
-        if (rows === q.limit) {
-          await out.write(`${JSON.stringify({ truncated: true, nextAfterSeq: last })}\n`);
-          break;
+      try {
+        // One row past the bound tells a complete export from a truncated one.
+        for await (const row of exportAudit(s.db, filters, { after: q.afterSeq, max: q.limit + 1 })) {
+          if (rows === q.limit) {
+            await out.write(`${JSON.stringify({ truncated: true, nextAfterSeq: last })}\n`);
+            break;
+          }
+          await out.write(`${JSON.stringify(row)}\n`);
+          rows++;
+          last = row.seq;
+          if (out.aborted) break;
         }
-        await out.write(`${JSON.stringify(row)}\n`);
-        rows++;
-        last = row.seq;
-        if (out.aborted) return;
+      } finally {
+        // Audited however it ended: rows sent before a client went away were read all the same.
+        await s.audit.append({ type: 'audit.exported', actor: p.identityId, reason: 'ADMIN', data: { filters, afterSeq: q.afterSeq ?? null, rows, aborted: out.aborted } });
       }
-      await s.audit.append({ type: 'audit.exported', actor: p.identityId, reason: 'ADMIN', data: { filters, afterSeq: q.afterSeq ?? null, rows } });
     }, async (err) => {
       s.logger.error({ err }, 'audit export failed');
     });

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { AppError } from '../../../errors.ts';
 import type { ResponseDoc } from '../../openapi/doc.ts';
+import type { Services } from '../../services.ts';
+import type { AnyPrincipal } from '../../../principals/types.ts';
 
 /** What every admin route may answer: no session, no permission, or a stale one for a permission that needs fresh MFA. */
 export const ADMIN_ERRORS = ['UNAUTHENTICATED', 'PERMISSION_DENIED', 'STEP_UP_REQUIRED'] as const;
@@ -26,4 +28,30 @@ export const UuidQuery = z.string().regex(UUID_RE, 'a uuid');
 export function idParam(v: string): string {
   if (!UUID_RE.test(v)) throw new AppError('NOT_FOUND');
   return v;
+}
+
+/**
+ * What the caller may hand out or act upon: the permissions their grants hold globally (ADMIN:
+ * all), narrowed to the credential's scope for an API key. Stops privilege escalation through
+ * the admin API (src/http/routes/admin/users.ts, roles.ts).
+ */
+export async function reachOf(s: Services, p: AnyPrincipal): Promise<Set<string>> {
+  const who = p.kind === 'session' ? p.identityId : (p.authority ?? p.identityId);
+  const held = (await s.rbac.permissionsOf(who)).map((x) => x.name);
+  const scope = p.kind === 'session' ? undefined : p.scope;
+  return new Set(scope ? held.filter((x) => scope.includes(x)) : held);
+}
+
+/** Every permission an identity holds, globally or in any namespace it has a binding or grant in. */
+export async function heldAnywhere(s: Services, identityId: string): Promise<string[]> {
+  const b = await s.rbac.bindingsOf(identityId);
+  const namespaces = new Set([...b.roles, ...b.permissions].map((x) => x.namespace).filter((n): n is string => n !== null));
+  const lists = await Promise.all([undefined, ...namespaces].map((n) => s.rbac.permissionsOf(identityId, n)));
+  return [...new Set(lists.flat().map((x) => x.name))];
+}
+
+/** 403 naming what the caller lacks, when `wanted` reaches past `reach`. */
+export function assertWithin(reach: Set<string>, wanted: readonly string[], what: string): void {
+  const beyond = [...new Set(wanted.filter((x) => !reach.has(x)))].sort();
+  if (beyond.length) throw new AppError('PERMISSION_DENIED', { detail: `${what}: ${beyond.join(', ')}` });
 }

@@ -6,9 +6,9 @@ import { requirePermission } from '../../middleware/auth.ts';
 import { AppError } from '../../../errors.ts';
 import { isUniqueViolation, type Queryable } from '../../../db/db.ts';
 import { routeDocs } from '../../openapi/doc.ts';
-import { ADMIN_ERRORS, jsonDoc } from './common.ts';
-import { assertHolds } from '../../../authz/holdings.ts';
+import { ADMIN_ERRORS, assertWithin, jsonDoc, reachOf } from './common.ts';
 import type { Env, Services } from '../../services.ts';
+import type { AnyPrincipal } from '../../../principals/types.ts';
 
 /*
  * /api/roles and /api/permissions. Reading needs MANAGE_USERS (whoever assigns roles must see
@@ -36,7 +36,7 @@ export const roleDocs = [
     'GET /': { summary: 'Roles with their permissions, requirements and number of holders', auth: 'session', responses: { 200: jsonDoc('Roles', 'array') }, errors: [...E] },
     'POST /': { summary: 'Create a role (MANAGE_CONFIG)', auth: 'session', body: RoleCreateSchema, responses: { 201: ROLE }, errors: [...E, 'CONFLICT', 'UNSUPPORTED_MEDIA_TYPE'] },
     'PATCH /:name': { summary: "Change a role's description or replace its permissions (MANAGE_CONFIG)", auth: 'session', body: RoleUpdateSchema, responses: { 200: ROLE }, errors: [...E, 'NOT_FOUND', 'UNSUPPORTED_MEDIA_TYPE'] },
-    'DELETE /:name': { summary: 'Delete a role that no one holds (MANAGE_CONFIG)', auth: 'session', responses: { 204: { description: 'Deleted' } }, errors: [...E, 'NOT_FOUND', 'ROLE_IN_USE'] },
+    'DELETE /:name': { summary: 'Delete a role that no user, machine client or workload mapping holds (MANAGE_CONFIG)', auth: 'session', responses: { 204: { description: 'Deleted' } }, errors: [...E, 'NOT_FOUND', 'ROLE_IN_USE'] },
   }),
   ...routeDocs('/api/permissions', 'Administration', {
     'GET /': { summary: 'Permissions with their requirements and the roles that grant them', auth: 'session', responses: { 200: jsonDoc('`[{ name, description, requirement, roles }]`', 'array') }, errors: [...E] },
@@ -77,10 +77,11 @@ async function setPermissions(q: Queryable, role: string, names: string[]): Prom
 
 /**
  * Stops a MANAGE_CONFIG holder who is not an ADMIN from granting, to a role they may hold, a
- * permission they do not have: only permissions the actor holds go into a role.
+ * permission they do not have: only permissions within the caller's reach go into a role.
  */
-async function grantable(s: Services, actor: Parameters<typeof assertHolds>[1], names: string[]): Promise<void> {
-  await assertHolds(s.rbac.snapshot, actor, names, { what: 'permissions' });
+async function grantable(s: Services, actor: AnyPrincipal, names: string[]): Promise<void> {
+  await checkPermissions(s.db, names); // an unknown name is a 400 naming it, not a refusal
+  assertWithin(await reachOf(s, actor), names, 'You cannot grant permissions you do not hold');
 }
 
 const nameParam = (v: string) => {
@@ -151,6 +152,14 @@ export function roleRoutes(s: Services) {
       if (!locked.rowCount) throw new AppError('NOT_FOUND');
       const role = (await readRoles(q, name))[0];
       if (role.holders > 0) throw new AppError('ROLE_IN_USE', { detail: `${role.holders} user(s) hold ${name}.`, extra: { holders: role.holders } });
+      // Machines hold roles too, by name (no foreign key): OAuth clients and workload-issuer mappings.
+      const machines = await q.query<{ n: number }>(
+        `SELECT (SELECT count(*) FROM machine_clients WHERE roles ? $1)
+              + (SELECT count(*) FROM trusted_issuers t WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(t.subject_mappings) m WHERE m->'roles' ? $1)) AS n`,
+        [name],
+      );
+      const held = Number(machines.rows[0].n);
+      if (held > 0) throw new AppError('ROLE_IN_USE', { detail: `${held} machine client(s) or workload mapping(s) hold ${name}.`, extra: { holders: 0, machines: held } });
       await q.query('DELETE FROM roles WHERE name = $1', [name]);
       return role;
     });

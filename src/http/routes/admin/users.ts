@@ -9,8 +9,9 @@ import { CreateUserSchema, type UserView } from '../../../identity/users.ts';
 import { createUserAdmin } from '../../../identity/user-admin.ts';
 import { holdingsOf } from '../../../authz/holdings.ts';
 import { routeDocs, type RouteDoc } from '../../openapi/doc.ts';
-import { ADMIN_ERRORS, Cursor, idParam, jsonDoc, Limit, pageDoc } from './common.ts';
+import { ADMIN_ERRORS, assertWithin, Cursor, heldAnywhere, idParam, jsonDoc, Limit, pageDoc, reachOf } from './common.ts';
 import type { Env, Services } from '../../services.ts';
+import type { AnyPrincipal } from '../../../principals/types.ts';
 
 /*
  * /api/users (MANAGE_USERS). Every change is audited with the account before and after.
@@ -64,24 +65,17 @@ export function userRoutes(s: Services) {
    * delete someone who holds more than they do. The actor must hold every permission the target
    * holds (or would hold, for roles given at creation); an ADMIN holds them all.
    */
-  const outranks = async (actor: Parameters<typeof holdingsOf>[1], target: { id?: string; roles?: string[] }) => {
-    const mine = await holdingsOf(s.rbac.snapshot, actor);
-    if (mine.admin) return;
+  const outranks = async (actor: AnyPrincipal, target: { id?: string; roles?: string[] }) => {
+    const roles = target.roles ?? [];
     const theirs = target.id
-      ? (await s.rbac.permissionsOf(target.id)).map((x) => x.name)
-      : (await s.db.query<{ permission: string }>('SELECT DISTINCT permission FROM role_permissions WHERE role = ANY($1::text[])', [target.roles ?? []])).rows.map((r) => r.permission);
-    const beyond = theirs.filter((x) => !mine.permissions.has(x));
-    // What the target holds in a namespace counts too (an ADMIN of one namespace holds all there).
-    if (target.id) {
-      const b = await s.rbac.bindingsOf(target.id);
-      const spaces = new Set([...b.roles, ...b.permissions].map((x) => x.namespace).filter((n): n is string => n !== null));
-      for (const n of spaces) {
-        const there = await holdingsOf(s.rbac.snapshot, actor, n);
-        if (there.admin) continue;
-        for (const x of await s.rbac.permissionsOf(target.id, n)) if (!there.permissions.has(x.name)) beyond.push(`${x.name} (in ${n})`);
-      }
-    }
-    if (beyond.length) throw new AppError('PERMISSION_DENIED', { detail: `The user would hold permissions you do not: ${[...new Set(beyond)].sort().join(', ')}` });
+      ? await heldAnywhere(s, target.id)
+      : // ADMIN grants every permission, including ones no role_permissions row names.
+        (await s.db.query<{ permission: string }>(
+          `SELECT name AS permission FROM permissions WHERE $2
+           UNION SELECT permission FROM role_permissions WHERE role = ANY($1::text[])`,
+          [roles, roles.includes('ADMIN')],
+        )).rows.map((r) => r.permission);
+    assertWithin(await reachOf(s, actor), theirs, 'The user would hold permissions you do not');
   };
   const found = (u: UserView | null) => {
     if (!u) throw new AppError('NOT_FOUND');
@@ -134,7 +128,7 @@ export function userRoutes(s: Services) {
     const before = await admin.remove(id);
     if (!before) throw new AppError('NOT_FOUND');
     await s.rbac.changed(); // their grants are gone
-    await s.apiKeys.identityChanged(); // and their API keys, in every process's cache
+    await s.apiKeys.identityChanged(); // and their keys, in every process's key cache
     await audit('user.deleted', p.identityId, id, { before, endedSessions: ended.length });
     return c.body(null, 204);
   });
@@ -147,9 +141,9 @@ export function userRoutes(s: Services) {
       if (action === 'lock') notSelf(p.identityId, id);
       await outranks(p, { id });
       if (!(await s.users[action](id))) throw new AppError('NOT_FOUND');
+      await s.apiKeys.identityChanged(); // the user's API keys follow at once, in every process
       // A locked account keeps no way in: its live sessions (and their tokens) end at once.
       const ended = action === 'lock' ? await s.sessions.revokeAllFor(id, 'account_locked') : [];
-      if (action === 'lock') await s.apiKeys.identityChanged();
       const after = found(await s.users.get(id));
       await audit(`user.${action}ed`, p.identityId, id, { endedSessions: ended.length, wasLocked: before.locked, before, after });
       return c.json(after);
@@ -164,10 +158,10 @@ export function userRoutes(s: Services) {
       await outranks(p, { id });
       const r = await admin.setStatus(id, status);
       if (!r) throw new AppError('NOT_FOUND');
+      await s.apiKeys.identityChanged(); // the user's API keys follow at once, in every process
       // Sessions of a disabled account are refused anyway; revoking them also reaches access
       // tokens and verification caches in every process, and ends their refresh families.
       const ended = action === 'disable' ? await s.sessions.revokeAllFor(id, 'account_disabled') : [];
-      if (action === 'disable') await s.apiKeys.identityChanged();
       await audit(`user.${action}d`, p.identityId, id, { before: r.before, after: r.after, endedSessions: ended.length });
       return c.json(r.after);
     });
