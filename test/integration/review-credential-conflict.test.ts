@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IP, signIn, startTestServer, type TestServer } from '../helpers/server.ts';
+import { IP, signIn, signInAdmin, startTestServer, type TestServer } from '../helpers/server.ts';
 
 /**
  * Adversarial review: one request, two credentials. Whichever authenticator came first used to
@@ -62,5 +62,29 @@ describe('conflicting credentials in one request', () => {
     expect(v.status).toBe(400); // forward-auth answers with status only
     const both = await fetch(`${t.url}/auth/verify`, { headers: { 'x-forwarded-for': IP.london, authorization: `Bearer ${bearer}`, 'x-api-key': keyB } });
     expect(both.status).toBe(400);
+  });
+});
+
+describe('PERMISSION_UNKNOWN through a limited API key', () => {
+  let t: TestServer;
+  afterAll(async () => t?.close());
+
+  it("a key an ADMIN made for one permission is told PERMISSION_DENIED for a name that does not exist, like for one that does", async () => {
+    t = await startTestServer();
+    const admin = await signInAdmin(t);
+    const made = await admin.post('/api/api-keys', { name: 'narrow', permissions: ['VIEW_CASES'] });
+    expect(made.status).toBe(201);
+    const ask = async (permission: string) => {
+      const r = await fetch(`${t.url}/auth/authorize`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': IP.london, 'x-api-key': made.body.key },
+        body: JSON.stringify({ permission }),
+      });
+      return [r.status, ((await r.json()) as { code: string }).code];
+    };
+    expect(await ask('NO_SUCH_PERMISSION')).toEqual([403, 'PERMISSION_DENIED']);
+    expect(await ask('MANAGE_CONFIG')).toEqual([403, 'PERMISSION_DENIED']);
+    // The ADMIN's own session is still told.
+    expect((await admin.post('/auth/authorize', { permission: 'NO_SUCH_PERMISSION' })).body.code).toBe('PERMISSION_UNKNOWN');
   });
 });
