@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Chromium, type Page } from '../helpers/chromium.ts';
 import { startFederation, type FederationRig } from '../helpers/federation.ts';
+import { Client, enrolTotp, IP, oathtool } from '../helpers/server.ts';
 
 /**
  * Issue 13 item 1 and issue 10's browser test, through the sign-in pages in Debian's Chromium: the
@@ -40,9 +41,10 @@ describe('organisation sign-in through the pages in a real browser', () => {
   });
 
   /** A person's browser (its own cookies, at Threshold and at the IdP) reporting CSP violations. */
-  async function browser(): Promise<Page> {
+  async function browser(ip?: string): Promise<Page> {
     const page = await chromium.newPage({ isolated: true });
     await page.send('Log.enable');
+    if (ip) await page.send('Network.setExtraHTTPHeaders', { headers: { 'X-Forwarded-For': ip } });
     await page.send('Page.addScriptToEvaluateOnNewDocument', {
       source: "document.addEventListener('securitypolicyviolation', (e) => console.error('CSP-VIOLATION ' + e.violatedDirective + ' ' + e.blockedURI + ' ' + location.pathname))",
     });
@@ -121,6 +123,35 @@ describe('organisation sign-in through the pages in a real browser', () => {
     expect(await href(page)).toMatch(new RegExp(`^${f.url}/login/[^/?]+$`));
     expect(await page.evaluate('!!document.getElementById("password")')).toBe(true);
     expect(await page.evaluate('document.querySelector("meta[http-equiv=refresh]")')).toBeNull();
+  });
+
+  it('a risky IdP login (new country) continues on the step-up page, then goes to return_to', async () => {
+    f.accounts.kim = { password: 'kim-at-the-idp', email: 'kim@acme.test', emailVerified: true, name: 'Kim', groups: [] };
+    // Kim's usual place: signed in there through the button, and an authenticator app set up.
+    const home = await browser(IP.london);
+    await home.goto(`${f.url}/login`);
+    await navigate(home, click('nav a'));
+    await signInAtIdp(home, 'kim', 'kim-at-the-idp', `${f.url}/account`);
+    const c = new Client(f.url, { 'x-forwarded-for': IP.london });
+    for (const k of (await home.send('Network.getCookies', { urls: [f.url] })).cookies as { name: string; value: string }[]) c.cookies.set(k.name, k.value);
+    const secret = await enrolTotp(c, f.t);
+
+    // Now from Sydney, in a browser never seen, on the way to a page of the app.
+    const page = await browser(IP.sydney);
+    await page.goto(`${f.url}/login?return_to=${encodeURIComponent('/auth/me?stepped=1')}`);
+    expect(await page.evaluate<string>("document.querySelector('nav a').getAttribute('href')")).toBe(`/login/idp/acme?return_to=${encodeURIComponent('/auth/me?stepped=1')}`);
+    await navigate(page, click('nav a'));
+    await signInAtIdp(page, 'kim', 'kim-at-the-idp', `${f.url}/login/`);
+    expect(await href(page)).toMatch(new RegExp(`^${f.url}/login/flw_[^/?]+\\?return_to=${encodeURIComponent('/auth/me?stepped=1')}$`));
+    expect(await page.evaluate<string>('document.body.innerText')).toContain('Why we are asking:');
+    expect((await me(page)).code).toBe('UNAUTHENTICATED');
+    if (await page.evaluate("!!document.querySelector('button[value=totp]')")) await navigate(page, click('button[value=totp]'));
+    f.t.clock.advance(30_000); // the enrolment used this step's code
+    await navigate(page, `document.querySelector('#code').value = ${JSON.stringify(oathtool(secret, f.t.clock.now()))};` + click('form button[type=submit]'));
+    expect(await href(page)).toBe(`${f.url}/auth/me?stepped=1`);
+    const who = JSON.parse(await page.evaluate<string>('document.body.innerText'));
+    expect(who.user.email).toBe('kim@acme.test');
+    expect(who.session.amr).toEqual(expect.arrayContaining(['fed', 'otp', 'mfa']));
   });
 
   it('keeps the return_to rules: a foreign return_to is refused before any IdP, a tampered way back is ignored', async () => {
