@@ -137,7 +137,8 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     resendCooldownSeconds: config.CODE_RESEND_COOLDOWN_SECONDS,
     maxAttempts: config.MFA_MAX_ATTEMPTS,
   });
-  const notify = createNotifyClient(jobs, config.NOTIFY_QUEUE);
+  // Through Redis (BullMQ), notify payloads (codes, recovery links) travel sealed under the master key.
+  const notify = createNotifyClient(jobs, config.NOTIFY_QUEUE, undefined, config.REDIS_URL ? (p, aad) => sealer.seal(p, aad) : undefined);
   /** Email a code or a notice; codes wait for the provider so a failure reaches the user at once. */
   const sendCode = async (o: { flowKey: string; identityId: string; channel: 'sms' | 'email'; destination?: string; resend: boolean }) => {
     const destination = o.destination ?? (await factors.destination(o.identityId, o.channel));

@@ -10,6 +10,7 @@ import { startNotifyWorker } from './notify.worker.ts';
 import { startBacktestWorker } from './backtest.worker.ts';
 import { createNotifier } from '../src/notify/notifier.ts';
 import { startHealthServer } from './health-server.ts';
+import { Sealer } from '../src/crypto/seal.ts';
 import { observeWorker, registry } from '../src/metrics/metrics.ts';
 
 /** `npm run worker`: the BullMQ workers as their own process (needs DATABASE_URL and REDIS_URL). */
@@ -29,10 +30,13 @@ async function main() {
   });
   const risk = startRiskWorker({ redisUrl: config.REDIS_URL, queueName: config.RISK_QUEUE, scorer, logger });
   const notifier = createNotifier(config, db);
+  // Notify payloads arrive sealed under the master key (codes and links are never clear in Redis).
+  if (!config.masterKey) throw new ConfigError('Invalid configuration:\n  THRESHOLD_MASTER_KEY: the worker process needs it (notify payloads are sealed with it)');
+  const sealer = new Sealer(config.masterKey);
   const notify = startNotifyWorker({
     redisUrl: config.REDIS_URL,
     queueName: config.NOTIFY_QUEUE,
-    deps: { db, email: notifier.email, sms: notifier.sms },
+    deps: { db, email: notifier.email, sms: notifier.sms, open: (s, aad) => sealer.open(s, aad).toString('utf8') },
     logger,
   });
   const backtest = startBacktestWorker({ redisUrl: config.REDIS_URL, queueName: config.BACKTEST_QUEUE, deps: { db, clock: systemClock, geo, config }, logger });

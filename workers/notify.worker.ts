@@ -2,7 +2,7 @@ import { UnrecoverableError, Worker, type WorkerOptions } from 'bullmq';
 import { redisConnection, superviseWorker } from '../src/jobs/bullmq.ts';
 import type { Logger } from '../src/logger.ts';
 import { createDelivery, PermanentDeliveryError, type Attempt, type DeliveryDeps, type DeliveryResult } from '../src/notify/delivery.ts';
-import { NOTIFY_JOB, NotifyJobSchema } from './queues.ts';
+import { NOTIFY_JOB, NotifyJobSchema, SealedNotifySchema, notifyAad } from './queues.ts';
 
 /**
  * The `notify.send` worker: validates the payload and hands it to the delivery service, which
@@ -40,7 +40,13 @@ import { NOTIFY_JOB, NotifyJobSchema } from './queues.ts';
  * (UnrecoverableError), row `failed`. Payloads are never logged: a `login_code` job carries
  * the code in clear.
  */
-export type NotifyDeps = DeliveryDeps;
+export type NotifyDeps = DeliveryDeps & {
+  /**
+   * Opens sealed payloads (the master key; aad = notifyAad(jobId)). Given, this worker also
+   * refuses unsealed ones: on a deployment that seals, a clear payload was not written by it.
+   */
+  open?: (sealed: string, aad: string) => string;
+};
 
 export type NotifyProcessor = (name: string, payload: unknown, jobId: string, attempt?: Attempt) => Promise<DeliveryResult>;
 
@@ -50,7 +56,17 @@ export function notifyProcessor(deps: NotifyDeps): NotifyProcessor {
   return async (name, payload, jobId, attempt) => {
     if (name !== NOTIFY_JOB) throw new UnrecoverableError(`unknown job ${name} on the notify queue`);
     if (!jobId) throw new UnrecoverableError(`${NOTIFY_JOB} needs a job id`);
-    const parsed = NotifyJobSchema.safeParse(payload);
+    let body = payload;
+    const sealed = SealedNotifySchema.safeParse(payload);
+    if (sealed.success) {
+      if (!deps.open) throw new UnrecoverableError(`sealed ${NOTIFY_JOB} payload, but this worker has no key to open it`);
+      try {
+        body = JSON.parse(deps.open(sealed.data.sealed, notifyAad(jobId)));
+      } catch {
+        throw new UnrecoverableError(`sealed ${NOTIFY_JOB} payload does not open (another key, another job, or altered)`);
+      }
+    } else if (deps.open) throw new UnrecoverableError(`unsealed ${NOTIFY_JOB} payload refused: this deployment seals them`);
+    const parsed = NotifyJobSchema.safeParse(body);
     // Only the shape goes into the error: the values may hold a code or an address.
     if (!parsed.success) throw new UnrecoverableError(`invalid ${NOTIFY_JOB} payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.code}`).join('; ')}`);
     try {

@@ -60,6 +60,14 @@ export const NotifyJobSchema = z.discriminatedUnion('channel', [
 export type NotifyJob = z.infer<typeof NotifyJobSchema>;
 
 /**
+ * A notify job as it travels through Redis when the deployment seals them: the NotifyJob as JSON,
+ * AES-256-GCM under the master key, bound to its job id (notifyAad) — codes and recovery links
+ * are never readable in Redis, its dumps or BullMQ's completed/failed job lists.
+ */
+export const SealedNotifySchema = z.strictObject({ sealed: z.string().min(1).max(65536) });
+export const notifyAad = (jobId: string) => `notify.send:${jobId}`;
+
+/**
  * Deterministic job id for message `seq` about `key` with `template` — e.g. a code challenge id
  * and its send count, or a login event id — so a retried request enqueues the same job and the
  * worker sends once. Same shape rules as riskJobId: no ':', long or unusual keys are hashed.

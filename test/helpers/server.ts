@@ -1,3 +1,4 @@
+import { Sealer } from '../../src/crypto/seal.ts';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { serve } from '@hono/node-server';
@@ -68,7 +69,7 @@ export async function startTestServer(env: Record<string, string> = {}, opts: { 
   const notifyWorker = startNotifyWorker({
     redisUrl: TEST_REDIS_URL,
     queueName: config.NOTIFY_QUEUE,
-    deps: { db: tdb.db, email: notifier.email, sms: notifier.sms, clock },
+    deps: { db: tdb.db, email: notifier.email, sms: notifier.sms, clock, open: (s, aad) => new Sealer(config.masterKey!).open(s, aad).toString('utf8') },
   });
   await notifyWorker.ready;
   const services = await buildServices({ config, db: tdb.db, jobs, clock, logger, masterKey: config.masterKey! });
