@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { SignJWT, importJWK } from 'jose';
 
 /**
  * A real OpenID Provider on loopback: `oidc-provider` 9 (dev dependency) with its in-memory
@@ -100,6 +101,20 @@ export async function startOidcIdp(o: { redirectUris: string[]; accounts: Record
     interactions: { url: (_ctx: unknown, i: { uid: string }) => `/interaction/${i.uid}` },
     ttl: { AccessToken: 600, IdToken: 600, AuthorizationCode: 60, Grant: 3600, Interaction: 600, Session: 3600 },
   });
+  /** A password grant's ID token forged as a rogue token endpoint would: under a key not in the JWKS (same kid), or for another audience. */
+  let tamper: 'foreign-key' | 'wrong-aud' | null = null;
+  async function forged(sub: string, how: 'foreign-key' | 'wrong-aud') {
+    const key = how === 'foreign-key' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey : await importJWK(jwk, 'ES256');
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ email: o.accounts[sub].email, email_verified: true })
+      .setProtectedHeader({ alg: 'ES256', kid: jwk.kid })
+      .setIssuer(issuer)
+      .setAudience(how === 'wrong-aud' ? 'another-client' : clientId)
+      .setSubject(sub)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 300)
+      .sign(key);
+  }
   /** Every password grant the token endpoint received (the test checks when none is made). */
   const passwordGrants: { username: string }[] = [];
   if (o.passwordGrant) {
@@ -122,7 +137,7 @@ export async function startOidcIdp(o: { redirectUris: string[]; accounts: Record
           { ctx },
         );
         idToken.scope = scope;
-        ctx.body = { access_token: accessToken, token_type: 'Bearer', expires_in: at.expiration, id_token: await idToken.issue({ use: 'idtoken' }), scope };
+        ctx.body = { access_token: accessToken, token_type: 'Bearer', expires_in: at.expiration, id_token: tamper ? await forged(sub, tamper) : await idToken.issue({ use: 'idtoken' }), scope };
       },
       ['username', 'password', 'scope'],
     );
@@ -186,6 +201,10 @@ export async function startOidcIdp(o: { redirectUris: string[]; accounts: Record
     clientSecret,
     accounts: o.accounts,
     passwordGrants,
+    /** Makes the password grant answer a forged ID token (null: genuine ones again). */
+    tamperPasswordGrant(v: 'foreign-key' | 'wrong-aud' | null) {
+      tamper = v;
+    },
     /** Simulate an outage (connections dropped) and recovery. */
     setUp(v: boolean) {
       up = v;

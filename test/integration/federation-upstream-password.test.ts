@@ -138,6 +138,22 @@ describe('upstream password check (resource-owner password grant, legacy)', () =
     expect(again.body, JSON.stringify(again.body)).toMatchObject({ step: 'done', session: { amr: ['pwd'] } });
   });
 
+  for (const how of ['foreign-key', 'wrong-aud'] as const)
+    it(`refuses an ID token ${how === 'foreign-key' ? 'signed by a key not in the IdP JWKS' : 'for another audience'}: no session, fails closed`, async () => {
+      f.idps.acme.tamperPasswordGrant(how);
+      try {
+        const before = grants();
+        const r = await new Client(f.url, annDevice).passwordLogin('ann@acme.test', ANN_PW);
+        expect(grants()).toBe(before + 1);
+        expect(r.body.code).toBe('SERVICE_UNAVAILABLE');
+        expect(r.body.session).toBeUndefined();
+      } finally {
+        f.idps.acme.tamperPasswordGrant(null);
+      }
+      const audit = await f.t.db.query<{ reason: string }>("SELECT reason FROM audit_events WHERE type = 'federation.failed' ORDER BY seq DESC LIMIT 1");
+      expect(audit.rows[0].reason).toBe('IDP_RESPONSE_INVALID');
+    });
+
   it('risk still applies: a right IdP password from far away on a new device is stepped up (denied here: no local factor)', async () => {
     const before = grants();
     const r = await login('ann-risky', 'ann@acme.test', ANN_PW, IP.falkenstein);
