@@ -60,6 +60,8 @@ export const ERRORS = {
   IDP_UNAVAILABLE: { status: 503, title: 'The identity provider cannot be reached; try again later.' },
   /** The IdP vouched for someone who has no account here (and none may be created or linked). */
   FEDERATION_REFUSED: { status: 403, title: 'This sign-in is not linked to an account here; ask an administrator.' },
+  /** Two credentials in one request (X-API-Key beside an Authorization header, or a repeated one): which one speaks is never guessed. */
+  CREDENTIALS_CONFLICT: { status: 400, title: 'The request carries more than one credential; send exactly one.' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Send application/json.' },
   RATE_LIMITED: { status: 429, title: 'Too many requests.' },

@@ -152,7 +152,10 @@ export function createAuthorizer(o: AuthorizerOptions): Authorizer {
       }
       if (decision.allow) granted(p, permission, opts.namespace);
       else await denied(p, permission, reason, opts);
-      return { decision, admin: r.admin };
+      // Told PERMISSION_UNKNOWN only to whoever may see every permission: an ADMIN's own session (or
+      // an unlimited credential of theirs). A key an ADMIN made with a short permission list must
+      // not become an oracle of permission names.
+      return { decision, admin: r.admin && (p.kind === 'session' || !p.scope) };
     },
     flush,
     async close() {

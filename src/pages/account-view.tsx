@@ -58,6 +58,8 @@ function Action(props: { action: string; csrf: string; label: string; describedB
 
 export function AccountPage(props: {
   email: string;
+  /** The password was found in a breach (GET /auth/me): it must be changed. */
+  passwordChangeRequired?: boolean;
   csrf: string;
   sessions: SessionItem[];
   factors: FactorItem[];
@@ -76,6 +78,11 @@ export function AccountPage(props: {
         Signed in as <strong>{props.email}</strong>.
       </p>
       <Action action="/account/logout" csrf={csrf} label="Sign out" />
+      {props.passwordChangeRequired ? (
+        <Notice kind="error" id="password-change">
+          Your password appeared in a data breach elsewhere, so it is no longer safe. Please change it now.
+        </Notice>
+      ) : null}
       {props.notice ? <Notice kind="info">{props.notice}</Notice> : null}
       {props.error ? (
         <Notice kind="error" id="account-error">

@@ -34,7 +34,7 @@ export function accountPages(d: PageDeps) {
   /** The signed-in person (null: not signed in). */
   const me = async (c: Context<Env>) => {
     const r = await d.api(c, 'GET', '/auth/me');
-    return r.status === 200 ? (r.body as { user: { email: string }; session: { id: string } }) : null;
+    return r.status === 200 ? (r.body as { user: { email: string }; session: { id: string }; passwordChangeRequired?: boolean }) : null;
   };
 
   const show = async (c: Context<Env>, o: { notice?: string | null; error?: string | null; status?: number } = {}) => {
@@ -50,6 +50,7 @@ export function accountPages(d: PageDeps) {
       c,
       <AccountPage
         email={who.user.email}
+        passwordChangeRequired={who.passwordChangeRequired === true}
         csrf={d.csrf.issue('account', who.session.id)}
         sessions={(sessions.body ?? []) as SessionItem[]}
         factors={(factors.body ?? []) as FactorItem[]}

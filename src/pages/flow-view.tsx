@@ -223,7 +223,7 @@ export function FlowPage(props: {
   }
   const final = ['locked', 'denied', 'expired'].includes(flow.step) || (flow.step === 'redirect' && !flow.redirect?.url);
   return (
-    <Layout title={title} scripts={flow.step === 'webauthn' || flow.step === 'code' ? ['webauthn.js', 'login.js'] : undefined}>
+    <Layout title={title} scripts={flow.step === 'webauthn' || flow.step === 'code' ? ['webauthn.js', 'login.js'] : undefined} refresh={flow.step === 'redirect' && /^https?:\/\//.test(flow.redirect?.url ?? '') ? flow.redirect!.url : undefined}>
       <h1>{title}</h1>
       {props.error ? (
         <Notice kind="error" id={ERROR_ID}>

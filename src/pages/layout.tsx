@@ -7,7 +7,7 @@ import { PAGE_CSP } from './security.ts';
  * Every page's frame: `lang`, one stylesheet and at most one or two deferred scripts from our own
  * origin (no inline script or style, so the CSP can forbid them), a skip link and one <main>.
  */
-export function Layout(props: { title: string; scripts?: string[]; children: Child; wide?: boolean }) {
+export function Layout(props: { title: string; scripts?: string[]; children: Child; wide?: boolean; refresh?: string }) {
   return (
     <html lang="en">
       <head>
@@ -15,6 +15,8 @@ export function Layout(props: { title: string; scripts?: string[]; children: Chi
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${props.title} · Threshold`}</title>
         <link rel="stylesheet" href="/assets/pages.css" />
+        {/* Goes on to another site (an IdP) without script; not a redirect of a form post, so form-action does not apply. */}
+        {props.refresh ? <meta http-equiv="refresh" content={`0;url=${props.refresh}`} /> : null}
         {(props.scripts ?? []).map((s) => (
           <script src={`/assets/${s}`} defer></script>
         ))}

@@ -1,6 +1,6 @@
 /** @jsxImportSource hono/jsx */
 import { Hono, type Context } from 'hono';
-import { getCookie, setCookie } from 'hono/cookie';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { deviceId } from '../http/middleware/client.ts';
 import type { Env } from '../http/services.ts';
 import { isAppError } from '../errors.ts';
@@ -121,19 +121,21 @@ function IdentifierPage(props: { csrf: string; returnTo: string | null; error?: 
   );
 }
 
-/** `GET /auth/providers` when federation is there: its list as links (each provider's start URL). */
+/** `GET /auth/providers`: each enabled provider as a link to the page's own start (which keeps `return_to`). */
 async function providers(d: PageDeps, c: Context<Env>, rt: string | null) {
   const r = await d.api(c, 'GET', '/auth/providers');
   if (r.status !== 200 || !Array.isArray(r.body)) return [];
-  return (r.body as { id?: unknown; name?: unknown; displayName?: unknown; startUrl?: unknown; url?: unknown }[])
-    .map((p) => {
-      const id = typeof p.id === 'string' ? p.id : '';
-      const href = typeof p.startUrl === 'string' ? p.startUrl : typeof p.url === 'string' ? p.url : `/auth/idp/${encodeURIComponent(id)}/start`;
-      return { id, name: String(p.displayName ?? p.name ?? id), href: href.startsWith('/') ? withReturn(href, rt) : href };
-    })
-    .filter((p) => p.id && /^\/(?!\/)|^https?:\/\//.test(p.href));
+  return (r.body as { slug?: unknown; name?: unknown }[])
+    .filter((p): p is { slug: string; name?: unknown } => typeof p.slug === 'string' && /^[a-z0-9-]{1,64}$/.test(p.slug))
+    .map((p) => ({ id: p.slug, name: `Sign in with ${String(p.name ?? p.slug)}`, href: withReturn(`/login/idp/${p.slug}`, rt) }));
 }
 
+/**
+ * A page sign-in that goes to an IdP remembers, for the browser that started it, which flow it
+ * was and where to go afterwards. The IdP's callback sends the browser to FEDERATION_LANDING_URL
+ * (`/`, below), which reads it back. HttpOnly; Lax, as the way back starts at the IdP's site.
+ */
+const RETURN = 'threshold_idp_return';
 /** Sign-in and step-up pages over the flow API (POST/GET /auth/login, /auth/stepup). */
 export function loginPages(d: PageDeps) {
   const app = new Hono<Env>();
@@ -149,6 +151,39 @@ export function loginPages(d: PageDeps) {
 
   const identifierPage = async (c: Context<Env>, rt: string | null, o: { error?: string; identifier?: string; status?: number } = {}) =>
     sendPage(c, <IdentifierPage csrf={d.csrf.issue('login', device(c))} returnTo={rt} error={o.error} identifier={o.identifier} providers={await providers(d, c, rt)} />, o.status);
+
+  const rememberReturn = (c: Context<Env>, flowId: string, rt: string | null) =>
+    setCookie(c, RETURN, `${flowId}.${Buffer.from(rt ?? '').toString('base64url')}`, { httpOnly: true, secure: d.secure, sameSite: 'Lax', path: '/', maxAge: 1800 });
+
+  // An organisation's button: starts an IdP login through the API and goes to the IdP. A link, not
+  // a form: a form post's redirect to another origin would break the CSP's form-action 'self'.
+  app.get('/login/idp/:slug', async (c) => {
+    const rt = returnTo(c);
+    if (rt === undefined) return refused(c);
+    const r = await d.api(c, 'POST', '/auth/login', { method: 'idp', provider: c.req.param('slug') });
+    const url = r.body?.redirect?.url;
+    if (r.status !== 201 || r.body.step !== 'redirect' || typeof url !== 'string' || !/^https?:\/\//.test(url)) return identifierPage(c, rt, { error: problemSentence(r.body), status: r.status === 201 ? 502 : r.status });
+    rememberReturn(c, String(r.body.id), rt);
+    c.header('Cache-Control', 'no-store');
+    return c.redirect(url, 303);
+  });
+
+  // FEDERATION_LANDING_URL (default `/`): back from the IdP. A step-up still asked for (`?flow=`)
+  // continues on its page; a finished page sign-in goes where it was going; else the account.
+  app.get('/', async (c) => {
+    const v = getCookie(c, RETURN) ?? '';
+    if (v) deleteCookie(c, RETURN, { path: '/', secure: d.secure });
+    const dot = v.indexOf('.');
+    const flowId = dot > 0 ? v.slice(0, dot) : null;
+    const rt = flowId ? d.returnTo(Buffer.from(v.slice(dot + 1), 'base64url').toString('utf8')) : null;
+    const asked = c.req.query('flow');
+    if (asked && asked.length <= 128) return c.redirect(withReturn(`/login/${encodeURIComponent(asked)}`, asked === flowId ? rt : null), 303);
+    if (flowId && rt) {
+      const r = await d.api(c, 'GET', `/auth/login/${encodeURIComponent(flowId)}`);
+      if (r.status === 200 && r.body?.step === 'done') return c.redirect(rt, 303);
+    }
+    return c.redirect('/account', 303);
+  });
 
   app.get('/login', async (c) => {
     const rt = returnTo(c);
@@ -167,6 +202,8 @@ export function loginPages(d: PageDeps) {
     if (r.status !== 201) return identifierPage(c, rt, { error: problemSentence(r.body), identifier, status: r.status });
     const id = String(r.body.id);
     setCookie(c, HINT, `${id}.${Buffer.from(identifier).toString('base64url')}`, { httpOnly: true, secure: d.secure, sameSite: 'Strict', path: '/login', maxAge: 3600 });
+    // Home-realm discovery: the flow page sends the browser on to the organisation's IdP.
+    if (r.body.step === 'redirect') rememberReturn(c, id, rt);
     return c.redirect(withReturn(`/login/${encodeURIComponent(id)}`, rt), 303);
   });
 

@@ -31,6 +31,8 @@ const SENTENCES: Record<string, string> = {
   SESSION_LIMIT_REACHED: 'You are signed in on too many devices. Sign out elsewhere first.',
   NOT_FOUND: 'That no longer exists. Reload the page.',
   PERMISSION_DENIED: 'You are not allowed to do this.',
+  IDP_NOT_FOUND: 'That organisation does not sign in here. Enter your email address instead.',
+  IDP_UNAVAILABLE: 'Your organisation’s sign-in is unavailable for a moment. Try again shortly.',
 };
 
 export const sentenceFor = (code: string | undefined | null): string =>

@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
-import type { AnyPrincipal, Authenticator, AuthMode } from './types.ts';
+import { AppError } from '../errors.ts';
+import { hasConflictingCredentials, type AnyPrincipal, type Authenticator, type AuthMode } from './types.ts';
 
 /**
  * `authenticate` as an ordered list: each authenticator answers a principal or nothing, the
@@ -34,6 +35,7 @@ export function createPrincipalPipeline(initial: readonly Authenticator[]): Prin
     async authenticate(c, mode = 'activity') {
       const cached = c.get('principal' as never) as AnyPrincipal | undefined;
       if (cached) return cached;
+      if (hasConflictingCredentials(c)) throw new AppError('CREDENTIALS_CONFLICT');
       for (const a of list) {
         const p = await a.authenticate(c, mode);
         if (p) {

@@ -66,3 +66,19 @@ export interface Authenticator {
 
 /** Whether the request carries a credential in a header: the session cookie is then never read (CSRF rule). */
 export const hasHeaderCredential = (c: Context) => c.req.header('authorization') !== undefined || c.req.header('x-api-key') !== undefined;
+
+/**
+ * Stops a request that carries credentials in more than one header (`X-API-Key` beside any
+ * `Authorization`), or one such header repeated: the pipeline would otherwise pick one silently
+ * (the first authenticator that accepts), so the key's allow-list, rate limit, failure count and
+ * audit would not see the other, and a proxy that judged the request by the other header would
+ * disagree with us about who is calling.
+ */
+export function hasConflictingCredentials(c: Context): boolean {
+  const raw = c.req.raw.headers;
+  const auth = raw.get('authorization');
+  const key = raw.get('x-api-key');
+  // Headers repeated are joined with ", " by fetch: a key or a token never contains one.
+  if (key !== null && (auth !== null || key.includes(','))) return true;
+  return auth !== null && /,\s*(Bearer|ApiKey|Basic|DPoP)\s/i.test(auth);
+}

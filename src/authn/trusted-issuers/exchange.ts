@@ -95,9 +95,15 @@ export function createTokenExchange(deps: ExchangeDeps) {
     return again.rows[0]?.identity_id ?? null;
   }
 
-  /** The replay key: the issuer's jti when it has one, else the token's digest. */
+  /**
+   * The replay key: the issuer's jti when it has one, else the token's digest. The subject is part
+   * of it: a `jti` is unique only as far as the issuer keeps it so, and the okta scheme hands the
+   * session bound to a key to whoever presents that key again — two subjects must never share one.
+   */
   const keyOf = (v: VerifiedExternalToken, token: string) =>
-    typeof v.claims.jti === 'string' && v.claims.jti.length > 0 && v.claims.jti.length <= 256 ? `jti:${tokenDigest(`${v.claims.iss}\n${v.claims.jti}`)}` : `sha:${tokenDigest(token)}`;
+    typeof v.claims.jti === 'string' && v.claims.jti.length > 0 && v.claims.jti.length <= 256
+      ? `jti:${tokenDigest(`${v.claims.iss}\n${v.claims.sub}\n${v.claims.jti}`)}`
+      : `sha:${tokenDigest(token)}`;
 
   /** Stops a second exchange of one token: the first INSERT wins, even among 50 at once. */
   async function claim(key: string, v: VerifiedExternalToken): Promise<boolean> {

@@ -7,6 +7,7 @@ import { routeDocs } from '../../http/openapi/doc.ts';
 import type { Env, Services } from '../../http/services.ts';
 import { parseCidrs } from '../../risk/cidr.ts';
 import { presentApiKey } from './service.ts';
+import { assertWithin, heldAnywhere, reachOf } from '../../http/routes/admin/common.ts';
 import type { ApiKeyRecord } from './store.ts';
 
 /**
@@ -66,6 +67,10 @@ export function apiKeyRoutes(s: Services) {
     if (b.identityId && b.identityId !== me) {
       if (!(await manager(me))) throw new AppError('PERMISSION_DENIED', { detail: 'identityId: keys for another identity need MANAGE_API_KEYS' });
       if (!(await s.users.get(b.identityId))) throw new AppError('VALIDATION_FAILED', { detail: 'identityId: no such identity' });
+      // Stops impersonation: a key stands for its identity (X-Auth-User, audit, "me" routes), so
+      // it may be made only for someone who holds nothing the creator does not (never an ADMIN
+      // by a non-ADMIN).
+      assertWithin(await reachOf(s, await requirePrincipal(c, s)), await heldAnywhere(s, b.identityId), 'identityId: the identity holds permissions you do not');
     }
     const { key, record } = await s.apiKeys.create(me, b);
     noStore(c);

@@ -21,6 +21,8 @@ export interface ApiKeyRecord {
 /** What verification needs besides the key: is the identity it stands for still allowed in? */
 export interface ApiKeyLookup extends ApiKeyRecord {
   ownerActive: boolean;
+  /** The creator is active too: a disabled or locked creator's keys (also those made for a service) stop. */
+  creatorActive: boolean;
   ownerEmail: string;
 }
 
@@ -96,14 +98,15 @@ export function createApiKeyStore(db: Db) {
     create: (k: NewApiKey, now: number) => insert(db, k, now),
 
     async byHash(hash: string): Promise<ApiKeyLookup | null> {
-      const { rows } = await db.query<Row & { owner_active: boolean; owner_email: string }>(
+      const { rows } = await db.query<Row & { owner_active: boolean; creator_active: boolean; owner_email: string }>(
         `SELECT ${COLS}, i.email AS owner_email,
-                (i.status = 'active' AND (i.locked_at IS NULL OR (i.locked_until IS NOT NULL AND i.locked_until <= now()))) AS owner_active
-           FROM api_keys k JOIN identities i ON i.id = k.identity_id WHERE k.secret_hash = $1`,
+                (i.status = 'active' AND (i.locked_at IS NULL OR (i.locked_until IS NOT NULL AND i.locked_until <= now()))) AS owner_active,
+                (c.status = 'active' AND (c.locked_at IS NULL OR (c.locked_until IS NOT NULL AND c.locked_until <= now()))) AS creator_active
+           FROM api_keys k JOIN identities i ON i.id = k.identity_id JOIN identities c ON c.id = k.created_by WHERE k.secret_hash = $1`,
         [hash],
       );
       const r = rows[0];
-      return r ? { ...toRecord(r), ownerActive: r.owner_active, ownerEmail: r.owner_email } : null;
+      return r ? { ...toRecord(r), ownerActive: r.owner_active, creatorActive: r.creator_active, ownerEmail: r.owner_email } : null;
     },
 
     async byId(id: string): Promise<ApiKeyRecord | null> {

@@ -160,8 +160,8 @@ export function createApiKeyVerifier(o: ApiKeyVerifierOptions) {
         counted = null;
       }
       const r = entry!.record;
-      if (r.revokedAt !== null || (r.expiresAt !== null && r.expiresAt <= now) || !r.ownerActive) {
-        auditRefusal(r, r.revokedAt !== null ? 'REVOKED' : !r.ownerActive ? 'IDENTITY_INACTIVE' : 'EXPIRED', ip);
+      if (r.revokedAt !== null || (r.expiresAt !== null && r.expiresAt <= now) || !r.ownerActive || !r.creatorActive) {
+        auditRefusal(r, r.revokedAt !== null ? 'REVOKED' : !r.ownerActive ? 'IDENTITY_INACTIVE' : !r.creatorActive ? 'CREATOR_INACTIVE' : 'EXPIRED', ip);
         await failed(ip);
         return null;
       }
