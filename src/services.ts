@@ -206,6 +206,8 @@ export async function buildServices(d: { config: Config; db: Db; jobs: Jobs; clo
     flowTtlSeconds: config.FLOW_TTL_SECONDS,
     methodsOf,
     rolesChanged: () => rbac.changed(),
+    lockoutThreshold: config.LOCKOUT_THRESHOLD,
+    lockoutSeconds: config.LOCKOUT_SECONDS,
   });
   // Declared providers (a deployment's file) are in place before the first login.
   if (config.IDP_CONFIG_FILE) {

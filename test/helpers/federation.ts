@@ -1,3 +1,4 @@
+import type { Logger } from '../../src/logger.ts';
 import { freePort } from './nginx.ts';
 import { IP, device, signInAdmin, startTestServer, type Client } from './server.ts';
 import { Browser, signInAtIdp, startOidcIdp, type IdpAccount, type OidcIdp } from './oidc-idp.ts';
@@ -7,13 +8,13 @@ import { Browser, signInAtIdp, startOidcIdp, type IdpAccount, type OidcIdp } fro
  * Providers on loopback, one per slug, and the bootstrap admin signed in to configure them.
  * The IdPs share one account book the test edits (groups, amr).
  */
-export async function startFederation(o: { slugs?: string[]; env?: Record<string, string> } = {}) {
+export async function startFederation(o: { slugs?: string[]; env?: Record<string, string>; passwordGrant?: boolean; logger?: Logger } = {}) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const t = await startTestServer({ PORT: String(port), PUBLIC_URL: url, FEDERATION_LANDING_URL: '/auth/me', ...o.env });
+  const t = await startTestServer({ PORT: String(port), PUBLIC_URL: url, FEDERATION_LANDING_URL: '/auth/me', ...o.env }, { logger: o.logger });
   const accounts: Record<string, IdpAccount> = {};
   const idps: Record<string, OidcIdp> = {};
-  for (const slug of o.slugs ?? ['acme']) idps[slug] = await startOidcIdp({ redirectUris: [`${url}/auth/idp/${slug}/callback`], accounts });
+  for (const slug of o.slugs ?? ['acme']) idps[slug] = await startOidcIdp({ redirectUris: [`${url}/auth/idp/${slug}/callback`], accounts, passwordGrant: o.passwordGrant });
   const admin: Client = await signInAdmin(t);
   /** Configures an OIDC provider for a running IdP through the admin API. */
   async function addProvider(slug: string, extra: Record<string, unknown> = {}, idp: OidcIdp = idps[slug]) {

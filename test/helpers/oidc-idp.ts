@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { SignJWT, importJWK } from 'jose';
 
 /**
  * A real OpenID Provider on loopback: `oidc-provider` 9 (dev dependency) with its in-memory
@@ -39,6 +40,17 @@ interface Provider {
   Grant: { new (o: { accountId: string; clientId: string }): OidcGrant; find(id: string): Promise<OidcGrant | undefined> };
 }
 type ProviderCtor = new (issuer: string, config: Record<string, unknown>) => Provider;
+interface TokenCtx {
+  oidc: { params: Record<string, string | undefined>; client: { clientId: string } };
+  body: unknown;
+}
+/** What the password grant handler uses of oidc-provider's models (its documented registerGrantType extension point). */
+interface PasswordGrantModels {
+  registerGrantType(name: string, handler: (ctx: TokenCtx) => Promise<void>, params: string[]): void;
+  AccessToken: new (o: Record<string, unknown>) => { save(): Promise<string>; expiration: number };
+  IdToken: new (claims: Record<string, unknown>, o: { ctx: TokenCtx }) => { scope: string; issue(o: { use: 'idtoken' }): Promise<string> };
+}
+type OidcErrors = { InvalidGrant: new (description: string) => Error };
 const PKG: string = 'oidc-provider';
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
@@ -51,8 +63,9 @@ async function form(req: IncomingMessage): Promise<URLSearchParams> {
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
-export async function startOidcIdp(o: { redirectUris: string[]; accounts: Record<string, IdpAccount>; clientId?: string }) {
-  const Provider = ((await import(PKG)) as { default: ProviderCtor }).default;
+export async function startOidcIdp(o: { redirectUris: string[]; accounts: Record<string, IdpAccount>; clientId?: string; passwordGrant?: boolean }) {
+  const mod = (await import(PKG)) as { default: ProviderCtor; errors: OidcErrors };
+  const Provider = mod.default;
   const server = createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -64,7 +77,7 @@ export async function startOidcIdp(o: { redirectUris: string[]; accounts: Record
       {
         client_id: clientId,
         client_secret: clientSecret,
-        grant_types: ['authorization_code'],
+        grant_types: o.passwordGrant ? ['authorization_code', 'password'] : ['authorization_code'],
         response_types: ['code'],
         redirect_uris: o.redirectUris,
         token_endpoint_auth_method: 'client_secret_basic',
@@ -88,6 +101,47 @@ export async function startOidcIdp(o: { redirectUris: string[]; accounts: Record
     interactions: { url: (_ctx: unknown, i: { uid: string }) => `/interaction/${i.uid}` },
     ttl: { AccessToken: 600, IdToken: 600, AuthorizationCode: 60, Grant: 3600, Interaction: 600, Session: 3600 },
   });
+  /** A password grant's ID token forged as a rogue token endpoint would: under a key not in the JWKS (same kid), or for another audience. */
+  let tamper: 'foreign-key' | 'wrong-aud' | null = null;
+  async function forged(sub: string, how: 'foreign-key' | 'wrong-aud') {
+    const key = how === 'foreign-key' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey : await importJWK(jwk, 'ES256');
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({ email: o.accounts[sub].email, email_verified: true })
+      .setProtectedHeader({ alg: 'ES256', kid: jwk.kid })
+      .setIssuer(issuer)
+      .setAudience(how === 'wrong-aud' ? 'another-client' : clientId)
+      .setSubject(sub)
+      .setIssuedAt(now)
+      .setExpirationTime(now + 300)
+      .sign(key);
+  }
+  /** Every password grant the token endpoint received (the test checks when none is made). */
+  const passwordGrants: { username: string }[] = [];
+  if (o.passwordGrant) {
+    // The resource-owner password grant (not built into oidc-provider): registered through its
+    // extension point; checks the account book by login or email, issues an access and an ID token.
+    const models = provider as unknown as PasswordGrantModels;
+    models.registerGrantType(
+      'password',
+      async (ctx) => {
+        const username = ctx.oidc.params.username ?? '';
+        passwordGrants.push({ username });
+        const sub = Object.keys(o.accounts).find((k) => k === username || o.accounts[k].email.toLowerCase() === username.toLowerCase());
+        const a = sub ? o.accounts[sub] : undefined;
+        if (!sub || !a || a.password !== ctx.oidc.params.password) throw new mod.errors.InvalidGrant('wrong username or password');
+        const scope = ctx.oidc.params.scope ?? 'openid';
+        const at = new models.AccessToken({ accountId: sub, client: ctx.oidc.client, scope, gty: 'password' });
+        const accessToken = await at.save();
+        const idToken = new models.IdToken(
+          { sub, email: a.email, email_verified: a.emailVerified, name: a.name ?? sub, groups: [...a.groups], amr: a.amr ?? ['pwd'], auth_time: Math.floor(Date.now() / 1000) },
+          { ctx },
+        );
+        idToken.scope = scope;
+        ctx.body = { access_token: accessToken, token_type: 'Bearer', expires_in: at.expiration, id_token: tamper ? await forged(sub, tamper) : await idToken.issue({ use: 'idtoken' }), scope };
+      },
+      ['username', 'password', 'scope'],
+    );
+  }
   const callback = provider.callback();
   let up = true;
 
@@ -146,6 +200,11 @@ export async function startOidcIdp(o: { redirectUris: string[]; accounts: Record
     clientId,
     clientSecret,
     accounts: o.accounts,
+    passwordGrants,
+    /** Makes the password grant answer a forged ID token (null: genuine ones again). */
+    tamperPasswordGrant(v: 'foreign-key' | 'wrong-aud' | null) {
+      tamper = v;
+    },
     /** Simulate an outage (connections dropped) and recovery. */
     setUp(v: boolean) {
       up = v;

@@ -11,6 +11,8 @@ import { isAssertion, type FederatedResult } from './assertion.ts';
 import { FederationError } from './errors.ts';
 import { createOidcClient } from '../methods/oidc/client.ts';
 import { createSamlSide } from './saml.ts';
+import { createUpstreamPassword } from './upstream-password.ts';
+import type { PasswordResult } from '../../../machines/types.ts';
 
 /**
  * Begins a login at an IdP of one protocol: answers the URL to send the browser to. A protocol
@@ -29,13 +31,25 @@ export function createFederation(deps: {
   flowTtlSeconds: number;
   methodsOf: (identityId: string) => Promise<MfaMethod[]>;
   rolesChanged: () => Promise<void>;
+  /** The password lockout (LOCKOUT_THRESHOLD, LOCKOUT_SECONDS), spent by upstream password checks too. */
+  lockoutThreshold: number;
+  lockoutSeconds: number;
 }) {
   const { db, clock } = deps;
-  const providers = createProviderStore({ db, clock, sealer: deps.sealer, production: deps.production });
   const organisations = createOrganisationStore({ db, clock });
+  const providers = createProviderStore({ db, clock, sealer: deps.sealer, production: deps.production, onChange: () => organisations.forgetPasswordDomains() });
   const resolver = createIdentityResolver({ db, clock, audit: deps.audit, methodsOf: deps.methodsOf, rolesChanged: deps.rolesChanged });
   const oidc = createOidcClient({ db, clock, sealer: deps.sealer, publicUrl: deps.publicUrl, production: deps.production });
   const saml = createSamlSide({ db, clock });
+  const upstream = createUpstreamPassword({
+    db,
+    clock,
+    audit: deps.audit,
+    oidc,
+    lockoutThreshold: deps.lockoutThreshold,
+    lockoutSeconds: deps.lockoutSeconds,
+    resolve: (a, providerId) => resolver.resolve(a, providerId),
+  });
   const starters = new Map<string, ProtocolStarter>([
     ['oidc', (p, o) => oidc.start(p, o)],
     ['saml', saml.starter],
@@ -63,6 +77,15 @@ export function createFederation(deps: {
         await deps.audit.append({ type: 'federation.failed', actor: `idp:${p.slug}`, reason: 'IDP_UNAVAILABLE', data: { provider: p.slug, flow: o.flowId, what } });
         return { ok: false, reason: 'IDP_UNAVAILABLE' };
       }
+    },
+    /**
+     * The password step's upstream check (legacy `upstreamPassword`): null when the identifier's
+     * organisation does not use it (the password is then checked locally).
+     */
+    async upstreamPassword(identifier: string, password: string): Promise<PasswordResult | null> {
+      const slug = await organisations.passwordProviderFor(identifier);
+      const p = slug ? await providers.bySlug(slug) : null;
+      return p ? upstream.verify(p, identifier, password) : null;
     },
     /** The login machine's `resolveFederated`: the local identity for a verified assertion. */
     async resolve(o: { providerId: string; assertion: unknown }): Promise<FederatedResult> {

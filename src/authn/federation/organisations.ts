@@ -29,6 +29,9 @@ export interface OrganisationView {
   createdAt: string;
 }
 
+/** How long a process trusts its list of upstream-password domains (another process's change shows within it). */
+export const PASSWORD_DOMAINS_TTL_MS = 10_000;
+
 /** The domain of an email-like identifier, lower-cased; null when it has none. */
 export function emailDomain(identifier: string): string | null {
   const at = identifier.lastIndexOf('@');
@@ -52,6 +55,33 @@ export function createOrganisationStore(deps: { db: Db; clock: Clock }) {
     createdAt: r.created_at.toISOString(),
   });
 
+  /**
+   * Domain → slug of the (few, legacy) providers that check passwords upstream, read at most once
+   * per PASSWORD_DOMAINS_TTL_MS: every password login asks, and most deployments have none, so it
+   * costs no statement per login. This process forgets it on any change of a provider or
+   * organisation; another process sees a change within the TTL.
+   */
+  let pwDomains: { at: number; map: Promise<Map<string, string>> } | null = null;
+  function passwordDomains(): Promise<Map<string, string>> {
+    if (pwDomains && clock.now() - pwDomains.at < PASSWORD_DOMAINS_TTL_MS) return pwDomains.map;
+    const entry = {
+      at: clock.now(),
+      map: db
+        .query<{ domain: string; slug: string }>(
+          `SELECT od.domain, p.slug FROM organisation_domains od JOIN organisations o ON o.id = od.organisation_id
+             JOIN identity_providers p ON p.id = o.provider_id AND p.enabled AND p.type = 'oidc'
+            WHERE p.settings->>'upstreamPassword' = 'true'`,
+        )
+        .then((r) => new Map(r.rows.map((x) => [x.domain, x.slug]))),
+    };
+    pwDomains = entry;
+    // A failed read is not kept: the next login asks again (and this one fails closed).
+    entry.map.catch(() => {
+      if (pwDomains === entry) pwDomains = null;
+    });
+    return entry.map;
+  }
+
   /** Creates or (by slug) replaces an organisation and its domains, in `q` (a transaction). */
   async function upsert(input: OrganisationInput, q: Queryable): Promise<string> {
     let providerId: string | null = null;
@@ -71,7 +101,21 @@ export function createOrganisationStore(deps: { db: Db; clock: Clock }) {
       const r = await q.query('INSERT INTO organisation_domains (domain, organisation_id) VALUES ($1, $2) ON CONFLICT (domain) DO NOTHING', [d, id]);
       if (r.rowCount !== 1) throw new AppError('CONFLICT', { detail: `The domain ${d} belongs to another organisation.` });
     }
+    pwDomains = null;
     return id;
+  }
+
+  /** The enabled provider of the organisation owning the identifier's email domain. */
+  async function homeProvider(identifier: string) {
+    const d = emailDomain(identifier);
+    if (!d) return null;
+    const { rows } = await db.query<{ slug: string; upstream_password: boolean }>(
+      `SELECT p.slug, coalesce(p.settings->>'upstreamPassword', 'false') = 'true' AS upstream_password
+         FROM organisation_domains od JOIN organisations o ON o.id = od.organisation_id
+         JOIN identity_providers p ON p.id = o.provider_id AND p.enabled WHERE od.domain = $1`,
+      [d],
+    );
+    return rows[0] ?? null;
   }
 
   return {
@@ -83,6 +127,7 @@ export function createOrganisationStore(deps: { db: Db; clock: Clock }) {
           if (exists.rowCount) throw new AppError('CONFLICT', { detail: 'An organisation with this slug exists.' });
           return upsert(input, q);
         });
+        pwDomains = null; // again after the commit: a read during the transaction saw the old rows
         return (await this.get(id))!;
       } catch (e) {
         if (isUniqueViolation(e)) throw new AppError('CONFLICT');
@@ -99,7 +144,9 @@ export function createOrganisationStore(deps: { db: Db; clock: Clock }) {
     },
     async remove(id: string): Promise<boolean> {
       if (!/^[0-9a-f-]{36}$/.test(id)) return false;
-      return (await db.query('DELETE FROM organisations WHERE id = $1', [id])).rowCount === 1;
+      const gone = (await db.query('DELETE FROM organisations WHERE id = $1', [id])).rowCount === 1;
+      pwDomains = null;
+      return gone;
     },
     /**
      * Home-realm discovery: the enabled provider of the organisation owning the identifier's
@@ -107,14 +154,21 @@ export function createOrganisationStore(deps: { db: Db; clock: Clock }) {
      * the answer cannot tell whether one exists.
      */
     async providerFor(identifier: string): Promise<string | null> {
+      const r = await homeProvider(identifier);
+      // A provider checking passwords upstream keeps its people on the password step.
+      return r && !r.upstream_password ? r.slug : null;
+    },
+    /**
+     * The enabled OIDC provider that checks the passwords of the identifier's organisation at its
+     * token endpoint (`upstreamPassword`, legacy), or null: then the password is checked locally.
+     */
+    async passwordProviderFor(identifier: string): Promise<string | null> {
       const d = emailDomain(identifier);
-      if (!d) return null;
-      const { rows } = await db.query<{ slug: string }>(
-        `SELECT p.slug FROM organisation_domains od JOIN organisations o ON o.id = od.organisation_id
-           JOIN identity_providers p ON p.id = o.provider_id AND p.enabled WHERE od.domain = $1`,
-        [d],
-      );
-      return rows[0]?.slug ?? null;
+      return d ? ((await passwordDomains()).get(d) ?? null) : null;
+    },
+    /** A provider or organisation changed: the next password login reads the domains afresh. */
+    forgetPasswordDomains() {
+      pwDomains = null;
     },
   };
 }

@@ -109,7 +109,7 @@ export function presentProvider(p: ProviderRow) {
 export const presentMapping = (m: MappingRow) => ({ id: m.id, group: m.group_name, role: m.role, active: m.active, createdAt: m.created_at.toISOString() });
 
 /** Identity providers, their group → role mappings, and organisations for home-realm discovery. */
-export function createProviderStore(deps: { db: Db; clock: Clock; sealer: Sealer; production: boolean }) {
+export function createProviderStore(deps: { db: Db; clock: Clock; sealer: Sealer; production: boolean; /** After a provider was created, changed or removed (caches forget). */ onChange?: () => void }) {
   const { db, clock, sealer } = deps;
   const now = () => new Date(clock.now());
 
@@ -127,6 +127,7 @@ export function createProviderStore(deps: { db: Db; clock: Clock; sealer: Sealer
         [id, input.slug, input.displayName, input.type, input.enabled, JSON.stringify(settings), input.jitProvisioning, input.linkByVerifiedEmail,
           input.allowedEmailDomains, input.trustUpstreamMfa, input.mfaAmrValues, input.mfaAcrValues, input.mfaMaxAgeSeconds, managedBy, now()],
       );
+      deps.onChange?.();
       return rows[0];
     } catch (e) {
       if (isUniqueViolation(e)) throw new AppError('CONFLICT', { detail: 'An identity provider with this slug exists.' });
@@ -150,6 +151,7 @@ export function createProviderStore(deps: { db: Db; clock: Clock; sealer: Sealer
       [id, m.displayName, m.enabled, JSON.stringify(settings), m.jitProvisioning, m.linkByVerifiedEmail, m.allowedEmailDomains, m.trustUpstreamMfa,
         m.mfaAmrValues, m.mfaAcrValues, m.mfaMaxAgeSeconds, now()],
     );
+    deps.onChange?.();
     return rows[0];
   }
 
@@ -166,7 +168,9 @@ export function createProviderStore(deps: { db: Db; clock: Clock; sealer: Sealer
     },
     async remove(id: string): Promise<boolean> {
       if (!UUID.test(id)) return false;
-      return (await db.query('DELETE FROM identity_providers WHERE id = $1', [id])).rowCount === 1;
+      const gone = (await db.query('DELETE FROM identity_providers WHERE id = $1', [id])).rowCount === 1;
+      deps.onChange?.();
+      return gone;
     },
     /** The provider's client secret in plain text, for the token endpoint only. */
     openSecret(sealed: string, aad: string): string {

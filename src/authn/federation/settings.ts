@@ -75,6 +75,12 @@ export const OidcSettingsSchema = z
     claims: OidcClaimsSchema.default(OidcClaimsSchema.parse({})),
     /** Read the userinfo endpoint too (claims there win over the ID token's, `sub` must match). */
     useUserinfo: z.boolean().default(false),
+    /**
+     * Legacy (OAuth 2.1 removes the grant): the people of an organisation signing in at this
+     * provider type their password here, and the password step checks it at the provider's token
+     * endpoint (resource-owner password grant) instead of redirecting. Off unless set.
+     */
+    upstreamPassword: z.boolean().default(false),
   })
   .strict();
 export type OidcSettingsInput = z.infer<typeof OidcSettingsSchema>;
@@ -87,6 +93,8 @@ export interface OidcSettings extends Record<string, unknown> {
   scopes: string[];
   claims: z.infer<typeof OidcClaimsSchema>;
   useUserinfo: boolean;
+  /** Absent in rows stored before the setting existed: off. */
+  upstreamPassword?: boolean;
 }
 
 /** The sealed client secret's aad: a ciphertext copied to another provider does not open. */

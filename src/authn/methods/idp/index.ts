@@ -1,6 +1,7 @@
 import { fromPromise } from 'xstate';
 import type { FederatedOutcome, IdpStart } from '../../../../machines/login.machine.ts';
 import type { MethodDescriptor } from '../registry.ts';
+import type { PasswordResult } from '../../../../machines/types.ts';
 import { idpRouteDocs, idpRoutes } from './routes.ts';
 
 /**
@@ -10,6 +11,8 @@ import { idpRouteDocs, idpRoutes } from './routes.ts';
 export interface IdpPort {
   start(o: { flowId: string; provider: string; loginHint: string | null }): Promise<IdpStart>;
   resolve(o: { providerId: string; assertion: unknown }): Promise<FederatedOutcome>;
+  /** The password step's legacy upstream check (ROPC); null: not this identifier's, check locally. */
+  upstreamPassword?(identifier: string, password: string): Promise<PasswordResult | null>;
 }
 
 const port = (p: IdpPort | undefined): IdpPort => {

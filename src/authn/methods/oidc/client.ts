@@ -56,7 +56,9 @@ export function createOidcClient(deps: { db: Db; clock: Clock; sealer: Sealer; p
     const insecure = new URL(s.issuer).protocol === 'http:';
     const config = oidc.discovery(new URL(s.issuer), s.clientId, { client_secret: secret }, auth, {
       timeout: IDP_TIMEOUT_SECONDS,
-      ...(insecure ? { execute: [oidc.allowInsecureRequests] } : {}),
+      // ID tokens' signatures are checked against the IdP's JWKS too (openid-client trusts a
+      // token endpoint's TLS alone unless told): a token endpoint answer is no weaker than a JWT.
+      execute: [...(insecure ? [oidc.allowInsecureRequests] : []), oidc.enableNonRepudiationChecks],
     });
     const entry = { key, at: clock.now(), config };
     cache.set(p.id, entry);
