@@ -103,6 +103,19 @@ const isAtJwt = (typ: unknown) =>
 export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServiceOptions): TokenService {
   const clientId = opts.clientId ?? 'threshold';
   const nowS = () => Math.floor(clock.now() / 1000);
+  /** An RFC 9068 access token (people's and machine clients' alike): only the claims differ. */
+  const sign = async (k: Awaited<ReturnType<KeyStore['active']>>, payload: Record<string, unknown>, sub: string, iat: number, jti: string) => {
+    const token = await new SignJWT(payload)
+      .setProtectedHeader({ alg: k.alg, kid: k.kid, typ: AT_TYP })
+      .setIssuer(opts.issuer)
+      .setSubject(sub)
+      .setAudience(opts.audience)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + opts.ttlSeconds)
+      .setJti(jti)
+      .sign(k.key);
+    return { token, expiresIn: opts.ttlSeconds, jti };
+  };
 
   return {
     async issue(c) {
@@ -120,16 +133,7 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
       if (c.roles !== undefined) payload.roles = c.roles;
       const verified = c.email_verified ?? (await opts.emailVerifiedOf?.(c.sub)) ?? null;
       if (verified !== null) payload.email_verified = verified;
-      const token = await new SignJWT(payload)
-        .setProtectedHeader({ alg: k.alg, kid: k.kid, typ: AT_TYP })
-        .setIssuer(opts.issuer)
-        .setSubject(c.sub)
-        .setAudience(opts.audience)
-        .setIssuedAt(iat)
-        .setExpirationTime(iat + opts.ttlSeconds)
-        .setJti(jti)
-        .sign(k.key);
-      return { token, expiresIn: opts.ttlSeconds, jti };
+      return sign(k, payload, c.sub, iat, jti);
     },
 
     async issueForClient(c) {
@@ -139,16 +143,7 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
       const payload: Record<string, unknown> = { client_id: c.client_id };
       if (c.scope) payload.scope = c.scope;
       if (c.roles) payload.roles = c.roles;
-      const token = await new SignJWT(payload)
-        .setProtectedHeader({ alg: k.alg, kid: k.kid, typ: AT_TYP })
-        .setIssuer(opts.issuer)
-        .setSubject(c.client_id)
-        .setAudience(opts.audience)
-        .setIssuedAt(iat)
-        .setExpirationTime(iat + opts.ttlSeconds)
-        .setJti(jti)
-        .sign(k.key);
-      return { token, expiresIn: opts.ttlSeconds, jti };
+      return sign(k, payload, c.client_id, iat, jti);
     },
 
     // Stops forged, altered or expired machine tokens, and a person's token presented as one.

@@ -6,22 +6,7 @@ import type { ExternalAssertion as FederatedAssertion } from '../../federation/a
  * party produces; SAML always has an AuthnInstant).
  */
 export interface ExternalAssertion extends FederatedAssertion {
-  providerId: string;
-  protocol: 'oidc' | 'saml';
-  /** The IdP's entityID. */
-  issuer: string;
-  /** The NameID. */
-  subject: string;
-  email: string | null;
-  /** SAML has no standard email_verified; the provider's settings decide whether its email is trusted. */
-  emailVerified: boolean;
-  name: string | null;
-  groups: string[];
-  /** RFC 8176 values the AuthnContextClassRef stands for (empty when not mapped). */
-  upstreamAmr: string[];
-  /** The AuthnContextClassRef, as sent. */
-  upstreamAcr: string | null;
-  /** AuthnInstant, epoch seconds. */
+  /** AuthnInstant, epoch seconds (SAML always has one). */
   authTime: number;
 }
 
