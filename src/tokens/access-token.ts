@@ -103,6 +103,39 @@ const isAtJwt = (typ: unknown) =>
 export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServiceOptions): TokenService {
   const clientId = opts.clientId ?? 'threshold';
   const nowS = () => Math.floor(clock.now() / 1000);
+  /**
+   * The signature, header and registered claims of one of our access tokens (people's and machine
+   * clients' alike; only the required claims differ). The key decides the algorithm, never the
+   * token: this is what rejects `none` and HS* over our public key.
+   */
+  const verifySigned = async (token: unknown, requiredClaims: string[]): Promise<Record<string, unknown>> => {
+    if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new InvalidTokenError('malformed token');
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(token);
+    } catch (e) {
+      throw new InvalidTokenError('malformed header', { cause: e });
+    }
+    if (!isAtJwt(header.typ)) throw new InvalidTokenError(`typ must be ${AT_TYP}`);
+    if (typeof header.kid !== 'string') throw new InvalidTokenError('missing kid');
+    const key = await keys.publicKey(header.kid);
+    if (!key) throw new InvalidTokenError('unknown or retired kid');
+    if (header.alg !== key.alg) throw new InvalidTokenError('alg does not match the key');
+    try {
+      const { payload } = await jwtVerify(token, key.key, {
+        algorithms: [key.alg],
+        typ: AT_TYP,
+        issuer: opts.issuer,
+        audience: opts.audience,
+        currentDate: new Date(clock.now()),
+        clockTolerance: CLOCK_TOLERANCE_S,
+        requiredClaims,
+      });
+      return payload;
+    } catch (e) {
+      throw new InvalidTokenError(e instanceof Error ? e.message : 'verification failed', { cause: e });
+    }
+  };
   /** An RFC 9068 access token (people's and machine clients' alike): only the claims differ. */
   const sign = async (k: Awaited<ReturnType<KeyStore['active']>>, payload: Record<string, unknown>, sub: string, iat: number, jti: string) => {
     const token = await new SignJWT(payload)
@@ -148,30 +181,7 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
 
     // Stops forged, altered or expired machine tokens, and a person's token presented as one.
     async verifyClient(token) {
-      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new InvalidTokenError('malformed token');
-      let header: ReturnType<typeof decodeProtectedHeader>;
-      try {
-        header = decodeProtectedHeader(token);
-      } catch (e) {
-        throw new InvalidTokenError('malformed header', { cause: e });
-      }
-      if (!isAtJwt(header.typ) || typeof header.kid !== 'string') throw new InvalidTokenError('not an access token');
-      const key = await keys.publicKey(header.kid);
-      if (!key || header.alg !== key.alg) throw new InvalidTokenError('unknown kid or alg');
-      let payload: Record<string, unknown>;
-      try {
-        ({ payload } = await jwtVerify(token, key.key, {
-          algorithms: [key.alg],
-          typ: AT_TYP,
-          issuer: opts.issuer,
-          audience: opts.audience,
-          currentDate: new Date(clock.now()),
-          clockTolerance: CLOCK_TOLERANCE_S,
-          requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id'],
-        }));
-      } catch (e) {
-        throw new InvalidTokenError(e instanceof Error ? e.message : 'verification failed', { cause: e });
-      }
+      const payload = await verifySigned(token, ['exp', 'iat', 'jti', 'sub', 'client_id']);
       const parsed = clientClaimsSchema.safeParse(payload);
       if (!parsed.success || parsed.data.sub !== parsed.data.client_id || 'sid' in payload) throw new InvalidTokenError('not a machine client token');
       return { client_id: parsed.data.client_id, roles: parsed.data.roles ?? [], exp: parsed.data.exp, ...(parsed.data.scope ? { scope: parsed.data.scope } : {}) };
@@ -180,35 +190,7 @@ export function createTokenService(keys: KeyStore, clock: Clock, opts: TokenServ
     // Stops forged, altered, replayed-after-expiry, wrong-audience and type-confused tokens
     // (an ID token or a token signed with `none`/HMAC over our public key).
     async verify(token) {
-      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
-        throw new InvalidTokenError('malformed token');
-      }
-      let header: ReturnType<typeof decodeProtectedHeader>;
-      try {
-        header = decodeProtectedHeader(token);
-      } catch (e) {
-        throw new InvalidTokenError('malformed header', { cause: e });
-      }
-      if (!isAtJwt(header.typ)) throw new InvalidTokenError(`typ must be ${AT_TYP}`);
-      if (typeof header.kid !== 'string') throw new InvalidTokenError('missing kid');
-      const key = await keys.publicKey(header.kid);
-      if (!key) throw new InvalidTokenError('unknown or retired kid');
-      // The key decides the algorithm, never the token: this is what rejects none and HS*.
-      if (header.alg !== key.alg) throw new InvalidTokenError('alg does not match the key');
-      let payload: unknown;
-      try {
-        ({ payload } = await jwtVerify(token, key.key, {
-          algorithms: [key.alg],
-          typ: AT_TYP,
-          issuer: opts.issuer,
-          audience: opts.audience,
-          currentDate: new Date(clock.now()),
-          clockTolerance: CLOCK_TOLERANCE_S,
-          requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id', 'sid', 'auth_time'],
-        }));
-      } catch (e) {
-        throw new InvalidTokenError(e instanceof Error ? e.message : 'verification failed', { cause: e });
-      }
+      const payload = await verifySigned(token, ['exp', 'iat', 'jti', 'sub', 'client_id', 'sid', 'auth_time']);
       const parsed = claimsSchema.safeParse(payload);
       if (!parsed.success) throw new InvalidTokenError('claims do not match RFC 9068');
       if (parsed.data.iat > nowS() + CLOCK_TOLERANCE_S) throw new InvalidTokenError('issued in the future');
