@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { serve } from '@hono/node-server';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../../src/http/app.ts';
 import { Chromium, type Page } from '../helpers/chromium.ts';
 import { Client, device, enrolTotp, IP, oathtool, signIn, startTestServer, type TestServer } from '../helpers/server.ts';
@@ -226,6 +226,8 @@ describe('the sign-in and account pages in a real browser', () => {
     // The passkey button on the first page (in a browser without passkey autofill): no identifier, no password.
     const { identifier } = await page.send('Page.addScriptToEvaluateOnNewDocument', { source: 'PublicKeyCredential.isConditionalMediationAvailable = async () => false;' });
     await page.goto(`${T}/login?return_to=${encodeURIComponent('/account')}`);
+    // The new document (not the one being left) must be the one clicked in.
+    await vi.waitFor(async () => expect(await page.evaluate("location.search.includes('return_to') && document.querySelector('#passkey-start') !== null")).toBe(true), { timeout: 10_000 });
     await navigate(page, click('#passkey-start'));
     expect(await path(page)).toBe('/account');
     expect(await text(page)).toContain('Signed in as pat@example.test');
