@@ -223,6 +223,8 @@ describe('the sign-in and account pages in a real browser', () => {
     await shot(page, '09-account-passkey');
     await navigate(page, click('form[action="/account/logout"] button'));
     expect(await path(page)).toBe('/login');
+    // Signed out for good before the next sign-in page is asked for (it would send a signed-in browser to /account).
+    await vi.waitFor(async () => expect(await page.evaluate("fetch('/auth/me').then((r) => r.status)")).toBe(401), { timeout: 10_000 });
     // The passkey button on the first page (in a browser without passkey autofill): no identifier, no password.
     const { identifier } = await page.send('Page.addScriptToEvaluateOnNewDocument', { source: 'PublicKeyCredential.isConditionalMediationAvailable = async () => false;' });
     await page.goto(`${T}/login?return_to=${encodeURIComponent('/account')}`);
